@@ -1,0 +1,42 @@
+"""The interface between the service and a search method (design, RegMix, laws, BO, ...).
+
+A method is stateless between calls: everything it needs arrives in a :class:`SearchContext`, including
+``hints`` left by earlier fits (the selected law, GP hyperparameters for a warm start). This keeps the
+service free to run the same call in-process or on a worker on another machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from mixing.problem import Candidates, Observations, Problem, Proposal, Recommendation
+from mixing.simplex import FloatArray
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    """Everything a method may look at for one call."""
+
+    problem: Problem
+    observations: Observations
+    rng: np.random.Generator
+    hints: dict[str, Any] = field(default_factory=dict)
+
+
+class SearchMethod(Protocol):
+    """What the service calls. ``suggest`` must not return points equal to pending ones."""
+
+    name: ClassVar[str]
+
+    def suggest(
+        self,
+        ctx: SearchContext,
+        count: int,
+        fidelity: FloatArray | None = None,
+        candidates: Candidates | None = None,
+    ) -> list[Proposal]: ...
+
+    def recommend(self, ctx: SearchContext) -> Recommendation: ...

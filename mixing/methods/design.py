@@ -1,0 +1,90 @@
+"""Model-free methods: the space-filling initial design and uniform random search.
+
+Both are also the fallbacks every model-based method has before there is data to fit; recommending from
+them means "the best mixture observed so far at the fidelity nearest the target".
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from mixing.design import space_filling_design
+from mixing.errors import NotEnoughDataError
+from mixing.methods.base import SearchContext
+from mixing.methods.common import exclude_taken, nearest_fidelity_rows
+from mixing.problem import Candidates, Prediction, Proposal, Recommendation
+from mixing.sampling import uniform_candidates
+from mixing.simplex import FloatArray
+
+
+class DesignMethod:
+    """Space-filling designs around the prior; ``from_pool`` picks from candidates the same way."""
+
+    name: ClassVar[str] = "design"
+
+    def suggest(self, ctx: SearchContext, count: int, fidelity: FloatArray | None = None,
+                candidates: Candidates | None = None) -> list[Proposal]:
+        problem, obs = ctx.problem, ctx.observations
+        fid = problem.fidelity.cheapest() if fidelity is None else fidelity
+        taken = np.concatenate([obs.mixtures, obs.pending_mixtures])
+        if candidates is not None:
+            return _pick_from_pool(self.name, ctx, candidates, fid, count, taken)
+        points = space_filling_design(count, problem.constraints, problem.prior, ctx.rng, existing=taken)
+        return [Proposal(mixture=p, fidelity=fid.copy(), method=self.name) for p in points]
+
+    def recommend(self, ctx: SearchContext) -> Recommendation:
+        return best_observed(ctx, self.name)
+
+
+class RandomMethod:
+    """Uniform draws over the constrained simplex: the baseline every method must beat."""
+
+    name: ClassVar[str] = "random"
+
+    def suggest(self, ctx: SearchContext, count: int, fidelity: FloatArray | None = None,
+                candidates: Candidates | None = None) -> list[Proposal]:
+        fid = ctx.problem.fidelity.cheapest() if fidelity is None else fidelity
+        if candidates is not None:
+            fids = np.where(np.isnan(candidates.fidelities), fid[None, :], candidates.fidelities)
+            keep = np.flatnonzero(exclude_taken(candidates.mixtures, fids, ctx.observations))
+            pick = ctx.rng.permutation(keep)[:count]
+            return [Proposal(mixture=candidates.mixtures[i], fidelity=fids[i], method=self.name) for i in pick]
+        points = uniform_candidates(count, ctx.problem.constraints, ctx.rng)
+        return [Proposal(mixture=p, fidelity=fid.copy(), method=self.name) for p in points]
+
+    def recommend(self, ctx: SearchContext) -> Recommendation:
+        return best_observed(ctx, self.name)
+
+
+def best_observed(ctx: SearchContext, method: str) -> Recommendation:
+    """The best completed run at the fidelity nearest the target (no model, so no interval)."""
+    problem, obs = ctx.problem, ctx.observations
+    if obs.n == 0:
+        raise NotEnoughDataError("a recommendation needs completed runs", 1, 0)
+    rows = nearest_fidelity_rows(problem, obs, problem.fidelity.target, 1)
+    loss = problem.loss(obs.metrics[rows])
+    best = rows[int(np.argmin(loss))]
+    value = float(problem.objective(obs.metrics[best : best + 1])[0])
+    return Recommendation(mixture=obs.mixtures[best], fidelity=problem.fidelity.target,
+                          predicted=Prediction(value=value), method=method, n_runs=len(rows),
+                          details={"source": "best observed run", "observed_fidelity": obs.fidelities[best].tolist()})
+
+
+def _pick_from_pool(method: str, ctx: SearchContext, candidates: Candidates, fid: FloatArray, count: int,
+                    taken: FloatArray) -> list[Proposal]:
+    fids = np.where(np.isnan(candidates.fidelities), fid[None, :], candidates.fidelities)
+    free = np.flatnonzero(exclude_taken(candidates.mixtures, fids, ctx.observations))
+    pool = candidates.mixtures[free]
+    chosen: list[int] = []
+    if len(taken):
+        min_dist = np.min(np.abs(pool[:, None, :] - taken[None, :, :]).sum(axis=2), axis=1)
+    else:
+        min_dist = np.full(len(pool), np.inf)
+    for _ in range(min(count, len(pool))):
+        i = int(np.argmax(min_dist)) if np.isfinite(min_dist).any() else int(ctx.rng.integers(len(pool)))
+        chosen.append(i)
+        min_dist = np.minimum(min_dist, np.abs(pool - pool[i]).sum(axis=1))
+        min_dist[i] = -np.inf
+    return [Proposal(mixture=pool[i], fidelity=fids[free[i]], method=method) for i in chosen]

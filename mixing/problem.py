@@ -1,0 +1,178 @@
+"""The array-only description of a mixture search that every method consumes.
+
+The service translates its stored experiment and runs into these objects; nothing in here knows about
+databases, HTTP or job queues. Objectives are always exposed to methods as *lower is better*: a maximised
+metric is negated once, here, so no method has to remember the goal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from mixing.simplex import FloatArray, SimplexConstraints
+
+Goal = Literal["minimize", "maximize"]
+
+
+@dataclass(frozen=True)
+class FidelitySpace:
+    """Named numeric axes (e.g. ``params``, ``tokens``) with their range and the target value.
+
+    Axes whose range spans more than a factor of 10 are treated on a log scale by models that care.
+    """
+
+    names: tuple[str, ...] = ()
+    lower: FloatArray = field(default_factory=lambda: np.zeros(0))
+    upper: FloatArray = field(default_factory=lambda: np.zeros(0))
+    target: FloatArray = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        for name in ("lower", "upper", "target"):
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.float64).reshape(-1))
+
+    @property
+    def n_axes(self) -> int:
+        return len(self.names)
+
+    @property
+    def log_scale(self) -> np.ndarray:
+        return (self.lower > 0) & (self.upper / np.maximum(self.lower, 1e-300) > 10.0)
+
+    def normalise(self, values: ArrayLike) -> FloatArray:
+        """Map fidelity values to [0, 1] per axis (1 = target end), in log space where the axis is."""
+        v = np.atleast_2d(np.asarray(values, dtype=np.float64))
+        if self.n_axes == 0:
+            return np.zeros((v.shape[0], 0))
+        lo, hi = self.lower.copy(), self.upper.copy()
+        vv = v.copy()
+        log = self.log_scale
+        vv[:, log] = np.log(vv[:, log])
+        lo[log], hi[log] = np.log(lo[log]), np.log(hi[log])
+        span = np.where(hi > lo, hi - lo, 1.0)
+        return (vv - lo) / span
+
+    def cheapest(self) -> FloatArray:
+        return self.lower.copy()
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What is being optimised: domains, feasible mixtures, the objective and the fidelity axes."""
+
+    domains: tuple[str, ...]
+    constraints: SimplexConstraints
+    metric_names: tuple[str, ...]
+    metric_weights: FloatArray
+    goal: Goal = "minimize"
+    prior: FloatArray | None = None
+    fidelity: FidelitySpace = field(default_factory=FidelitySpace)
+
+    def __post_init__(self) -> None:
+        w = np.asarray(self.metric_weights, dtype=np.float64).reshape(-1)
+        object.__setattr__(self, "metric_weights", w)
+        if len(self.metric_names) != w.size:
+            raise ValueError("one objective weight per metric is required")
+        if len(self.domains) != self.constraints.n_domains:
+            raise ValueError("constraints must have one bound per domain")
+
+    @property
+    def n_domains(self) -> int:
+        return len(self.domains)
+
+    @property
+    def sign(self) -> float:
+        return 1.0 if self.goal == "minimize" else -1.0
+
+    def objective(self, metrics: ArrayLike) -> FloatArray:
+        """The user's objective (in its own orientation) from an ``(n, k)`` metric matrix."""
+        return np.atleast_2d(np.asarray(metrics, dtype=np.float64)) @ self.metric_weights
+
+    def loss(self, metrics: ArrayLike) -> FloatArray:
+        """The objective oriented so that lower is better: what every method minimises."""
+        return self.sign * self.objective(metrics)
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Runs with results (``metrics``) and runs still in flight (``pending_*``), as arrays."""
+
+    mixtures: FloatArray
+    fidelities: FloatArray
+    metrics: FloatArray
+    costs: FloatArray
+    pending_mixtures: FloatArray
+    pending_fidelities: FloatArray
+
+    @classmethod
+    def empty(cls, n_domains: int, n_axes: int, n_metrics: int) -> Observations:
+        return cls(
+            np.zeros((0, n_domains)),
+            np.zeros((0, n_axes)),
+            np.zeros((0, n_metrics)),
+            np.zeros(0),
+            np.zeros((0, n_domains)),
+            np.zeros((0, n_axes)),
+        )
+
+    @property
+    def n(self) -> int:
+        return int(self.mixtures.shape[0])
+
+    def at_fidelity(self, fidelity: ArrayLike, rtol: float = 1e-9) -> NDMask:
+        """Rows observed at exactly this fidelity (all axes equal within ``rtol``)."""
+        f = np.asarray(fidelity, dtype=np.float64).reshape(1, -1)
+        if self.fidelities.shape[1] == 0:
+            return np.ones(self.n, dtype=bool)
+        return np.all(np.isclose(self.fidelities, f, rtol=rtol, atol=0.0), axis=1)
+
+    def distinct_fidelities(self) -> FloatArray:
+        if self.n == 0:
+            return np.zeros((0, self.fidelities.shape[1]))
+        return np.unique(self.fidelities, axis=0)
+
+
+NDMask = np.ndarray
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A predicted objective (in the user's orientation) with a central interval, when one is known."""
+
+    value: float
+    lower: float | None = None
+    upper: float | None = None
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """A finite pool to choose from instead of the simplex; NaN fidelity means "method chooses"."""
+
+    mixtures: FloatArray
+    fidelities: FloatArray
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One point a method wants trained next."""
+
+    mixture: FloatArray
+    fidelity: FloatArray
+    method: str
+    predicted: Prediction | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The best mixture for the target fidelity according to one model."""
+
+    mixture: FloatArray
+    fidelity: FloatArray
+    predicted: Prediction
+    method: str
+    n_runs: int
+    details: dict[str, Any] = field(default_factory=dict)

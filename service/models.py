@@ -1,0 +1,158 @@
+"""SQLAlchemy 2 models: the persistent record of experiments, runs, jobs, fits and proposals.
+
+Every table has an integer ``pk`` (insertion order, used for keyset pagination and cheap joins) and a
+public string ``id`` that the API exposes. Mixtures and fidelities are stored as JSON lists aligned with
+the experiment's domain and axis order: compact, and immune to a domain being renamed in a payload.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JsonType, list[Any]: JsonType}
+
+
+class ExperimentState(enum.StrEnum):
+    active = "active"
+    archived = "archived"
+
+
+class RunState(enum.StrEnum):
+    suggested = "suggested"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    abandoned = "abandoned"
+
+
+PENDING_STATES = (RunState.suggested, RunState.running)
+FINAL_STATES = (RunState.completed, RunState.failed, RunState.abandoned)
+
+
+class JobState(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class Experiment(Base):
+    __tablename__ = "experiments"
+    __table_args__ = (UniqueConstraint("project", "name", name="uq_experiments_project_name"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: new_id("exp"))
+    project: Mapped[str] = mapped_column(String(128), default="default", index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16), default=ExperimentState.active.value)
+    spec: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonType, default=dict)
+    #: Bumped whenever a result changes, so cached fits and recommendations know they are stale.
+    data_version: Mapped[int] = mapped_column(Integer, default=0)
+    #: State carried between fits (selected law, GP hyperparameters for warm starts).
+    hints: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "client_run_id", name="uq_runs_experiment_client_run_id"),
+        Index("ix_runs_experiment_state", "experiment_id", "state"),
+        Index("ix_runs_experiment_pk", "experiment_id", "pk"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: new_id("run"))
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    mixture: Mapped[list[Any]] = mapped_column(JsonType)
+    fidelity: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+    state: Mapped[str] = mapped_column(String(16))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    cost: Mapped[float | None] = mapped_column(Float, nullable=True)
+    method: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    prediction: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    client_run_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    proposal_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: new_id("job"))
+    kind: Mapped[str] = mapped_column(String(32))
+    experiment_id: Mapped[str | None] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default=JobState.queued.value)
+    params: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Fit(Base):
+    """One law fitted on one snapshot of an experiment's data, with its measured fidelity."""
+
+    __tablename__ = "fits"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: new_id("fit"))
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    law: Mapped[str] = mapped_column(String(64))
+    selected: Mapped[bool] = mapped_column(default=False)
+    n_runs: Mapped[int] = mapped_column(Integer)
+    data_version: Mapped[int] = mapped_column(Integer)
+    scores: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    duration_s: Mapped[float] = mapped_column(Float, default=0.0)
+    device: Mapped[str] = mapped_column(String(32), default="cpu")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Proposal(Base):
+    """A batch of suggestions or a recommendation, as produced by one method on one data snapshot."""
+
+    __tablename__ = "proposals"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: new_id("prop"))
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "suggestion" | "recommendation"
+    method: Mapped[str] = mapped_column(String(64))
+    data_version: Mapped[int] = mapped_column(Integer)
+    n_runs: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,55 @@
+"""Stored rows -> response bodies (domain-keyed mixtures, computed objective)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.models import Experiment, Job, Run
+from service.schemas import ExperimentOut, JobOut, PredictionOut, RunCounts, RunOut
+from service.validation import metric_weights
+
+
+def experiment_out(exp: Experiment, counts: dict[str, int]) -> ExperimentOut:
+    spec = exp.spec
+    return ExperimentOut(
+        id=exp.id, name=exp.name, state=exp.state, domains=spec["domains"], objective=spec["objective"],
+        fidelities=spec.get("fidelities") or [], budget=spec.get("budget") or {}, search=spec.get("search") or {},
+        metadata=exp.metadata_ or {}, run_counts=RunCounts(**counts), data_version=exp.data_version,
+        created_at=exp.created_at, updated_at=exp.updated_at,
+    )
+
+
+class RunPresenter:
+    """Formats runs of one experiment; built once per request so the spec is parsed once."""
+
+    def __init__(self, exp: Experiment) -> None:
+        self.domains = [d["name"] for d in exp.spec["domains"]]
+        self.axes = [a["name"] for a in exp.spec.get("fidelities") or []]
+        self.metrics = exp.spec["objective"]["metrics"]
+        self.weights = metric_weights(exp.spec["objective"]).tolist()
+
+    def objective(self, metrics: dict[str, float]) -> float | None:
+        if not metrics or any(m not in metrics for m in self.metrics):
+            return None
+        return float(sum(w * metrics[m] for w, m in zip(self.weights, self.metrics, strict=True)))
+
+    def mixture(self, vector: list[float]) -> dict[str, float]:
+        return dict(zip(self.domains, vector, strict=True))
+
+    def fidelity(self, vector: list[float]) -> dict[str, float]:
+        return dict(zip(self.axes, vector, strict=False))
+
+    def run(self, r: Run) -> RunOut:
+        pred: dict[str, Any] | None = r.prediction
+        return RunOut(
+            id=r.id, experiment_id=r.experiment_id, mixture=self.mixture(r.mixture), fidelity=self.fidelity(r.fidelity),
+            state=r.state, metrics=r.metrics or {}, objective=self.objective(r.metrics or {}), cost=r.cost,
+            method=r.method, predicted=PredictionOut(**pred) if pred else None, client_run_id=r.client_run_id,
+            error=r.error, created_at=r.created_at, updated_at=r.updated_at, completed_at=r.completed_at,
+        )
+
+
+def job_out(job: Job) -> JobOut:
+    return JobOut(id=job.id, kind=job.kind, state=job.state, experiment_id=job.experiment_id, progress=job.progress,
+                  error=job.error, result=job.result, created_at=job.created_at, started_at=job.started_at,
+                  finished_at=job.finished_at)

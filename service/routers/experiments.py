@@ -1,0 +1,45 @@
+"""Experiments: create, list, read and update."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from service.presenters import experiment_out
+from service.schemas import ExperimentCreate, ExperimentList, ExperimentOut, ExperimentPatch
+from service.state import AppState, get_project, get_state
+
+router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
+State = Annotated[AppState, Depends(get_state)]
+Project = Annotated[str, Depends(get_project)]
+
+
+@router.post("", status_code=201, response_model=ExperimentOut)
+def create_experiment(body: ExperimentCreate, st: State, project: Project) -> ExperimentOut:
+    exp = st.store.create_experiment(body, project)
+    return experiment_out(exp, {})
+
+
+@router.get("", response_model=ExperimentList)
+def list_experiments(st: State, project: Project,
+                     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+                     page_token: str | None = None,
+                     state: Annotated[str | None, Query(pattern="^(active|archived)$")] = None,
+                     q: Annotated[str | None, Query(max_length=200, description="name contains")] = None,
+                     ) -> ExperimentList:
+    rows, token = st.store.list_experiments(project, page_size, page_token, state, q)
+    counts = st.store.run_counts([e.id for e in rows])
+    return ExperimentList(experiments=[experiment_out(e, counts[e.id]) for e in rows], next_page_token=token)
+
+
+@router.get("/{experiment_id}", response_model=ExperimentOut)
+def get_experiment(experiment_id: str, st: State, project: Project) -> ExperimentOut:
+    exp = st.store.get_experiment(experiment_id, project)
+    return experiment_out(exp, st.store.run_counts([exp.id])[exp.id])
+
+
+@router.patch("/{experiment_id}", response_model=ExperimentOut)
+def patch_experiment(experiment_id: str, body: ExperimentPatch, st: State, project: Project) -> ExperimentOut:
+    exp = st.store.patch_experiment(experiment_id, body, project)
+    return experiment_out(exp, st.store.run_counts([exp.id])[exp.id])

@@ -1,0 +1,66 @@
+"""Runs: report one, import a batch, list and read."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from service.errors import InvalidInput
+from service.presenters import RunPresenter
+from service.schemas import BatchResult, RunBatch, RunList, RunOut, RunReport, RunStateName
+from service.state import AppState, get_project, get_state
+from service.validation import fidelity_vector
+
+router = APIRouter(prefix="/v1/experiments/{experiment_id}", tags=["runs"])
+State = Annotated[AppState, Depends(get_state)]
+Project = Annotated[str, Depends(get_project)]
+
+
+@router.post("/runs", status_code=201, response_model=RunOut,
+             responses={200: {"description": "an earlier report with this client_run_id or run id, returned"}})
+def report_run(experiment_id: str, body: RunReport, response: Response, st: State, project: Project) -> RunOut:
+    run, created = st.store.report_run(experiment_id, body, project)
+    if not created:
+        response.status_code = 200
+    exp = st.store.get_experiment(experiment_id, project)
+    return RunPresenter(exp).run(run)
+
+
+@router.post("/runs:batch", response_model=BatchResult)
+def import_runs(experiment_id: str, body: RunBatch, st: State, project: Project) -> BatchResult:
+    if len(body.runs) > st.settings.max_batch_runs:
+        raise InvalidInput(f"at most {st.settings.max_batch_runs} runs per batch", field="runs",
+                           code="batch_too_large")
+    created, existing, updated, ids = st.store.report_batch(experiment_id, body.runs, project)
+    return BatchResult(created=created, existing=existing, updated=updated, run_ids=ids)
+
+
+@router.get("/runs", response_model=RunList)
+def list_runs(experiment_id: str, st: State, project: Project,
+              state: Annotated[list[RunStateName] | None, Query()] = None,
+              fidelity: Annotated[list[str] | None, Query(description="axis=value, repeatable")] = None,
+              page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+              page_token: str | None = None) -> RunList:
+    exp = st.store.get_experiment(experiment_id, project)
+    fid = None
+    if fidelity:
+        given: dict[str, float] = {}
+        for item in fidelity:
+            name, sep, value = item.partition("=")
+            try:
+                given[name] = float(value)
+            except ValueError:
+                sep = ""
+            if not sep:
+                raise InvalidInput(f"expected axis=value, got {item!r}", field="fidelity", code="invalid_fidelity")
+        fid = fidelity_vector(exp.spec, given, "fidelity", allow_partial=False)
+    rows, token = st.store.list_runs(exp, page_size, page_token, state or (), fid)
+    present = RunPresenter(exp)
+    return RunList(runs=[present.run(r) for r in rows], next_page_token=token)
+
+
+@router.get("/runs/{run_id}", response_model=RunOut)
+def get_run(experiment_id: str, run_id: str, st: State, project: Project) -> RunOut:
+    run = st.store.get_run(experiment_id, run_id, project)
+    return RunPresenter(st.store.get_experiment(experiment_id, project)).run(run)

@@ -1,0 +1,126 @@
+"""Suggestions, recommendation and prediction: the calls that run a search method."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+
+from mixing.errors import NotEnoughDataError
+from mixing.methods import available_methods, method_names, resolve_recommender
+from service.errors import Conflict, InvalidInput
+from service.locks import experiment_lock
+from service.models import ExperimentState
+from service.presenters import RunPresenter, job_out
+from service.schemas import (
+    JobAccepted,
+    PredictedPoint,
+    PredictRequest,
+    PredictResponse,
+    RecommendationOut,
+    SuggestionRequest,
+    SuggestionResponse,
+)
+from service.state import AppState, get_project, get_state
+from service.validation import check_bounds, fidelity_vector, mixture_vector
+from workers import tasks
+from workers.context import search_context
+
+router = APIRouter(prefix="/v1/experiments/{experiment_id}", tags=["optimization"])
+State = Annotated[AppState, Depends(get_state)]
+Project = Annotated[str, Depends(get_project)]
+
+
+def _check_method(name: str | None, field: str = "method") -> str:
+    name = name or "auto"
+    if name not in method_names():
+        raise InvalidInput(f"unknown method {name!r}; available: {method_names()}", field=field, code="unknown_method")
+    return name
+
+
+@router.post("/suggestions", status_code=201, response_model=SuggestionResponse,
+             responses={202: {"model": JobAccepted, "description": "still computing; poll the job"}})
+def suggest(experiment_id: str, body: SuggestionRequest, st: State, project: Project) -> Any:
+    exp = st.store.get_experiment(experiment_id, project)
+    if exp.state != ExperimentState.active.value:
+        raise Conflict(f"experiment {exp.id} is archived", field="experiment_id", code="experiment_archived")
+    method = _check_method(body.method or (exp.spec.get("search") or {}).get("default_method"))
+    fidelity = fidelity_vector(exp.spec, body.fidelity, "fidelity", allow_partial=True) \
+        if body.fidelity is not None else None
+    params: dict[str, Any] = {"count": body.count, "method": method, "fidelity": fidelity, "project": project,
+                              "seed": body.seed if body.seed is not None else st.settings.seed}
+    if body.candidates is not None:
+        params["candidates"] = _candidates(exp.spec, body)
+        if len(params["candidates"]["mixtures"]) == 0:
+            raise InvalidInput("candidates must not be empty", field="candidates")
+    job = st.store.create_job("propose", exp.id, params)
+    st.dispatcher.submit("propose", job.id)
+    if not st.dispatcher.wait(job.id, st.settings.sync_budget_s):
+        return JSONResponse(JobAccepted(job=job_out(st.store.get_job(job.id))).model_dump(mode="json"), 202)
+    job = st.store.get_job(job.id)
+    if job.state == "failed":
+        raise Conflict(f"suggestion failed: {job.error}", code="suggestion_failed", details={"job_id": job.id})
+    present = RunPresenter(exp)
+    ids = (job.result or {}).get("run_ids", [])
+    return SuggestionResponse(runs=[present.run(st.store.get_run(exp.id, rid, project)) for rid in ids])
+
+
+def _candidates(spec: dict[str, Any], body: SuggestionRequest) -> dict[str, list[list[float]]]:
+    mixtures, fidelities = [], []
+    n_axes = len(spec.get("fidelities") or [])
+    for i, c in enumerate(body.candidates or []):
+        vec = mixture_vector(spec, c.mixture, f"candidates[{i}].mixture")
+        check_bounds(spec, vec, f"candidates[{i}].mixture")
+        mixtures.append(vec)
+        fidelities.append(fidelity_vector(spec, c.fidelity, f"candidates[{i}].fidelity")
+                          if c.fidelity is not None else [math.nan] * n_axes)
+    return {"mixtures": mixtures, "fidelities": fidelities}
+
+
+@router.get("/recommendation", response_model=RecommendationOut)
+def recommendation(experiment_id: str, st: State, project: Project,
+                   refresh: Annotated[bool, Query(description="recompute even if data is unchanged")] = False,
+                   ) -> RecommendationOut:
+    exp = st.store.get_experiment(experiment_id, project)
+    prop = st.store.latest_recommendation(exp.id)
+    if refresh or prop is None or prop.data_version != st.store.get_experiment(exp.id, project).data_version:
+        with experiment_lock(st.store.engine, exp.id, "recommend"):
+            prop = st.store.latest_recommendation(exp.id)
+            current = st.store.get_experiment(exp.id, project).data_version
+            if refresh or prop is None or prop.data_version != current:
+                try:
+                    tasks.recommend(st.store, exp.id, project, seed=st.settings.seed)
+                except NotEnoughDataError as exc:
+                    raise Conflict(f"no recommendation yet: {exc}", code="not_enough_data") from exc
+                prop = st.store.latest_recommendation(exp.id)
+    assert prop is not None
+    present = RunPresenter(exp)
+    p = prop.payload
+    return RecommendationOut(mixture=present.mixture(p["mixture"]), fidelity=present.fidelity(p["fidelity"]),
+                             predicted=p["predicted"], method=prop.method, n_runs=prop.n_runs,
+                             data_version=prop.data_version, details=p.get("details", {}), created_at=prop.created_at)
+
+
+@router.post("/predict", response_model=PredictResponse)
+def predict(experiment_id: str, body: PredictRequest, st: State, project: Project) -> PredictResponse:
+    exp = st.store.get_experiment(experiment_id, project)
+    method_name = _check_method(body.method)
+    x = np.array([mixture_vector(exp.spec, m, f"mixtures[{i}]") for i, m in enumerate(body.mixtures)])
+    fid = np.asarray(fidelity_vector(exp.spec, body.fidelity, "fidelity", allow_partial=True)) \
+        if body.fidelity is not None else None
+    ctx, _ = search_context(st.store, exp, st.settings.seed)
+    method = resolve_recommender(method_name, ctx)
+    if not hasattr(method, "predict"):
+        method = available_methods()["regmix"]()
+    try:
+        metrics, objective, halfwidth = method.predict(ctx, x, fid)
+    except NotEnoughDataError as exc:
+        raise Conflict(f"cannot predict yet: {exc}", code="not_enough_data") from exc
+    names = exp.spec["objective"]["metrics"]
+    points = [PredictedPoint(objective=float(o), lower=float(o - h), upper=float(o + h),
+                             metrics={n: float(v) for n, v in zip(names, row, strict=True)})
+              for o, h, row in zip(objective, halfwidth, metrics, strict=True)]
+    return PredictResponse(predictions=points, method=method.name, n_runs=ctx.observations.n)

@@ -1,0 +1,273 @@
+"""Pydantic request and response bodies: the wire contract of ``/v1``.
+
+Shape checks that need no stored state live here (types, ranges, finiteness, uniqueness); checks that
+depend on the experiment (domain names, fidelity ranges) live in :mod:`service.validation`.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Weight = Annotated[float, Field(allow_inf_nan=False)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+RunStateName = Literal["suggested", "running", "completed", "failed", "abandoned"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DomainSpec(Strict):
+    name: Name
+    prior: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
+        default=None, description="natural token share; used as the Dirichlet prior of designs")
+    tokens_available: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        default=None, description="tokens of this domain available for the target run")
+    min_weight: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
+    max_weight: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 1.0
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> DomainSpec:
+        if self.min_weight > self.max_weight:
+            raise ValueError("min_weight must not exceed max_weight")
+        return self
+
+
+class ObjectiveSpec(Strict):
+    metrics: list[Name] = Field(min_length=1, max_length=1024)
+    aggregate: Literal["single", "mean", "weighted_mean"] = "mean"
+    weights: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
+    goal: Literal["minimize", "maximize"] = "minimize"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ObjectiveSpec:
+        if len(set(self.metrics)) != len(self.metrics):
+            raise ValueError("metrics must be unique")
+        if self.aggregate == "single" and len(self.metrics) != 1:
+            raise ValueError("aggregate 'single' takes exactly one metric")
+        if self.aggregate == "weighted_mean":
+            if self.weights is None or len(self.weights) != len(self.metrics):
+                raise ValueError("weighted_mean needs one weight per metric")
+            if sum(self.weights) <= 0:
+                raise ValueError("weights must not all be zero")
+        elif self.weights is not None:
+            raise ValueError("weights are only allowed with aggregate 'weighted_mean'")
+        return self
+
+
+class FidelityAxis(Strict):
+    name: Name
+    min: Finite
+    max: Finite
+    target: Finite
+    default: Finite | None = Field(default=None, description="value for suggestions that do not choose one "
+                                                               "(default: min, the cheapest proxy)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FidelityAxis:
+        if not self.min <= self.max:
+            raise ValueError("min must not exceed max")
+        if not self.min <= self.target <= self.max:
+            raise ValueError("target must lie within [min, max]")
+        if self.default is not None and not self.min <= self.default <= self.max:
+            raise ValueError("default must lie within [min, max]")
+        return self
+
+
+class BudgetSpec(Strict):
+    target_tokens: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    max_epochs: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        default=None, description="with tokens_available, caps each weight at tokens*epochs/target_tokens")
+
+
+class SearchSpec(Strict):
+    initial_runs: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        default=None, description="space-filling designs before models take over (default max(10, 2*domains))")
+    default_method: str = "auto"
+
+
+class ExperimentCreate(Strict):
+    name: Name
+    domains: list[DomainSpec] = Field(min_length=2, max_length=1024)
+    objective: ObjectiveSpec
+    fidelities: list[FidelityAxis] = Field(default_factory=list, max_length=8)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("domains")
+    @classmethod
+    def _unique_domains(cls, v: list[DomainSpec]) -> list[DomainSpec]:
+        names = [d.name for d in v]
+        if len(set(names)) != len(names):
+            raise ValueError("domain names must be unique")
+        return v
+
+    @field_validator("fidelities")
+    @classmethod
+    def _unique_axes(cls, v: list[FidelityAxis]) -> list[FidelityAxis]:
+        names = [a.name for a in v]
+        if len(set(names)) != len(names):
+            raise ValueError("fidelity names must be unique")
+        return v
+
+
+class ExperimentPatch(Strict):
+    name: Name | None = None
+    state: Literal["active", "archived"] | None = None
+    budget: BudgetSpec | None = None
+    search: SearchSpec | None = None
+    metadata: dict[str, str] | None = None
+
+
+class RunCounts(BaseModel):
+    suggested: int = 0
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+    abandoned: int = 0
+
+
+class ExperimentOut(BaseModel):
+    id: str
+    name: str
+    state: str
+    domains: list[DomainSpec]
+    objective: ObjectiveSpec
+    fidelities: list[FidelityAxis]
+    budget: BudgetSpec
+    search: SearchSpec
+    metadata: dict[str, str]
+    run_counts: RunCounts
+    data_version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ExperimentList(BaseModel):
+    experiments: list[ExperimentOut]
+    next_page_token: str | None = None
+
+
+class RunReport(Strict):
+    id: str | None = Field(default=None, description="id of a suggested run this reports on")
+    client_run_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    mixture: dict[str, Weight] | None = None
+    fidelity: dict[str, Finite] | None = None
+    metrics: dict[Name, Finite] = Field(default_factory=dict)
+    cost: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    state: Literal["running", "completed", "failed", "abandoned"] = "completed"
+    error: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+
+
+class RunBatch(Strict):
+    runs: list[RunReport] = Field(min_length=1, max_length=10_000)
+
+
+class PredictionOut(BaseModel):
+    value: float
+    lower: float | None = None
+    upper: float | None = None
+
+
+class RunOut(BaseModel):
+    id: str
+    experiment_id: str
+    mixture: dict[str, float]
+    fidelity: dict[str, float]
+    state: RunStateName
+    metrics: dict[str, float]
+    objective: float | None
+    cost: float | None
+    method: str | None
+    predicted: PredictionOut | None
+    client_run_id: str | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+
+class RunList(BaseModel):
+    runs: list[RunOut]
+    next_page_token: str | None = None
+
+
+class BatchResult(BaseModel):
+    created: int
+    existing: int
+    updated: int
+    run_ids: list[str]
+
+
+class CandidateIn(Strict):
+    mixture: dict[str, Weight]
+    fidelity: dict[str, Finite] | None = None
+
+
+class SuggestionRequest(Strict):
+    count: Annotated[int, Field(ge=1, le=1000)] = 1
+    fidelity: dict[str, Finite] | None = None
+    method: str | None = None
+    candidates: list[CandidateIn] | None = Field(default=None, max_length=200_000)
+    seed: int | None = None
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    state: str
+    experiment_id: str | None
+    progress: float
+    error: str | None
+    result: dict[str, Any] | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class SuggestionResponse(BaseModel):
+    runs: list[RunOut]
+
+
+class JobAccepted(BaseModel):
+    job: JobOut
+
+
+class RecommendationOut(BaseModel):
+    mixture: dict[str, float]
+    fidelity: dict[str, float]
+    predicted: PredictionOut
+    method: str
+    n_runs: int
+    data_version: int
+    details: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class PredictRequest(Strict):
+    mixtures: list[dict[str, Weight]] = Field(min_length=1, max_length=100_000)
+    fidelity: dict[str, Finite] | None = None
+    method: str | None = None
+
+
+class PredictedPoint(BaseModel):
+    objective: float
+    lower: float | None = None
+    upper: float | None = None
+    metrics: dict[str, float]
+
+
+class PredictResponse(BaseModel):
+    predictions: list[PredictedPoint]
+    method: str
+    n_runs: int
+
+
+def finite_or_none(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)

@@ -1,0 +1,498 @@
+"""The store: every read and write of experiments, runs, jobs, fits and proposals goes through here.
+
+Routers and tasks never build queries themselves, so invariants (idempotent reports, data versions bumped
+with every result change, all-or-nothing batches) hold whichever entry point is used.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mixing.problem import Observations
+from service import validation as v
+from service.db import transaction
+from service.errors import Conflict, InvalidInput, NotFound
+from service.models import (
+    FINAL_STATES,
+    PENDING_STATES,
+    Experiment,
+    ExperimentState,
+    Fit,
+    Job,
+    JobState,
+    Proposal,
+    Run,
+    RunState,
+    new_id,
+    utcnow,
+)
+from service.schemas import ExperimentCreate, ExperimentPatch, RunReport
+
+#: Which state changes a report may make to a stored run; a final state is never left.
+ALLOWED_TRANSITIONS: dict[str, set[str]] = {
+    RunState.suggested: {RunState.running, RunState.completed, RunState.failed, RunState.abandoned},
+    RunState.running: {RunState.running, RunState.completed, RunState.failed, RunState.abandoned},
+    RunState.completed: set(),
+    RunState.failed: set(),
+    RunState.abandoned: set(),
+}
+
+
+def encode_page_token(pk: int) -> str:
+    return base64.urlsafe_b64encode(f"pk:{pk}".encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str | None) -> int | None:
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        if not raw.startswith("pk:"):
+            raise ValueError(raw)
+        return int(raw[3:])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("page_token is not one this service issued", field="page_token",
+                           code="invalid_page_token") from exc
+
+
+@dataclass(frozen=True)
+class RunWrite:
+    """A validated run report, in the experiment's domain and axis order, ready to store."""
+
+    mixture: list[float] | None
+    fidelity: list[float] | None
+    metrics: dict[str, float]
+    cost: float | None
+    state: str
+    client_run_id: str | None
+    run_id: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An experiment's data as arrays, with the rows they came from."""
+
+    observations: Observations
+    completed_ids: list[str]
+    data_version: int
+
+
+class Store:
+    def __init__(self, engine: Engine, factory: sessionmaker[Session]) -> None:
+        self.engine = engine
+        self.factory = factory
+
+    # ----------------------------------------------------------------------------------- experiments
+    def create_experiment(self, body: ExperimentCreate, project: str = "default") -> Experiment:
+        spec = body.model_dump(mode="json", exclude={"name", "metadata"})
+        v.constraints_from_spec(spec)
+        exp = Experiment(id=new_id("exp"), project=project, name=body.name, spec=spec, metadata_=body.metadata,
+                         state=ExperimentState.active.value, data_version=0, hints={})
+        try:
+            with transaction(self.factory) as s:
+                s.add(exp)
+        except IntegrityError as exc:
+            raise Conflict(f"an experiment named {body.name!r} already exists", field="name",
+                           code="duplicate_name") from exc
+        return exp
+
+    def get_experiment(self, experiment_id: str, project: str = "default", session: Session | None = None
+                       ) -> Experiment:
+        def _load(s: Session) -> Experiment:
+            exp = s.scalar(select(Experiment).where(Experiment.id == experiment_id, Experiment.project == project))
+            if exp is None:
+                raise NotFound(f"experiment {experiment_id!r} not found", field="experiment_id")
+            return exp
+
+        if session is not None:
+            return _load(session)
+        with self.factory() as s:
+            return _load(s)
+
+    def list_experiments(self, project: str, page_size: int, page_token: str | None,
+                         state: str | None = None, query: str | None = None) -> tuple[list[Experiment], str | None]:
+        after = decode_page_token(page_token)
+        stmt = select(Experiment).where(Experiment.project == project)
+        if state:
+            stmt = stmt.where(Experiment.state == state)
+        if query:
+            stmt = stmt.where(Experiment.name.contains(query, autoescape=True))
+        if after is not None:
+            stmt = stmt.where(Experiment.pk > after)
+        with self.factory() as s:
+            rows = list(s.scalars(stmt.order_by(Experiment.pk).limit(page_size + 1)))
+        token = encode_page_token(rows[page_size - 1].pk) if len(rows) > page_size else None
+        return rows[:page_size], token
+
+    def patch_experiment(self, experiment_id: str, patch: ExperimentPatch, project: str = "default") -> Experiment:
+        try:
+            with transaction(self.factory) as s:
+                exp = self.get_experiment(experiment_id, project, session=s)
+                spec = dict(exp.spec)
+                if patch.budget is not None:
+                    spec["budget"] = patch.budget.model_dump(mode="json")
+                if patch.search is not None:
+                    spec["search"] = patch.search.model_dump(mode="json")
+                v.constraints_from_spec(spec)
+                exp.spec = spec
+                if patch.name is not None:
+                    exp.name = patch.name
+                if patch.state is not None:
+                    exp.state = patch.state
+                if patch.metadata is not None:
+                    exp.metadata_ = patch.metadata
+                if patch.budget is not None:
+                    exp.data_version = exp.data_version + 1
+                s.flush()
+        except IntegrityError as exc:
+            raise Conflict(f"an experiment named {patch.name!r} already exists", field="name",
+                           code="duplicate_name") from exc
+        return exp
+
+    def run_counts(self, experiment_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        if not experiment_ids:
+            return {}
+        stmt = (select(Run.experiment_id, Run.state, func.count())
+                .where(Run.experiment_id.in_(experiment_ids)).group_by(Run.experiment_id, Run.state))
+        out: dict[str, dict[str, int]] = {e: {} for e in experiment_ids}
+        with self.factory() as s:
+            for exp_id, state, n in s.execute(stmt):
+                out[exp_id][state] = n
+        return out
+
+    def update_hints(self, experiment_id: str, hints: dict[str, Any]) -> None:
+        with transaction(self.factory) as s:
+            exp = s.scalar(select(Experiment).where(Experiment.id == experiment_id).with_for_update())
+            if exp is not None:
+                exp.hints = {**(exp.hints or {}), **hints}
+
+    # ------------------------------------------------------------------------------------------ runs
+    def validate_report(self, exp: Experiment, body: RunReport, field: str) -> RunWrite:
+        spec = exp.spec
+        mixture = v.mixture_vector(spec, body.mixture, f"{field}.mixture" if field else "mixture") \
+            if body.mixture is not None else None
+        fid_field = f"{field}.fidelity" if field else "fidelity"
+        fidelity = v.fidelity_vector(spec, body.fidelity, fid_field) if body.fidelity is not None else None
+        if body.id is None and mixture is None:
+            raise InvalidInput("a run not matched to a suggestion needs a mixture",
+                               field=f"{field}.mixture" if field else "mixture", code="invalid_mixture")
+        if body.id is None and fidelity is None:
+            fidelity = v.fidelity_vector(spec, None, fid_field)
+        if body.state == RunState.completed:
+            v.check_metrics_complete(spec, body.metrics, f"{field}.metrics" if field else "metrics")
+        return RunWrite(mixture=mixture, fidelity=fidelity, metrics=dict(body.metrics), cost=body.cost,
+                        state=body.state, client_run_id=body.client_run_id, run_id=body.id, error=body.error)
+
+    def report_run(self, experiment_id: str, body: RunReport, project: str = "default") -> tuple[Run, bool]:
+        """Store one report; returns (run, created). Retries with the same client_run_id never duplicate."""
+        exp = self.get_experiment(experiment_id, project)
+        _require_active(exp)
+        write = self.validate_report(exp, body, "")
+        for attempt in range(3):
+            try:
+                with transaction(self.factory) as s:
+                    run, created, changed = self._apply_report(s, exp, write, "")
+                    if changed:
+                        _bump_version(s, exp.id)
+                return run, created
+            except IntegrityError:
+                # A concurrent report with the same client_run_id won the insert; read it back and apply ours.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def report_batch(self, experiment_id: str, bodies: Sequence[RunReport], project: str = "default"
+                     ) -> tuple[int, int, int, list[str]]:
+        """Validate every report first, then store all of them in one transaction (all or nothing)."""
+        exp = self.get_experiment(experiment_id, project)
+        _require_active(exp)
+        writes = [self.validate_report(exp, b, f"runs[{i}]") for i, b in enumerate(bodies)]
+        seen: dict[str, int] = {}
+        for i, w in enumerate(writes):
+            key = w.client_run_id or w.run_id
+            if key is not None and key in seen:
+                raise InvalidInput(f"the batch reports {key!r} twice (also at runs[{seen[key]}])",
+                                   field=f"runs[{i}]", code="duplicate_in_batch")
+            if key is not None:
+                seen[key] = i
+        for attempt in range(3):
+            try:
+                with transaction(self.factory) as s:
+                    return self._store_batch(s, exp, writes)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _store_batch(self, s: Session, exp: Experiment, writes: list[RunWrite]) -> tuple[int, int, int, list[str]]:
+        client_ids = [w.client_run_id for w in writes if w.client_run_id and not w.run_id]
+        existing: dict[str, Run] = {}
+        for chunk in _chunks(client_ids, 900):
+            for r in s.scalars(select(Run).where(Run.experiment_id == exp.id, Run.client_run_id.in_(chunk))):
+                existing[r.client_run_id or ""] = r
+        created = n_existing = updated = 0
+        ids: list[str] = []
+        fresh: list[dict[str, Any]] = []
+        now = utcnow()
+        for i, w in enumerate(writes):
+            if w.run_id is None and (w.client_run_id is None or w.client_run_id not in existing):
+                rid = new_id("run")
+                fresh.append(_new_run_row(exp.id, rid, w, now))
+                ids.append(rid)
+                created += 1
+                continue
+            run, _, changed = self._apply_report(s, exp, w, f"runs[{i}]", existing.get(w.client_run_id or ""))
+            ids.append(run.id)
+            if changed:
+                updated += 1
+            else:
+                n_existing += 1
+        if fresh:
+            s.execute(Run.__table__.insert(), fresh)
+        if created or updated:
+            _bump_version(s, exp.id)
+        return created, n_existing, updated, ids
+
+    def _apply_report(self, s: Session, exp: Experiment, w: RunWrite, field: str,
+                      known: Run | None = None) -> tuple[Run, bool, bool]:
+        """Create or advance one run inside ``s``; returns (run, created, changed)."""
+        prefix = f"{field}." if field else ""
+        run = known
+        if run is None and w.run_id is not None:
+            run = s.scalar(select(Run).where(Run.id == w.run_id, Run.experiment_id == exp.id).with_for_update())
+            if run is None:
+                raise NotFound(f"run {w.run_id!r} not found in this experiment", field=f"{prefix}id")
+            if w.client_run_id and run.client_run_id and run.client_run_id != w.client_run_id:
+                raise Conflict("the run already has a different client_run_id", field=f"{prefix}client_run_id",
+                               code="client_run_id_mismatch")
+        elif run is None and w.client_run_id is not None:
+            run = s.scalar(select(Run).where(Run.experiment_id == exp.id, Run.client_run_id == w.client_run_id)
+                           .with_for_update())
+        if run is None:
+            now = utcnow()
+            row = _new_run_row(exp.id, new_id("run"), w, now)
+            run = Run(**row)
+            s.add(run)
+            s.flush()
+            return run, True, True
+        return run, False, self._advance(exp, run, w, prefix)
+
+    @staticmethod
+    def _advance(exp: Experiment, run: Run, w: RunWrite, prefix: str) -> bool:
+        """Apply a report to a stored run. Identical repeats are no-ops; contradictions are 409s."""
+        if w.mixture is not None and not np.allclose(run.mixture, w.mixture, atol=v.MIXTURE_SUM_TOLERANCE * 10):
+            raise Conflict("the mixture differs from the stored run's", field=f"{prefix}mixture",
+                           code="mixture_mismatch")
+        if w.fidelity is not None and run.fidelity and not np.allclose(run.fidelity, w.fidelity, rtol=1e-9):
+            raise Conflict("the fidelity differs from the stored run's", field=f"{prefix}fidelity",
+                           code="fidelity_mismatch")
+        if run.state == w.state and run.state in FINAL_STATES:
+            same = (run.metrics == w.metrics or not w.metrics) and (w.cost is None or run.cost == w.cost)
+            if not same:
+                raise Conflict(f"run {run.id} is already {run.state} with other results",
+                               field=f"{prefix}state", code="run_final")
+            return False
+        if w.state not in ALLOWED_TRANSITIONS[run.state]:
+            raise Conflict(f"run {run.id} is {run.state}; it cannot become {w.state}", field=f"{prefix}state",
+                           code="invalid_transition")
+        now = utcnow()
+        run.state = w.state
+        if w.metrics:
+            run.metrics = {**(run.metrics or {}), **w.metrics}
+        if w.cost is not None:
+            run.cost = w.cost
+        if w.client_run_id and not run.client_run_id:
+            run.client_run_id = w.client_run_id
+        if w.error is not None:
+            run.error = w.error
+        run.heartbeat_at = now
+        if w.state in FINAL_STATES:
+            run.completed_at = now
+        run.updated_at = now
+        return True
+
+    def get_run(self, experiment_id: str, run_id: str, project: str = "default") -> Run:
+        self.get_experiment(experiment_id, project)
+        with self.factory() as s:
+            run = s.scalar(select(Run).where(Run.id == run_id, Run.experiment_id == experiment_id))
+        if run is None:
+            raise NotFound(f"run {run_id!r} not found", field="run_id")
+        return run
+
+    def list_runs(self, exp: Experiment, page_size: int, page_token: str | None,
+                  states: Sequence[str] = (), fidelity: list[float] | None = None) -> tuple[list[Run], str | None]:
+        after = decode_page_token(page_token)
+        stmt = select(Run).where(Run.experiment_id == exp.id)
+        if states:
+            stmt = stmt.where(Run.state.in_(list(states)))
+        if after is not None:
+            stmt = stmt.where(Run.pk > after)
+        stmt = stmt.order_by(Run.pk)
+        out: list[Run] = []
+        last_pk: int | None = None
+        with self.factory() as s:
+            # Fidelity is stored as JSON; filter in Python, scanning pages until one is full.
+            for run in s.scalars(stmt.execution_options(yield_per=2000)):
+                if fidelity is not None and not np.allclose(run.fidelity, fidelity, rtol=1e-9, atol=0):
+                    continue
+                if len(out) == page_size:
+                    return out, encode_page_token(last_pk or 0)
+                out.append(run)
+                last_pk = run.pk
+        return out, None
+
+    def add_suggested_runs(self, exp_id: str, mixtures: np.ndarray, fidelities: np.ndarray, method: str,
+                           predictions: list[dict[str, Any] | None], proposal: dict[str, Any] | None = None,
+                           job_id: str | None = None) -> list[Run]:
+        now = utcnow()
+        with transaction(self.factory) as s:
+            prop_id = None
+            if proposal is not None:
+                prop = Proposal(id=new_id("prop"), experiment_id=exp_id, job_id=job_id, kind="suggestion",
+                                method=method, data_version=proposal["data_version"], n_runs=proposal["n_runs"],
+                                payload=proposal.get("payload", {}))
+                s.add(prop)
+                prop_id = prop.id
+            runs = [Run(id=new_id("run"), experiment_id=exp_id, mixture=[float(x) for x in m],
+                        fidelity=[float(x) for x in f], state=RunState.suggested.value, metrics={},
+                        method=method, prediction=p, proposal_id=prop_id, created_at=now, updated_at=now)
+                    for m, f, p in zip(mixtures, fidelities, predictions, strict=True)]
+            s.add_all(runs)
+        return runs
+
+    def snapshot(self, exp: Experiment) -> Snapshot:
+        """Completed runs with every objective metric, plus pending points, as arrays."""
+        metrics = exp.spec["objective"]["metrics"]
+        d, m = len(exp.spec["domains"]), len(exp.spec.get("fidelities") or [])
+        with self.factory() as s:
+            version = s.scalar(select(Experiment.data_version).where(Experiment.id == exp.id)) or 0
+            rows = s.execute(select(Run.id, Run.mixture, Run.fidelity, Run.metrics, Run.cost, Run.state)
+                             .where(Run.experiment_id == exp.id,
+                                    Run.state.in_([RunState.completed.value, *[p.value for p in PENDING_STATES]]))
+                             .order_by(Run.pk)).all()
+        done = [r for r in rows if r.state == RunState.completed.value and all(k in r.metrics for k in metrics)]
+        pend = [r for r in rows if r.state != RunState.completed.value]
+        obs = Observations(
+            mixtures=np.array([r.mixture for r in done], dtype=np.float64).reshape(-1, d),
+            fidelities=np.array([r.fidelity for r in done], dtype=np.float64).reshape(-1, m),
+            metrics=np.array([[r.metrics[k] for k in metrics] for r in done], dtype=np.float64).reshape(-1, len(metrics)),
+            costs=np.array([math.nan if r.cost is None else r.cost for r in done], dtype=np.float64),
+            pending_mixtures=np.array([r.mixture for r in pend], dtype=np.float64).reshape(-1, d),
+            pending_fidelities=np.array([r.fidelity for r in pend], dtype=np.float64).reshape(-1, m),
+        )
+        return Snapshot(obs, [r.id for r in done], version)
+
+    # ------------------------------------------------------------------------------------------ jobs
+    def create_job(self, kind: str, experiment_id: str | None, params: dict[str, Any]) -> Job:
+        job = Job(id=new_id("job"), kind=kind, experiment_id=experiment_id, params=params,
+                  state=JobState.queued.value, progress=0.0, attempts=0)
+        with transaction(self.factory) as s:
+            s.add(job)
+        return job
+
+    def get_job(self, job_id: str) -> Job:
+        with self.factory() as s:
+            job = s.scalar(select(Job).where(Job.id == job_id))
+        if job is None:
+            raise NotFound(f"job {job_id!r} not found", field="job_id")
+        return job
+
+    def start_job(self, job_id: str) -> Job | None:
+        """Mark a queued (or retried) job running; None when it already finished (a duplicate delivery)."""
+        with transaction(self.factory) as s:
+            job = s.scalar(select(Job).where(Job.id == job_id).with_for_update())
+            if job is None or job.state == JobState.succeeded.value:
+                return None
+            job.state = JobState.running.value
+            job.attempts += 1
+            job.started_at = utcnow()
+            return job
+
+    def set_job_progress(self, job_id: str, progress: float) -> None:
+        with transaction(self.factory) as s:
+            s.execute(update(Job).where(Job.id == job_id).values(progress=float(progress)))
+
+    def finish_job(self, job_id: str, result: dict[str, Any] | None = None, error: str | None = None) -> None:
+        with transaction(self.factory) as s:
+            s.execute(update(Job).where(Job.id == job_id).values(
+                state=JobState.failed.value if error else JobState.succeeded.value,
+                result=result, error=error, progress=1.0 if error is None else Job.progress,
+                finished_at=datetime.now(UTC)))
+
+    # ----------------------------------------------------------------------------- fits and proposals
+    def save_recommendation(self, exp_id: str, method: str, data_version: int, n_runs: int,
+                            payload: dict[str, Any], job_id: str | None = None) -> Proposal:
+        prop = Proposal(id=new_id("prop"), experiment_id=exp_id, job_id=job_id, kind="recommendation",
+                        method=method, data_version=data_version, n_runs=n_runs, payload=payload)
+        with transaction(self.factory) as s:
+            s.add(prop)
+        return prop
+
+    def latest_recommendation(self, exp_id: str) -> Proposal | None:
+        with self.factory() as s:
+            return s.scalar(select(Proposal).where(Proposal.experiment_id == exp_id,
+                                                   Proposal.kind == "recommendation")
+                            .order_by(Proposal.pk.desc()).limit(1))
+
+    def proposals(self, exp_id: str, kind: str | None = None, limit: int = 1000) -> list[Proposal]:
+        stmt = select(Proposal).where(Proposal.experiment_id == exp_id)
+        if kind:
+            stmt = stmt.where(Proposal.kind == kind)
+        with self.factory() as s:
+            return list(s.scalars(stmt.order_by(Proposal.pk.desc()).limit(limit)))
+
+    def save_fits(self, exp_id: str, fits: Iterable[Fit]) -> None:
+        with transaction(self.factory) as s:
+            for f in fits:
+                f.experiment_id = exp_id
+                s.add(f)
+
+    def latest_fits(self, exp_id: str) -> list[Fit]:
+        with self.factory() as s:
+            version = s.scalar(select(func.max(Fit.data_version)).where(Fit.experiment_id == exp_id))
+            if version is None:
+                return []
+            last_job = s.scalar(select(Fit.job_id).where(Fit.experiment_id == exp_id, Fit.data_version == version)
+                                .order_by(Fit.pk.desc()).limit(1))
+            return list(s.scalars(select(Fit).where(Fit.experiment_id == exp_id, Fit.data_version == version,
+                                                    Fit.job_id == last_job).order_by(Fit.pk)))
+
+    def fit_history(self, exp_id: str, limit: int = 5000) -> list[Fit]:
+        with self.factory() as s:
+            return list(s.scalars(select(Fit).where(Fit.experiment_id == exp_id).order_by(Fit.pk).limit(limit)))
+
+
+def _require_active(exp: Experiment) -> None:
+    if exp.state != ExperimentState.active.value:
+        raise Conflict(f"experiment {exp.id} is {exp.state}; unarchive it to add runs", field="experiment_id",
+                       code="experiment_archived")
+
+
+def _bump_version(s: Session, exp_id: str) -> None:
+    s.execute(update(Experiment).where(Experiment.id == exp_id)
+              .values(data_version=Experiment.data_version + 1, updated_at=utcnow()))
+
+
+def _new_run_row(exp_id: str, run_id: str, w: RunWrite, now: datetime) -> dict[str, Any]:
+    return {
+        "id": run_id, "experiment_id": exp_id, "mixture": w.mixture, "fidelity": w.fidelity or [],
+        "state": w.state, "metrics": w.metrics, "cost": w.cost, "method": "external", "prediction": None,
+        "client_run_id": w.client_run_id, "proposal_id": None, "error": w.error, "created_at": now,
+        "updated_at": now, "heartbeat_at": now, "completed_at": now if w.state in FINAL_STATES else None,
+    }
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,150 @@
+"""Checks that need the experiment's spec: domain names, sums, bounds, fidelity ranges, metrics.
+
+Each failure raises :class:`InvalidInput` naming the field path, before anything is written, so a rejected
+request changes nothing stored.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from mixing.errors import InfeasibleConstraintsError
+from mixing.problem import FidelitySpace, Problem
+from mixing.simplex import SUM_TOLERANCE, SimplexConstraints
+from service.errors import InvalidInput
+
+#: Mixtures must sum to 1 within this tolerance (after the client's own rounding: the Python client
+#: renormalises rows it reads from CSV; see README "Mixture tolerance").
+MIXTURE_SUM_TOLERANCE = SUM_TOLERANCE
+
+
+def constraints_from_spec(spec: dict[str, Any]) -> SimplexConstraints:
+    domains = spec["domains"]
+    budget = spec.get("budget") or {}
+    tokens = [d.get("tokens_available") for d in domains]
+    has_tokens = any(t is not None for t in tokens)
+    try:
+        return SimplexConstraints.from_spec(
+            len(domains),
+            min_weight=[d.get("min_weight", 0.0) for d in domains],
+            max_weight=[d.get("max_weight", 1.0) for d in domains],
+            tokens_available=[math.nan if t is None else t for t in tokens] if has_tokens else None,
+            max_epochs=budget.get("max_epochs"),
+            target_tokens=budget.get("target_tokens"),
+        )
+    except InfeasibleConstraintsError as exc:
+        raise InvalidInput(f"no mixture satisfies the domain bounds: {exc}", field="domains",
+                           code="infeasible_constraints") from exc
+
+
+def metric_weights(objective: dict[str, Any]) -> np.ndarray:
+    k = len(objective["metrics"])
+    if objective.get("aggregate") == "weighted_mean":
+        w = np.asarray(objective["weights"], dtype=np.float64)
+        return w / w.sum()
+    return np.full(k, 1.0 / k)
+
+
+def problem_from_spec(spec: dict[str, Any]) -> Problem:
+    domains = spec["domains"]
+    priors = [d.get("prior") for d in domains]
+    prior = None if all(p is None for p in priors) else np.array([p or 0.0 for p in priors], dtype=np.float64)
+    axes = spec.get("fidelities") or []
+    return Problem(
+        domains=tuple(d["name"] for d in domains),
+        constraints=constraints_from_spec(spec),
+        metric_names=tuple(spec["objective"]["metrics"]),
+        metric_weights=metric_weights(spec["objective"]),
+        goal=spec["objective"].get("goal", "minimize"),
+        prior=prior,
+        fidelity=FidelitySpace(
+            names=tuple(a["name"] for a in axes),
+            lower=np.array([a["min"] for a in axes], dtype=np.float64),
+            upper=np.array([a["max"] for a in axes], dtype=np.float64),
+            target=np.array([a["target"] for a in axes], dtype=np.float64),
+        ),
+    )
+
+
+def default_fidelity(spec: dict[str, Any]) -> list[float]:
+    return [float(a["default"] if a.get("default") is not None else a["min"]) for a in spec.get("fidelities") or []]
+
+
+def mixture_vector(spec: dict[str, Any], mixture: dict[str, float], field: str) -> list[float]:
+    """The mixture as a list in domain order, renormalised to sum exactly to 1."""
+    names = [d["name"] for d in spec["domains"]]
+    unknown = sorted(set(mixture) - set(names))
+    if unknown:
+        raise InvalidInput(f"unknown domain {unknown[0]!r}; the experiment's domains are {names[:20]}",
+                           field=f"{field}.{unknown[0]}", code="invalid_mixture")
+    missing = [n for n in names if n not in mixture]
+    if missing:
+        raise InvalidInput(f"missing weight for domain {missing[0]!r} (every domain needs a weight, 0 allowed)",
+                           field=f"{field}.{missing[0]}", code="invalid_mixture")
+    w = [float(mixture[n]) for n in names]
+    for n, x in zip(names, w, strict=True):
+        if not math.isfinite(x):
+            raise InvalidInput("weight must be a finite number", field=f"{field}.{n}", code="invalid_mixture")
+        if x < 0:
+            raise InvalidInput(f"weight {x} is negative", field=f"{field}.{n}", code="invalid_mixture")
+    total = math.fsum(w)
+    if abs(total - 1.0) > MIXTURE_SUM_TOLERANCE:
+        raise InvalidInput(f"weights sum to {total:.9g}, not 1 (tolerance {MIXTURE_SUM_TOLERANCE:g})",
+                           field=field, code="invalid_mixture")
+    return [x / total for x in w]
+
+
+def check_bounds(spec: dict[str, Any], vector: list[float], field: str) -> None:
+    """Reject a mixture that breaks a min/max weight or the epoch cap (applies to suggested points)."""
+    c = constraints_from_spec(spec)
+    names = [d["name"] for d in spec["domains"]]
+    for i, x in enumerate(vector):
+        if x < c.lower[i] - MIXTURE_SUM_TOLERANCE:
+            raise InvalidInput(f"weight {x:.6g} is below the domain's minimum {c.lower[i]:.6g}",
+                               field=f"{field}.{names[i]}", code="constraint_violation")
+        if x > c.upper[i] + MIXTURE_SUM_TOLERANCE:
+            raise InvalidInput(f"weight {x:.6g} exceeds the domain's maximum {c.upper[i]:.6g} "
+                               "(max_weight or tokens_available x max_epochs / target_tokens)",
+                               field=f"{field}.{names[i]}", code="constraint_violation")
+
+
+def fidelity_vector(spec: dict[str, Any], fidelity: dict[str, float] | None, field: str,
+                    *, allow_partial: bool = False) -> list[float]:
+    """Fidelity values in axis order; each must lie in its declared [min, max].
+
+    A missing axis takes the axis default when ``allow_partial`` (suggestion requests), else is an error,
+    except that an experiment without axes accepts an empty or missing fidelity.
+    """
+    axes = spec.get("fidelities") or []
+    given = fidelity or {}
+    names = [a["name"] for a in axes]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise InvalidInput(f"unknown fidelity axis {unknown[0]!r}; declared axes are {names}",
+                           field=f"{field}.{unknown[0]}", code="invalid_fidelity")
+    out: list[float] = []
+    defaults = default_fidelity(spec)
+    for a, dflt in zip(axes, defaults, strict=True):
+        if a["name"] not in given:
+            if allow_partial:
+                out.append(dflt)
+                continue
+            raise InvalidInput(f"missing value for fidelity axis {a['name']!r}", field=f"{field}.{a['name']}",
+                               code="invalid_fidelity")
+        v = float(given[a["name"]])
+        if not (a["min"] <= v <= a["max"]):
+            raise InvalidInput(f"{v:g} is outside the declared range [{a['min']:g}, {a['max']:g}]",
+                               field=f"{field}.{a['name']}", code="invalid_fidelity")
+        out.append(v)
+    return out
+
+
+def check_metrics_complete(spec: dict[str, Any], metrics: dict[str, float], field: str) -> None:
+    """A completed run must report every metric the objective is built from."""
+    for m in spec["objective"]["metrics"]:
+        if m not in metrics:
+            raise InvalidInput(f"a completed run must report objective metric {m!r}", field=f"{field}.{m}",
+                               code="missing_metric")

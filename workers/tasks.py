@@ -1,0 +1,119 @@
+"""Task functions. Each takes the store and a job id, so the in-process runner and Celery run the same code.
+
+A task is idempotent: a job already ``succeeded`` is skipped on redelivery, and a propose job records the
+runs it created in its result so a retry after a crash does not hand out a second batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from mixing.errors import NotEnoughDataError
+from mixing.methods import resolve_method, resolve_recommender
+from mixing.methods.design import best_observed
+from mixing.problem import Candidates
+from service.locks import experiment_lock
+from service.store import Store
+from workers.context import prediction_dict, search_context
+
+log = logging.getLogger("mixopt.tasks")
+
+
+def propose(store: Store, job_id: str) -> dict[str, Any] | None:
+    """Suggest ``count`` runs for an experiment and store them as ``suggested`` runs."""
+    job = store.start_job(job_id)
+    if job is None:
+        return None
+    params = job.params
+    t0 = time.perf_counter()
+    try:
+        exp = store.get_experiment(job.experiment_id or "", params.get("project", "default"))
+        with experiment_lock(store.engine, exp.id):
+            ctx, snap = search_context(store, exp, params.get("seed"))
+            method = resolve_method(params.get("method") or "auto", ctx,
+                                    (exp.spec.get("search") or {}).get("initial_runs"))
+            fidelity = None if params.get("fidelity") is None else np.asarray(params["fidelity"], dtype=np.float64)
+            candidates = _candidates(params)
+            try:
+                proposals = method.suggest(ctx, int(params["count"]), fidelity, candidates)
+            except NotEnoughDataError as exc:
+                log.info("method fell back to design", extra={"job_id": job_id, "reason": str(exc)})
+                from mixing.methods.design import DesignMethod
+
+                proposals = DesignMethod().suggest(ctx, int(params["count"]), fidelity, candidates)
+            runs = store.add_suggested_runs(
+                exp.id,
+                np.array([p.mixture for p in proposals]).reshape(len(proposals), -1),
+                np.array([p.fidelity for p in proposals]).reshape(len(proposals), -1),
+                proposals[0].method if proposals else method.name,
+                [prediction_dict(p.predicted) for p in proposals],
+                proposal={"data_version": snap.data_version, "n_runs": snap.observations.n,
+                          "payload": {"count": params["count"], "duration_s": time.perf_counter() - t0}},
+                job_id=job_id,
+            )
+            _store_hints(store, exp.id, [p.details for p in proposals])
+        result = {"run_ids": [r.id for r in runs], "method": runs[0].method if runs else method.name,
+                  "duration_s": time.perf_counter() - t0}
+        store.finish_job(job_id, result)
+        log.info("proposed", extra={"job_id": job_id, "experiment_id": exp.id, "n": len(runs),
+                                    "method": result["method"], "duration_s": round(result["duration_s"], 3)})
+        return result
+    except Exception as exc:
+        store.finish_job(job_id, error=f"{type(exc).__name__}: {exc}")
+        log.exception("propose failed", extra={"job_id": job_id})
+        raise
+
+
+def recommend(store: Store, experiment_id: str, project: str = "default", method_name: str = "auto",
+              seed: int | None = None, job_id: str | None = None) -> dict[str, Any]:
+    """Compute and store the recommendation for the experiment's current data."""
+    exp = store.get_experiment(experiment_id, project)
+    ctx, snap = search_context(store, exp, seed)
+    t0 = time.perf_counter()
+    try:
+        rec = resolve_recommender(method_name, ctx).recommend(ctx)
+    except NotEnoughDataError:
+        rec = best_observed(ctx, "best-observed")
+    payload = {
+        "mixture": [float(x) for x in rec.mixture],
+        "fidelity": [float(x) for x in rec.fidelity],
+        "predicted": prediction_dict(rec.predicted),
+        "details": _jsonable(rec.details),
+        "duration_s": time.perf_counter() - t0,
+    }
+    prop = store.save_recommendation(exp.id, rec.method, snap.data_version, rec.n_runs, payload, job_id)
+    _store_hints(store, exp.id, [rec.details])
+    return {"proposal_id": prop.id, "method": rec.method, "data_version": snap.data_version}
+
+
+def _candidates(params: dict[str, Any]) -> Candidates | None:
+    cands = params.get("candidates")
+    if not cands:
+        return None
+    return Candidates(mixtures=np.asarray(cands["mixtures"], dtype=np.float64),
+                      fidelities=np.asarray(cands["fidelities"], dtype=np.float64))
+
+
+def _store_hints(store: Store, exp_id: str, details: list[dict[str, Any]]) -> None:
+    """Keep warm-start state a method returned (e.g. GP hyperparameters) for its next call."""
+    hints = {k: d[k] for d in details for k in ("bo_state", "selected_law") if k in d}
+    if hints:
+        store.update_hints(exp_id, _jsonable(hints))
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
