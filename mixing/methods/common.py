@@ -30,12 +30,19 @@ def nearest_fidelity_rows(problem: Problem, obs: Observations, target: FloatArra
 
 
 def exclude_taken(points: FloatArray, fidelities: FloatArray, obs: Observations) -> np.ndarray:
-    """Mask of ``points`` not equal to any pending point at the same fidelity."""
+    """Mask of ``points`` that are neither pending nor already observed at the same fidelity.
+
+    A pending point must never be handed out twice; an observed one would only buy a repeat measurement.
+    """
+    taken_mix = np.concatenate([obs.pending_mixtures, obs.mixtures])
+    taken_fid = np.concatenate([obs.pending_fidelities, obs.fidelities])
     keep = np.ones(len(points), dtype=bool)
-    if len(obs.pending_mixtures) == 0:
+    if len(taken_mix) == 0:
         return keep
     for i, (p, f) in enumerate(zip(points, fidelities, strict=True)):
-        same_mix = np.abs(obs.pending_mixtures - p).sum(axis=1) < SAME_POINT_L1
-        same_fid = np.all(np.isclose(obs.pending_fidelities, f, rtol=1e-9), axis=1) if f.size else True
-        keep[i] = not np.any(same_mix & same_fid)
+        same_mix = np.abs(taken_mix - p).sum(axis=1) < SAME_POINT_L1
+        if not same_mix.any():
+            continue
+        same_fid = np.all(np.isclose(taken_fid[same_mix], f, rtol=1e-9), axis=1) if f.size else True
+        keep[i] = not np.any(same_fid)
     return keep

@@ -1,0 +1,22 @@
+"""The ``mixopt`` command line: serve, migrate, import, demo (and the laws, worker, replay groups)."""
+
+from __future__ import annotations
+
+import click
+
+from service.cli.data import import_runs
+from service.cli.demo import demo
+from service.cli.server import migrate, serve
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """mixopt: data-mixture optimization for language-model pretraining.
+
+    Configuration comes from MIXOPT_* environment variables (MIXOPT_DATABASE_URL, MIXOPT_BROKER_URL, ...);
+    with none set, the service uses ./mixopt.db (SQLite) and runs jobs in-process.
+    """
+
+
+for command in (serve, migrate, import_runs, demo):
+    main.add_command(command)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any
 
 import numpy as np
@@ -68,7 +67,8 @@ def suggest(experiment_id: str, body: SuggestionRequest, st: State, project: Pro
     return SuggestionResponse(runs=[present.run(st.store.get_run(exp.id, rid, project)) for rid in ids])
 
 
-def _candidates(spec: dict[str, Any], body: SuggestionRequest) -> dict[str, list[list[float]]]:
+def _candidates(spec: dict[str, Any], body: SuggestionRequest) -> dict[str, list[list[Any]]]:
+    """Validated pool, in domain order; a candidate without fidelity stores None (the method chooses)."""
     mixtures, fidelities = [], []
     n_axes = len(spec.get("fidelities") or [])
     for i, c in enumerate(body.candidates or []):
@@ -76,7 +76,7 @@ def _candidates(spec: dict[str, Any], body: SuggestionRequest) -> dict[str, list
         check_bounds(spec, vec, f"candidates[{i}].mixture")
         mixtures.append(vec)
         fidelities.append(fidelity_vector(spec, c.fidelity, f"candidates[{i}].fidelity")
-                          if c.fidelity is not None else [math.nan] * n_axes)
+                          if c.fidelity is not None else [None] * n_axes)
     return {"mixtures": mixtures, "fidelities": fidelities}
 
 

@@ -1,0 +1,70 @@
+"""``mixopt import``: load runs trained elsewhere from CSV into an experiment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from service.client import MixoptClient
+
+
+def read_runs_table(mixtures: Path, metrics: Path | None, id_column: str, mixture_prefix: str,
+                    metric_prefix: str) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Join mixture and metric tables on ``id_column``; return the table, mixture and metric columns."""
+    table = pd.read_csv(mixtures)
+    if metrics is not None:
+        table = table.merge(pd.read_csv(metrics), on=id_column, how="inner", validate="one_to_one")
+    mix_cols = [c for c in table.columns if c.startswith(mixture_prefix) and c != id_column]
+    metric_cols = [c for c in table.columns if c.startswith(metric_prefix) and c not in mix_cols and c != id_column]
+    if not mix_cols:
+        raise click.UsageError(f"no mixture columns start with {mixture_prefix!r}")
+    return table, mix_cols, metric_cols
+
+
+@click.command("import")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="service base URL")
+@click.option("--experiment", "experiment_id", required=True, help="experiment id to import into")
+@click.option("--mixtures", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="CSV with one row per run and one column per domain weight")
+@click.option("--metrics", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="CSV with metric columns, joined on --id-column (omit if --mixtures has them)")
+@click.option("--id-column", default="index", show_default=True)
+@click.option("--mixture-prefix", default="", help="prefix of mixture columns, stripped to get domain names")
+@click.option("--metric-prefix", default="", help="prefix of metric columns (kept in the metric name)")
+@click.option("--metric-rename", default=None, help="python format for metric names, e.g. 'loss/{}'")
+@click.option("--fidelity", "fidelity", multiple=True, help="axis=value applied to every row (repeatable)")
+@click.option("--cost", "cost", type=float, default=None, help="cost of every run")
+def import_runs(url: str, experiment_id: str, mixtures: Path, metrics: Path | None, id_column: str,
+                mixture_prefix: str, metric_prefix: str, metric_rename: str | None, fidelity: tuple[str, ...],
+                cost: float | None) -> None:
+    """Import completed runs from CSV (mixture columns + metric columns) through the batch endpoint.
+
+    Rows are keyed by '<file stem>:<id>' as client_run_id, so importing the same file twice adds nothing.
+    Mixtures rounded in the file (sums within 1e-2 of 1) are renormalised by the client.
+    """
+    table, mix_cols, metric_cols = read_runs_table(mixtures, metrics, id_column, mixture_prefix or "", metric_prefix)
+    fid = {k: float(v) for k, v in (item.split("=", 1) for item in fidelity)}
+    runs = []
+    for _, row in table.iterrows():
+        body = {
+            "client_run_id": f"{mixtures.stem}:{row[id_column]}",
+            "mixture": {c.removeprefix(mixture_prefix): float(row[c]) for c in mix_cols},
+            "metrics": {(metric_rename.format(c) if metric_rename else c): float(row[c]) for c in metric_cols},
+            "state": "completed",
+        }
+        if fid:
+            body["fidelity"] = fid
+        if cost is not None:
+            body["cost"] = cost
+        runs.append(body)
+    with MixoptClient(url) as client:
+        with click.progressbar(length=len(runs), label="importing", file=click.get_text_stream("stderr")) as bar:
+            totals = {"created": 0, "existing": 0, "updated": 0}
+            for i in range(0, len(runs), 2000):
+                part = client.import_runs(experiment_id, runs[i : i + 2000])
+                for k in totals:
+                    totals[k] += part[k]
+                bar.update(len(runs[i : i + 2000]))
+    click.echo(f"created {totals['created']}, already present {totals['existing']}, updated {totals['updated']}")

@@ -1,0 +1,54 @@
+"""Request bodies used across API tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+DOMAINS = ["web", "code", "papers", "math"]
+
+
+def spec(name: str = "exp", **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": name,
+        "domains": [{"name": "web", "prior": 0.5}, {"name": "code", "prior": 0.2},
+                    {"name": "papers", "prior": 0.2}, {"name": "math", "prior": 0.1}],
+        "objective": {"metrics": ["loss/web", "loss/code"], "aggregate": "mean", "goal": "minimize"},
+        "fidelities": [{"name": "params", "min": 1e6, "max": 1e9, "target": 1e9}],
+    }
+    body.update(overrides)
+    return body
+
+
+def create(api: TestClient, **overrides: Any) -> dict[str, Any]:
+    r = api.post("/v1/experiments", json=spec(**overrides))
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def synthetic_losses(w: np.ndarray) -> dict[str, float]:
+    """A smooth known law: the mean loss is minimised near web=0.45, code=0.35."""
+    web = 3.0 + 2.0 * (w[0] - 0.45) ** 2 + 0.3 * w[3]
+    code = 3.2 + 3.0 * (w[1] - 0.35) ** 2 + 0.1 * w[2]
+    return {"loss/web": float(web), "loss/code": float(code)}
+
+
+def seed_runs(api: TestClient, exp_id: str, n: int, params: float = 1e6, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    runs = []
+    for i in range(n):
+        w = rng.dirichlet(np.ones(len(DOMAINS)))
+        runs.append({"mixture": dict(zip(DOMAINS, w.tolist(), strict=True)), "fidelity": {"params": params},
+                     "metrics": synthetic_losses(w), "cost": params / 1e6, "client_run_id": f"seed-{seed}-{i}"})
+    r = api.post(f"/v1/experiments/{exp_id}/runs:batch", json={"runs": runs})
+    assert r.status_code == 200, r.text
+    return r.json()["run_ids"]
+
+
+def state_of(api: TestClient, exp_id: str) -> tuple[int, dict[str, int], int]:
+    """(data_version, run counts, number of runs listed) — used to prove a rejected request changed nothing."""
+    exp = api.get(f"/v1/experiments/{exp_id}").json()
+    listed = api.get(f"/v1/experiments/{exp_id}/runs", params={"page_size": 1000}).json()["runs"]
+    return exp["data_version"], exp["run_counts"], len(listed)

@@ -1,0 +1,147 @@
+"""Suggestions, recommendation and prediction over the API, including concurrency and the 202 path."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.embedded import embedded_server
+from service.settings import Settings
+from tests.service.helpers import DOMAINS, create, seed_runs, spec, synthetic_losses
+
+
+def _vec(m: dict[str, float]) -> np.ndarray:
+    return np.array([m[d] for d in DOMAINS])
+
+
+def test_first_suggestions_are_a_design_within_bounds(api: TestClient) -> None:
+    exp = create(api, domains=[{"name": "web", "prior": 0.5, "min_weight": 0.2},
+                               {"name": "code", "prior": 0.2, "max_weight": 0.3},
+                               {"name": "papers", "tokens_available": 1e9}, {"name": "math"}],
+                 budget={"target_tokens": 1e10, "max_epochs": 2})
+    r = api.post(f"/v1/experiments/{exp['id']}/suggestions", json={"count": 12})
+    assert r.status_code == 201, r.text
+    runs = r.json()["runs"]
+    assert len(runs) == 12 and all(x["state"] == "suggested" and x["method"] == "design" for x in runs)
+    w = np.array([_vec(x["mixture"]) for x in runs])
+    assert np.allclose(w.sum(axis=1), 1, atol=1e-9)
+    assert (w[:, 0] >= 0.2 - 1e-9).all() and (w[:, 1] <= 0.3 + 1e-9).all() and (w[:, 2] <= 0.2 + 1e-9).all()
+    assert all(x["fidelity"] == {"params": 1e6} for x in runs)
+    assert len({tuple(np.round(v, 9)) for v in w}) == 12
+
+
+def test_models_take_over_and_never_repeat_pending(api: TestClient) -> None:
+    exp = create(api, search={"initial_runs": 20})
+    seed_runs(api, exp["id"], 40)
+    first = api.post(f"/v1/experiments/{exp['id']}/suggestions", json={"count": 4}).json()["runs"]
+    assert {r["method"] for r in first} <= {"regmix", "law", "bo"}
+    assert all(r["predicted"] is not None and r["predicted"]["lower"] <= r["predicted"]["value"] for r in first)
+    second = api.post(f"/v1/experiments/{exp['id']}/suggestions", json={"count": 4}).json()["runs"]
+    a = np.array([_vec(r["mixture"]) for r in first])
+    b = np.array([_vec(r["mixture"]) for r in second])
+    assert np.abs(a[:, None, :] - b[None, :, :]).sum(axis=2).min() > 1e-6
+
+
+def test_candidates_pool_is_respected(api: TestClient) -> None:
+    exp = create(api)
+    rng = np.random.default_rng(3)
+    pool = rng.dirichlet(np.ones(4), size=10)
+    cands = [{"mixture": dict(zip(DOMAINS, p.tolist(), strict=True))} for p in pool]
+    got: list[np.ndarray] = []
+    for _ in range(3):
+        r = api.post(f"/v1/experiments/{exp['id']}/suggestions", json={"count": 3, "candidates": cands})
+        got += [_vec(x["mixture"]) for x in r.json()["runs"]]
+    assert len(got) == 9
+    for g in got:
+        assert np.abs(pool - g).sum(axis=1).min() < 1e-9
+    assert len({tuple(np.round(g, 9)) for g in got}) == 9
+    last = api.post(f"/v1/experiments/{exp['id']}/suggestions", json={"count": 3, "candidates": cands}).json()
+    assert len(last["runs"]) == 1
+
+
+def test_candidate_breaking_a_bound_is_rejected(api: TestClient) -> None:
+    exp = create(api, domains=[{"name": "web", "max_weight": 0.5}, {"name": "code"}, {"name": "papers"},
+                               {"name": "math"}])
+    r = api.post(f"/v1/experiments/{exp['id']}/suggestions", json={
+        "count": 1, "candidates": [{"mixture": {"web": 0.9, "code": 0.1, "papers": 0, "math": 0}}]})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "candidates[0].mixture.web"
+    assert r.json()["error"]["code"] == "constraint_violation"
+    assert api.get(f"/v1/experiments/{exp['id']}").json()["run_counts"]["suggested"] == 0
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"count": 0}, "count"), ({"count": 5000}, "count"), ({"method": "magic"}, "method"),
+    ({"fidelity": {"params": 1}}, "fidelity.params"), ({"candidates": []}, "candidates"),
+])
+def test_bad_suggestion_requests(api: TestClient, body: dict, field: str) -> None:
+    exp = create(api)
+    r = api.post(f"/v1/experiments/{exp['id']}/suggestions", json=body)
+    assert r.status_code == 422 and r.json()["error"]["field"] == field
+
+
+def test_slow_suggestions_answer_202_with_a_job(settings: Settings) -> None:
+    with TestClient(create_app(settings.model_copy(update={"sync_budget_s": 0.0}))) as api:
+        exp = create(api)
+        seed_runs(api, exp["id"], 40)
+        r = api.post(f"/v1/experiments/{exp['id']}/suggestions", json={"count": 2, "method": "regmix"})
+        assert r.status_code == 202 and r.json()["job"]["state"] in ("queued", "running")
+        job_id = r.json()["job"]["id"]
+        deadline = time.monotonic() + 60
+        while (job := api.get(f"/v1/jobs/{job_id}").json())["state"] not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert job["state"] == "succeeded" and len(job["result"]["run_ids"]) == 2
+        run = api.get(f"/v1/experiments/{exp['id']}/runs/{job['result']['run_ids'][0]}").json()
+        assert run["state"] == "suggested" and run["method"] == "regmix"
+    assert api.get("/v1/jobs/job_nope").status_code == 404
+
+
+def test_concurrent_suggestion_requests_never_share_a_point(database_url: str, tmp_path: Path) -> None:
+    """Eight callers at once over real HTTP (threads against a live server): no mixture handed out twice."""
+    with embedded_server(Settings(database_url=database_url, auto_migrate=True)) as url:
+        exp = httpx.post(f"{url}/v1/experiments", json=spec()).json()
+        pool = np.random.default_rng(0).dirichlet(np.ones(4), size=30)
+        cands = [{"mixture": dict(zip(DOMAINS, p.tolist(), strict=True))} for p in pool]
+
+        def ask(_: int) -> list[dict]:
+            r = httpx.post(f"{url}/v1/experiments/{exp['id']}/suggestions", json={"count": 3, "candidates": cands},
+                           timeout=60)
+            assert r.status_code == 201, r.text
+            return r.json()["runs"]
+
+        with ThreadPoolExecutor(8) as ex:
+            results = [run for batch in ex.map(ask, range(8)) for run in batch]
+    keys = [tuple(np.round(_vec(r["mixture"]), 9)) for r in results]
+    assert len(results) == 24 and len(set(keys)) == 24
+
+
+def test_recommendation_and_predict(api: TestClient) -> None:
+    exp = create(api)
+    url = f"/v1/experiments/{exp['id']}"
+    assert api.get(f"{url}/recommendation").json()["error"]["code"] == "not_enough_data"
+    assert api.post(f"{url}/predict", json={"mixtures": [{"web": 1, "code": 0, "papers": 0, "math": 0}]}
+                    ).status_code == 409
+    seed_runs(api, exp["id"], 120)
+    rec = api.get(f"{url}/recommendation").json()
+    w = _vec(rec["mixture"])
+    assert abs(w.sum() - 1) < 1e-9 and rec["n_runs"] == 120 and rec["fidelity"] == {"params": 1e9}
+    assert rec["predicted"]["lower"] < rec["predicted"]["value"] < rec["predicted"]["upper"]
+    # The synthetic law is minimised at web=0.45, code=0.35 with papers+math=0.2 (math costs more than papers).
+    assert abs(w[0] - 0.45) < 0.12 and abs(w[1] - 0.35) < 0.12
+    again = api.get(f"{url}/recommendation").json()
+    assert again["created_at"] == rec["created_at"]  # cached: the data did not change
+    pred = api.post(f"{url}/predict", json={"mixtures": [rec["mixture"], {"web": 0, "code": 0, "papers": 0,
+                                                                            "math": 1}]}).json()
+    good, bad = pred["predictions"]
+    assert good["objective"] < bad["objective"] and set(good["metrics"]) == {"loss/web", "loss/code"}
+    truth_bad = np.mean(list(synthetic_losses(np.array([0, 0, 0, 1.0])).values()))
+    assert abs(bad["objective"] - truth_bad) < 1.0
+    assert api.post(f"{url}/predict", json={"mixtures": [{"web": 2, "code": 0, "papers": 0, "math": 0}]}
+                    ).json()["error"]["field"] == "mixtures[0]"
