@@ -1,0 +1,58 @@
+"""Search methods through the protocol the service calls: RegMix recovers an optimum, pending points stay out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mixing.methods import resolve_method
+from mixing.methods.base import SearchContext
+from mixing.methods.design import DesignMethod, RandomMethod
+from mixing.methods.regmix import RegMixMethod
+from mixing.problem import Candidates, FidelitySpace, Observations, Problem
+from mixing.simplex import SimplexConstraints
+
+OPT = np.array([0.5, 0.3, 0.15, 0.05])
+
+
+def _problem(goal: str = "minimize") -> Problem:
+    return Problem(domains=("a", "b", "c", "d"), constraints=SimplexConstraints.unconstrained(4),
+                   metric_names=("m1", "m2"), metric_weights=np.array([0.5, 0.5]), goal=goal,
+                   fidelity=FidelitySpace(("params",), np.array([1e6]), np.array([1e9]), np.array([1e9])))
+
+
+def _obs(n: int, seed: int = 0, sign: float = 1.0) -> Observations:
+    rng = np.random.default_rng(seed)
+    x = rng.dirichlet(np.ones(4), n)
+    loss = ((x - OPT) ** 2).sum(axis=1)
+    metrics = sign * np.column_stack([3 + loss, 3 + 2 * loss])
+    return Observations(x, np.full((n, 1), 1e6), metrics, np.ones(n), np.zeros((0, 4)), np.zeros((0, 1)))
+
+
+def _ctx(obs: Observations, goal: str = "minimize") -> SearchContext:
+    return SearchContext(_problem(goal), obs, np.random.default_rng(0))
+
+
+def test_regmix_recommends_near_the_optimum_for_either_goal() -> None:
+    for goal, sign in (("minimize", 1.0), ("maximize", -1.0)):
+        rec = RegMixMethod(n_candidates=20_000, n_estimators=300).recommend(_ctx(_obs(300, sign=sign), goal))
+        assert np.abs(rec.mixture - OPT).sum() < 0.25, (goal, rec.mixture)
+        assert rec.predicted.lower <= rec.predicted.value <= rec.predicted.upper
+        assert rec.fidelity.tolist() == [1e9]
+
+
+def test_suggestions_skip_pending_and_observed_pool_points() -> None:
+    obs = _obs(40)
+    pool = np.random.default_rng(5).dirichlet(np.ones(4), 12)
+    pending = Observations(obs.mixtures, obs.fidelities, obs.metrics, obs.costs, pool[:4], np.full((4, 1), 1e6))
+    cands = Candidates(pool, np.full((12, 1), np.nan))
+    for method in (RegMixMethod(n_candidates=5000, n_estimators=100), DesignMethod(), RandomMethod()):
+        props = method.suggest(_ctx(pending), 8, None, cands)
+        got = np.array([p.mixture for p in props])
+        assert len(props) == 8
+        assert np.abs(got[:, None] - pool[None, :4]).sum(axis=2).min() > 1e-6
+        assert np.abs(got[:, None] - pool[None, 4:]).sum(axis=2).min(axis=1).max() < 1e-12
+
+
+def test_auto_designs_first_then_models() -> None:
+    assert resolve_method("auto", _ctx(_obs(5))).name == "design"
+    assert resolve_method("auto", _ctx(_obs(60))).name in {"regmix", "law"}
