@@ -1,4 +1,4 @@
-"""The ``mixopt`` command line: serve, migrate, import, demo (and the laws, worker, replay groups)."""
+"""The ``mixopt`` command line: serve, migrate, import, demo, replay (and the laws and worker groups)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import click
 
 from service.cli.data import import_runs
 from service.cli.demo import demo
+from service.cli.replay import replay
 from service.cli.server import migrate, serve
 
 
@@ -18,5 +19,5 @@ def main() -> None:
     """
 
 
-for command in (serve, migrate, import_runs, demo):
+for command in (serve, migrate, import_runs, demo, replay):
     main.add_command(command)

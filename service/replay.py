@@ -1,0 +1,164 @@
+"""Replay benchmark: a simulated orchestrator that drives the real service over HTTP from a table of runs.
+
+Pool mode: the candidates are the table's rows (each a mixture at one fidelity), so every suggestion can
+be answered with a real measured result. After each batch the orchestrator asks for the current best
+mixture at the target fidelity, restricted to the pool (the arg-min of the method's predictions over the
+pool's mixtures, or the best observed target run for model-free methods), and scores it by the table's
+true target value. Each strategy spends the budget the way its paper does:
+
+- ``random``: random pool mixtures, trained at the target fidelity.
+- ``regmix``: the whole budget on the cheapest fidelity (design, then RegMix/laws), then extrapolate.
+- ``single-fidelity-bo``: BO at the target fidelity only.
+- ``bo``: multi-fidelity BO choosing both the mixture and the fidelity of every run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from service.client import MixoptClient
+
+MODEL_FREE = {"random"}
+
+
+@dataclass(frozen=True)
+class ReplayTable:
+    """The pool: ``mixtures`` (n, d), ``fidelity`` (n,), ``cost`` (n,), ``objective`` (n,)."""
+
+    domains: list[str]
+    mixtures: np.ndarray
+    fidelity: np.ndarray
+    cost: np.ndarray
+    objective: np.ndarray
+    fidelity_name: str
+    objective_name: str
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, mixture_prefix: str, fidelity_column: str, cost_column: str | None,
+                   objective_column: str) -> ReplayTable:
+        mix_cols = [c for c in frame.columns if c.startswith(mixture_prefix)]
+        mixtures = frame[mix_cols].to_numpy(dtype=np.float64)
+        mixtures = mixtures / mixtures.sum(axis=1, keepdims=True)
+        fid = frame[fidelity_column].to_numpy(dtype=np.float64)
+        cost = frame[cost_column].to_numpy(dtype=np.float64) if cost_column else fid / fid.min()
+        return cls([c.removeprefix(mixture_prefix) for c in mix_cols], mixtures, fid, cost,
+                   frame[objective_column].to_numpy(dtype=np.float64), fidelity_column, objective_column)
+
+    def target_values(self, target: float) -> dict[bytes, float]:
+        """True objective at the target fidelity, keyed by the rounded mixture."""
+        rows = np.flatnonzero(np.isclose(self.fidelity, target))
+        return {_key(self.mixtures[i]): float(self.objective[i]) for i in rows}
+
+
+@dataclass
+class Trajectory:
+    method: str
+    seed: int
+    costs: list[float] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    cost_to_within: float | None = None
+    final_regret: float | None = None
+    n_runs: int = 0
+    wall_s: float = 0.0
+
+
+def _key(mixture: np.ndarray) -> bytes:
+    return np.round(mixture, 6).tobytes()
+
+
+def run_replay(client: MixoptClient, table: ReplayTable, method: str, seed: int, target: float, budget: float,
+               goal: str, batch: int, tolerance: float = 0.01,
+               progress: Callable[[str], None] | None = None) -> Trajectory:
+    truth = table.target_values(target)
+    if not truth:
+        raise ValueError(f"no rows at the target fidelity {target:g}")
+    sign = 1.0 if goal == "min" else -1.0
+    best_true = min(sign * v for v in truth.values())
+    span = float(np.ptp(list(truth.values())))
+    pool_rows = _pool_rows(table, method, target)
+    target_mixtures = np.array([table.mixtures[i] for i in np.flatnonzero(np.isclose(table.fidelity, target))])
+    exp = client.create_experiment({
+        "name": f"replay-{method}-{seed}-{time.time_ns()}",
+        "domains": [{"name": d} for d in table.domains],
+        "objective": {"metrics": [table.objective_name], "aggregate": "single",
+                      "goal": "minimize" if goal == "min" else "maximize"},
+        "fidelities": [{"name": table.fidelity_name, "min": float(table.fidelity.min()),
+                        "max": float(table.fidelity.max()), "target": float(target)}],
+    })
+    candidates = [{"mixture": dict(zip(table.domains, table.mixtures[i].tolist(), strict=True)),
+                   "fidelity": {table.fidelity_name: float(table.fidelity[i])}} for i in pool_rows]
+    lookup = {(_key(table.mixtures[i]), float(table.fidelity[i])): i for i in pool_rows}
+    traj = Trajectory(method=method, seed=seed)
+    spent = 0.0
+    t0 = time.perf_counter()
+    api_method = "auto" if method == "regmix" else method
+    while spent < budget and len(candidates) > traj.n_runs:
+        suggestions = client.suggest(exp["id"], batch, method=api_method, candidates=candidates)
+        if not suggestions:
+            break
+        for s in suggestions:
+            mix = np.array([s.mixture[d] for d in table.domains])
+            row = lookup[(_key(mix), float(s.fidelity[table.fidelity_name]))]
+            client.report(exp["id"], run_id=s.id, metrics={table.objective_name: float(table.objective[row])},
+                          cost=float(table.cost[row]))
+            spent += float(table.cost[row])
+            traj.n_runs += 1
+        value = _current_value(client, exp["id"], table, method, target, target_mixtures, truth, sign)
+        traj.costs.append(spent)
+        traj.values.append(value)
+        if traj.cost_to_within is None and sign * value - best_true <= tolerance * span:
+            traj.cost_to_within = spent
+        if progress:
+            progress(f"{method} seed {seed}: cost {spent:.0f}/{budget:.0f}, current {value:.4f}")
+    traj.final_regret = (sign * traj.values[-1] - best_true) if traj.values else None
+    traj.wall_s = time.perf_counter() - t0
+    return traj
+
+
+def _pool_rows(table: ReplayTable, method: str, target: float) -> np.ndarray:
+    at_target = np.isclose(table.fidelity, target)
+    if method in ("random", "single-fidelity-bo"):
+        return np.flatnonzero(at_target)
+    if method == "regmix":
+        return np.flatnonzero(np.isclose(table.fidelity, table.fidelity.min()))
+    return np.arange(len(table.fidelity))
+
+
+def _current_value(client: MixoptClient, exp_id: str, table: ReplayTable, method: str, target: float,
+                   target_mixtures: np.ndarray, truth: dict[bytes, float], sign: float) -> float:
+    """True target value of the pool mixture the method would recommend now."""
+    if method in MODEL_FREE:
+        done = [r for r in client.list_runs(exp_id, state=["completed"])
+                if np.isclose(r["fidelity"][table.fidelity_name], target)]
+        best = min(done, key=lambda r: sign * r["objective"])
+        return truth[_key(np.array([best["mixture"][d] for d in table.domains]))]
+    mixtures = [dict(zip(table.domains, m.tolist(), strict=True)) for m in target_mixtures]
+    model = {"regmix": None, "bo": "bo", "single-fidelity-bo": "single-fidelity-bo"}.get(method, method)
+    body: dict[str, Any] = {"mixtures": mixtures, "fidelity": {table.fidelity_name: float(target)}}
+    if model:
+        body["method"] = model
+    preds = client.request("POST", f"/v1/experiments/{exp_id}/predict", json=body).json()["predictions"]
+    i = int(np.argmin([sign * p["objective"] for p in preds]))
+    return truth[_key(target_mixtures[i])]
+
+
+def summarise(trajectories: list[Trajectory], budget: float) -> dict[str, Any]:
+    """Medians over seeds per method; an unreached tolerance counts as the full budget (censored)."""
+    out: dict[str, Any] = {}
+    for method in sorted({t.method for t in trajectories}):
+        ts = [t for t in trajectories if t.method == method]
+        reach = [t.cost_to_within if t.cost_to_within is not None else np.inf for t in ts]
+        out[method] = {
+            "seeds": len(ts),
+            "median_cost_to_within_1pct": float(np.median(reach)),
+            "reached": int(sum(np.isfinite(reach))),
+            "median_final_regret": float(np.median([t.final_regret for t in ts if t.final_regret is not None])),
+            "median_wall_s": float(np.median([t.wall_s for t in ts])),
+        }
+    return {"budget": budget, "methods": out, "trajectories": [asdict(t) for t in trajectories]}
