@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import logging
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from migrations import upgrade
+from service import dashboard
 from service.db import make_engine, make_session_factory
 from service.errors import install_error_handlers
-from service.logs import request_id_var
-from service.routers import experiments, runs, suggestions, system
+from service.middleware import RequestContextMiddleware
+from service.routers import experiments, history, online, runs, suggestions, system
 from service.settings import Settings, get_settings
 from service.state import AppState
 from service.store import Store
-from workers.dispatch import InProcessDispatcher
+from workers.dispatch import CeleryDispatcher, Dispatcher, InProcessDispatcher
 
 log = logging.getLogger("mixopt.api")
 
@@ -28,7 +27,8 @@ def build_state(settings: Settings) -> AppState:
         upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     store = Store(engine, make_session_factory(engine))
-    dispatcher = InProcessDispatcher(store, settings.inprocess_workers)
+    dispatcher: Dispatcher = (CeleryDispatcher(store, settings) if settings.broker_url
+                              else InProcessDispatcher(store, settings.inprocess_workers))
     return AppState(settings=settings, store=store, dispatcher=dispatcher)
 
 
@@ -49,21 +49,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.mixopt = state
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
-        token = request_id_var.set(rid)
-        t0 = time.perf_counter()
-        try:
-            response = await call_next(request)
-        finally:
-            request_id_var.reset(token)
-        response.headers["x-request-id"] = rid
-        log.debug("request", extra={"method": request.method, "path": request.url.path,
-                                    "status": response.status_code, "ms": round(1000 * (time.perf_counter() - t0), 2),
-                                    "request_id": rid})
-        return response
+    app.add_middleware(RequestContextMiddleware)
 
-    for r in (experiments.router, runs.router, suggestions.router, system.router):
+    routers = (experiments.router, runs.router, suggestions.router, online.router, history.router, system.router,
+               dashboard.router)
+    for r in routers:
         app.include_router(r)
     return app

@@ -138,6 +138,11 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: Set when the job's message reached the broker; a queued job without it was never sent.
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The worker executing the job and until when; a lapsed lease on a running job means the worker died.
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Fit(Base):
@@ -174,4 +179,63 @@ class Proposal(Base):
     data_version: Mapped[int] = mapped_column(Integer)
     n_runs: Mapped[int] = mapped_column(Integer)
     payload: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReoptPolicy(Base):
+    """When ``mixopt beat`` refits an experiment: after N new completed runs and/or every T minutes."""
+
+    __tablename__ = "reopt_policies"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), unique=True)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    every_runs: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    every_minutes: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: Suggested runs to keep waiting for trainers after each re-optimization.
+    ready_suggestions: Mapped[int] = mapped_column(Integer, default=0)
+    method: Mapped[str] = mapped_column(String(64), default="auto")
+    #: Completed runs counted when the last scheduled refit was enqueued (the ``every_runs`` baseline).
+    last_completed: Mapped[int] = mapped_column(Integer, default=0)
+    last_enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+#: The sweeps of stale work scan these across all experiments.
+Index("ix_runs_state_heartbeat", Run.state, Run.heartbeat_at)
+Index("ix_jobs_state", Job.state)
+
+
+class OnlineSession(Base):
+    """One training run steered online (DoReMi, Aioli, baselines); ``state`` is the algorithm's own JSON."""
+
+    __tablename__ = "online_sessions"
+    __table_args__ = (UniqueConstraint("experiment_id", "client_session_id", name="uq_online_client_session"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: new_id("ses"))
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
+    client_session_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    method: Mapped[str] = mapped_column(String(32))
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    state: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class OnlineObservation(Base):
+    """One posted loss vector and the directive it produced: the session's trajectory, step by step."""
+
+    __tablename__ = "online_observations"
+    __table_args__ = (UniqueConstraint("session_id", "step", name="uq_online_observation_step"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("online_sessions.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    split: Mapped[str] = mapped_column(String(16), default="train")
+    losses: Mapped[list[Any]] = mapped_column(JsonType)
+    directive: Mapped[dict[str, Any]] = mapped_column(JsonType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

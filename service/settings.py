@@ -38,10 +38,39 @@ class Settings(BaseSettings):
     candidate_pool_size: int = 100_000
     regmix_data: Path = Field(default=Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "regmix")
     seed: int | None = Field(default=None, description="fixed seed for reproducible suggestions (tests)")
+    # ---- background work with a broker (``mixopt worker`` / ``mixopt beat``; see docs/production.md)
+    #: Hard limit of one background task; the soft limit, which fails the job cleanly, comes 10% earlier.
+    task_time_limit_s: float = 1800.0
+    #: A worker holds a job for this long and renews it every third of it; a lapsed lease means it died.
+    job_lease_s: float = 60.0
+    #: Starts of one job (crashed workers and transient errors included) before it is marked failed.
+    job_max_attempts: int = 3
+    #: A queued job not started this long after it was published is published again (its message was lost).
+    job_republish_after_s: float = 900.0
+    #: A ``running`` run with no report for this long becomes ``abandoned``, so its point is free again.
+    run_heartbeat_timeout_s: float = 7200.0
+    #: How often ``mixopt beat`` evaluates re-optimization policies and sweeps stale work.
+    beat_interval_s: float = 30.0
+    #: Job kinds sent to the ``gpu`` queue (comma-separated, e.g. ``propose,refit,reoptimize``); empty means
+    #: every job goes to the ``default`` queue, so a deployment without a GPU worker never strands one.
+    gpu_kinds: str = ""
+    #: Laws a refit scores (comma-separated registry names); empty = every registered law. Fewer laws make
+    #: refits faster, at the cost of never considering the others.
+    refit_laws: str = ""
+    #: Redis redelivers an unacknowledged task after this long; unset = task time limit plus 5 minutes.
+    broker_visibility_timeout_s: float | None = None
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def gpu_kind_set(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.gpu_kinds.split(",") if k.strip())
+
+    @property
+    def refit_law_list(self) -> list[str] | None:
+        return [k.strip() for k in self.refit_laws.split(",") if k.strip()] or None
 
 
 @lru_cache(maxsize=1)

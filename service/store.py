@@ -10,7 +10,7 @@ import base64
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from service.models import (
     Job,
     JobState,
     Proposal,
+    ReoptPolicy,
     Run,
     RunState,
     new_id,
@@ -472,6 +473,218 @@ class Store:
         with self.factory() as s:
             return list(s.scalars(select(Fit).where(Fit.experiment_id == exp_id).order_by(Fit.pk).limit(limit)))
 
+    # -------------------------------------------------- background work: leases, sweeps, policies, refits
+    def lease_job(self, job_id: str, owner: str, lease_s: float, max_attempts: int) -> tuple[str, float]:
+        """Claim the right to run a job: ``("acquired", 0)``, ``("held", seconds left)`` or ``("finished", 0)``.
+
+        Several deliveries of one job (broker redelivery, a sweep's republish, a retry) race here and only the
+        lease holder runs it. A running job that already used ``max_attempts`` starts (its workers kept dying)
+        is failed instead, so a task that kills its worker cannot cycle forever.
+        """
+        now = utcnow()
+        with transaction(self.factory) as s:
+            job = s.scalar(select(Job).where(Job.id == job_id).with_for_update())
+            if job is None or job.state in (JobState.succeeded.value, JobState.failed.value):
+                return "finished", 0.0
+            if job.lease_owner not in (None, owner) and job.lease_expires_at and job.lease_expires_at > now:
+                return "held", (job.lease_expires_at - now).total_seconds()
+            if job.state == JobState.running.value and job.attempts >= max_attempts:
+                job.state, job.finished_at = JobState.failed.value, now
+                job.error = f"gave up after {job.attempts} attempts: the worker running it was lost"
+                job.lease_owner = job.lease_expires_at = None
+                return "finished", 0.0
+            job.lease_owner, job.lease_expires_at = owner, now + timedelta(seconds=lease_s)
+            return "acquired", 0.0
+
+    def renew_lease(self, job_id: str, owner: str, lease_s: float) -> bool:
+        """Extend a held lease; False when it was lost (another worker took the job over)."""
+        with transaction(self.factory) as s:
+            res = s.execute(update(Job).where(Job.id == job_id, Job.lease_owner == owner)
+                            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s)))
+            return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    def release_lease(self, job_id: str, owner: str) -> None:
+        with transaction(self.factory) as s:
+            s.execute(update(Job).where(Job.id == job_id, Job.lease_owner == owner)
+                      .values(lease_owner=None, lease_expires_at=None))
+
+    def requeue_job(self, job_id: str, note: str) -> None:
+        """Put a job that hit a transient error back to ``queued``, the error kept as a note, for its retry."""
+        with transaction(self.factory) as s:
+            s.execute(update(Job).where(Job.id == job_id, Job.state != JobState.succeeded.value)
+                      .values(state=JobState.queued.value, error=note, lease_owner=None,
+                              lease_expires_at=None, finished_at=None))
+
+    def mark_published(self, job_id: str, published: bool = True) -> None:
+        with transaction(self.factory) as s:
+            s.execute(update(Job).where(Job.id == job_id)
+                      .values(published_at=utcnow() if published else None))
+
+    def sweep_jobs(self, kinds: Sequence[str], unpublished_grace_s: float, republish_after_s: float,
+                   max_attempts: int) -> tuple[list[tuple[str, str]], list[str]]:
+        """Recover jobs whose worker died or whose message never reached (or was lost by) the broker.
+
+        Returns ``(to_publish, failed)``: ``(kind, job_id)`` pairs now queued and marked published (the caller
+        sends them, and unmarks any it cannot send), and ids failed for running out of attempts. Rows are
+        taken with ``SKIP LOCKED`` so overlapping sweeps never handle one job twice.
+        """
+        now = utcnow()
+        lapsed = (Job.state == JobState.running.value) & (Job.lease_expires_at < now)
+        unsent = (Job.state == JobState.queued.value) & (Job.lease_owner.is_(None)) & (
+            (Job.published_at.is_(None) & (Job.created_at < now - timedelta(seconds=unpublished_grace_s)))
+            | (Job.published_at < now - timedelta(seconds=republish_after_s)))
+        to_publish: list[tuple[str, str]] = []
+        failed: list[str] = []
+        with transaction(self.factory) as s:
+            jobs = s.scalars(select(Job).where(Job.kind.in_(list(kinds)), lapsed | unsent).order_by(Job.pk)
+                             .limit(500).with_for_update(skip_locked=True))
+            for job in jobs:
+                if job.state == JobState.running.value and job.attempts >= max_attempts:
+                    job.state, job.finished_at = JobState.failed.value, now
+                    job.error = f"gave up after {job.attempts} attempts: the worker running it was lost"
+                    failed.append(job.id)
+                else:
+                    job.state, job.published_at = JobState.queued.value, now
+                    to_publish.append((job.kind, job.id))
+                job.lease_owner = job.lease_expires_at = None
+        return to_publish, failed
+
+    def abandon_stale_runs(self, heartbeat_timeout_s: float) -> dict[str, int]:
+        """Runs ``running`` with no report for ``heartbeat_timeout_s`` become ``abandoned``; counts by experiment.
+
+        Abandoned runs leave the pending set, so their points can be suggested again; each affected
+        experiment's data version is bumped, as a client's own ``abandoned`` report would.
+        """
+        now = utcnow()
+        cutoff = now - timedelta(seconds=heartbeat_timeout_s)
+        with transaction(self.factory) as s:
+            stale = s.execute(select(Run.pk, Run.experiment_id)
+                              .where(Run.state == RunState.running.value, Run.heartbeat_at < cutoff)
+                              .order_by(Run.pk).limit(10_000).with_for_update(skip_locked=True)).all()
+            if not stale:
+                return {}
+            for chunk in _chunks([r.pk for r in stale], 900):
+                s.execute(update(Run).where(Run.pk.in_(chunk)).values(
+                    state=RunState.abandoned.value, completed_at=now, updated_at=now,
+                    error=f"no heartbeat for {heartbeat_timeout_s:g} s; abandoned by the stale-run sweep"))
+            counts: dict[str, int] = {}
+            for r in stale:
+                counts[r.experiment_id] = counts.get(r.experiment_id, 0) + 1
+            for exp_id in sorted(counts):
+                _bump_version(s, exp_id)
+        return counts
+
+    def enqueue_exclusive(self, exp_id: str, kind: str, params: dict[str, Any],
+                          exclusive_kinds: Sequence[str], policy_token: tuple[int, str | None, int] | None = None,
+                          ) -> tuple[Job | None, bool]:
+        """Create a job unless one of ``exclusive_kinds`` is already queued or running for the experiment.
+
+        Returns ``(job, created)``: the new job, or the active one (``created`` False). With
+        ``policy_token = (policy_pk, last_job_id seen, completed runs)`` this is a scheduled refit: it is
+        created only if the policy was not acted on since it was read (else ``(None, False)``), and the
+        policy records it, so two beat ticks evaluating the same policy enqueue one job.
+        """
+        with transaction(self.factory) as s:
+            # Locking the experiment row serialises enqueues (and reports) of one experiment for a moment.
+            s.scalar(select(Experiment.pk).where(Experiment.id == exp_id).with_for_update())
+            policy = None
+            if policy_token is not None:
+                policy = s.scalar(select(ReoptPolicy).where(ReoptPolicy.pk == policy_token[0])
+                                  .with_for_update())
+                if policy is None or policy.last_job_id != policy_token[1]:
+                    return None, False
+            active = s.scalar(select(Job).where(Job.experiment_id == exp_id,
+                                                Job.kind.in_(list(exclusive_kinds)),
+                                                Job.state.in_([JobState.queued.value, JobState.running.value]))
+                              .order_by(Job.pk).limit(1))
+            if active is not None:
+                return active, False
+            job = Job(id=new_id("job"), kind=kind, experiment_id=exp_id, params=params,
+                      state=JobState.queued.value, progress=0.0, attempts=0)
+            s.add(job)
+            if policy is not None and policy_token is not None:
+                policy.last_job_id, policy.last_enqueued_at = job.id, utcnow()
+                policy.last_completed = policy_token[2]
+            return job, True
+
+    def get_policy(self, exp_id: str) -> ReoptPolicy | None:
+        with self.factory() as s:
+            return s.scalar(select(ReoptPolicy).where(ReoptPolicy.experiment_id == exp_id))
+
+    def put_policy(self, exp_id: str, values: dict[str, Any]) -> ReoptPolicy:
+        """Create or replace the experiment's re-optimization policy (its bookkeeping fields are kept)."""
+        with transaction(self.factory) as s:
+            s.scalar(select(Experiment.pk).where(Experiment.id == exp_id).with_for_update())
+            policy = s.scalar(select(ReoptPolicy).where(ReoptPolicy.experiment_id == exp_id))
+            if policy is None:
+                policy = ReoptPolicy(experiment_id=exp_id, last_completed=0)
+                s.add(policy)
+            for key, value in values.items():
+                setattr(policy, key, value)
+            s.flush()
+        return policy
+
+    def policy_states(self) -> list[PolicyState]:
+        """Every enabled policy of an active experiment, with the counts its schedule is evaluated on."""
+        with self.factory() as s:
+            rows = s.execute(select(ReoptPolicy, Experiment.project)
+                             .join(Experiment, Experiment.id == ReoptPolicy.experiment_id)
+                             .where(ReoptPolicy.enabled.is_(True),
+                                    Experiment.state == ExperimentState.active.value)
+                             .order_by(ReoptPolicy.pk)).all()
+            completed: dict[str, int] = {}
+            for chunk in _chunks([p.experiment_id for p, _ in rows], 900):
+                counts = s.execute(select(Run.experiment_id, func.count())
+                                   .where(Run.experiment_id.in_(chunk), Run.state == RunState.completed.value)
+                                   .group_by(Run.experiment_id))
+                completed.update((exp_id, int(n)) for exp_id, n in counts)
+        return [PolicyState(p, project, completed.get(p.experiment_id, 0)) for p, project in rows]
+
+    def apply_refit(self, exp_id: str, fits: Sequence[Fit], data_version: int, hints: dict[str, Any]) -> bool:
+        """Store a refit's fits and hints, unless fits of newer data are already stored (then store nothing).
+
+        The check and the writes share one transaction on the locked experiment row, so a refit overtaken by
+        newer data can never land on top of the newer one.
+        """
+        with transaction(self.factory) as s:
+            exp = s.scalar(select(Experiment).where(Experiment.id == exp_id).with_for_update())
+            if exp is None:
+                raise NotFound(f"experiment {exp_id!r} not found", field="experiment_id")
+            newest = s.scalar(select(func.max(Fit.data_version)).where(Fit.experiment_id == exp_id))
+            if newest is not None and newest > data_version:
+                return False
+            for f in fits:
+                f.experiment_id, f.data_version = exp_id, data_version
+                s.add(f)
+            exp.hints = {**(exp.hints or {}), **hints}
+        return True
+
+    def recent_fits(self, exp_id: str, limit: int) -> list[Fit]:
+        """The newest ``limit`` fits, oldest first."""
+        with self.factory() as s:
+            rows = list(s.scalars(select(Fit).where(Fit.experiment_id == exp_id)
+                                  .order_by(Fit.pk.desc()).limit(limit)))
+        return rows[::-1]
+
+    def list_fits(self, exp_id: str, page_size: int, page_token: str | None) -> tuple[list[Fit], str | None]:
+        after = decode_page_token(page_token)
+        stmt = select(Fit).where(Fit.experiment_id == exp_id)
+        if after is not None:
+            stmt = stmt.where(Fit.pk > after)
+        with self.factory() as s:
+            rows = list(s.scalars(stmt.order_by(Fit.pk).limit(page_size + 1)))
+        token = encode_page_token(rows[page_size - 1].pk) if len(rows) > page_size else None
+        return rows[:page_size], token
+
+    def ready_queue_size(self, exp_id: str, job_kind: str) -> int:
+        """Runs still ``suggested`` that jobs of ``job_kind`` proposed (the experiment's ready queue)."""
+        with self.factory() as s:
+            return int(s.scalar(select(func.count()).select_from(Run)
+                                .join(Proposal, Proposal.id == Run.proposal_id)
+                                .join(Job, Job.id == Proposal.job_id)
+                                .where(Run.experiment_id == exp_id, Run.state == RunState.suggested.value,
+                                       Job.kind == job_kind)) or 0)
+
 
 def _require_active(exp: Experiment) -> None:
     if exp.state != ExperimentState.active.value:
@@ -496,3 +709,13 @@ def _new_run_row(exp_id: str, run_id: str, w: RunWrite, now: datetime) -> dict[s
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+@dataclass(frozen=True)
+class PolicyState:
+    """A re-optimization policy with what its schedule is evaluated on."""
+
+    policy: ReoptPolicy
+    project: str
+    #: Completed runs of the experiment now.
+    completed: int

@@ -8,6 +8,7 @@ from service.cli.data import import_runs
 from service.cli.demo import demo
 from service.cli.replay import replay
 from service.cli.server import migrate, serve
+from service.cli.worker import beat, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,5 +20,5 @@ def main() -> None:
     """
 
 
-for command in (serve, migrate, import_runs, demo, replay):
+for command in (serve, migrate, import_runs, demo, replay, worker, beat):
     main.add_command(command)

@@ -1,0 +1,67 @@
+"""What a run costs as a function of its fidelity, learned from the costs users report.
+
+Compute grows about linearly in each scale axis (parameters, tokens), so the default model is affine in
+the raw fidelity values, ``c(s) = c0 + sum_j c_j s_j`` with non-negative coefficients, fitted by
+non-negative least squares on runs with a known cost. An affine fit needs runs at two or more distinct
+fidelities; with fewer it falls back to cost proportional to the product of the axes (the ``6 N D`` rule:
+with axes params and tokens that is training compute), scaled to the one observed level when there is
+one. Only cost *ratios* matter to a cost-weighted acquisition, so the unit is whatever the user reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import nnls
+
+from mixing.simplex import FloatArray
+
+#: Predicted costs are floored at this fraction of the smallest observed cost: an affine fit can
+#: extrapolate to zero or below at an unobserved cheap fidelity, and a zero cost would make it free.
+_FLOOR = 0.05
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """``cost(f) = scale * prod(f)`` if ``coef`` is empty, else ``coef[0] + coef[1:] @ f``."""
+
+    coef: FloatArray
+    scale: float
+    floor: float
+    source: str
+
+    def __call__(self, fidelities: FloatArray) -> FloatArray:
+        f = np.atleast_2d(np.asarray(fidelities, dtype=np.float64))
+        if self.coef.size:
+            raw = self.coef[0] + f @ self.coef[1:]
+        else:
+            raw = (
+                self.scale * np.prod(np.maximum(f, 0.0), axis=1)
+                if f.shape[1]
+                else np.full(len(f), self.scale)
+            )
+        return np.maximum(raw, self.floor)
+
+
+def fit_cost_model(fidelities: FloatArray, costs: FloatArray) -> CostModel:
+    """Fit :class:`CostModel` to raw fidelities ``(n, m)`` and costs ``(n,)`` (NaN or <= 0 = unknown)."""
+    f = np.atleast_2d(np.asarray(fidelities, dtype=np.float64))
+    c = np.asarray(costs, dtype=np.float64).reshape(-1)
+    known = np.isfinite(c) & (c > 0) & np.all(np.isfinite(f), axis=1)
+    f, c = f[known], c[known]
+    if len(c) == 0:
+        return CostModel(np.zeros(0), 1.0, 1e-12, "default: proportional to the product of the fidelity axes")
+    floor = _FLOOR * float(c.min())
+    levels = np.unique(f, axis=0)
+    if f.shape[1] == 0 or len(levels) < 2:
+        size = np.prod(np.maximum(f, 0.0), axis=1) if f.shape[1] else np.ones(len(c))
+        scale = float(np.median(c / np.maximum(size, 1e-300)))
+        return CostModel(
+            np.zeros(0), scale, floor, "proportional to the product of the axes, scaled to reports"
+        )
+    design = np.column_stack([np.ones(len(c)), f])
+    # Columns are rescaled so NNLS is not ill-conditioned by raw values like 6e7 parameters.
+    col_scale = np.maximum(np.abs(design).max(axis=0), 1e-300)
+    coef, _ = nnls(design / col_scale, c)
+    return CostModel(coef / col_scale, 1.0, floor, "affine in the fidelity axes, fitted to reported costs")

@@ -1,0 +1,334 @@
+"""The suggest and recommend loops of multi-fidelity BO, on Problem/Observations arrays.
+
+Suggest: fit the GP (warm-started), believe the pending runs, score a feasible pool of (mixture, fidelity)
+pairs by information about the target-fidelity minimum per unit cost, refine around the best, then build
+the batch greedily (see :mod:`mixing.bo.acquisition`). Recommend: minimise the posterior mean at the
+target fidelity over the same kind of pool, refined locally, and report its interval.
+
+Fidelity is chosen among *levels*: the distinct fidelities already run plus the cheapest and the target
+ones the problem declares (or exactly the one the caller fixes). Proxy scales are discrete in practice --
+a team trains at the sizes its recipes exist for -- and every level has a cost the cost model can
+predict from reported runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from mixing.bo.acquisition import greedy_batch, information_gain, sample_min_values
+from mixing.bo.cost import CostModel
+from mixing.bo.device import DTYPE, as_tensor
+from mixing.bo.encoding import Encoding, encode
+from mixing.bo.pool import RADII, global_pool, local_pool
+from mixing.bo.posterior import ExactPosterior
+from mixing.bo.surrogate import FitSettings, FittedGP, fit_gp
+from mixing.methods.common import exclude_taken
+from mixing.problem import Observations, Problem
+from mixing.simplex import FloatArray
+
+
+@dataclass(frozen=True)
+class BOSettings:
+    """Sizes of the search; device-independent so CPU and CUDA runs give the same answers."""
+
+    encoding: Encoding = "sqrt"
+    fit: FitSettings = field(default_factory=FitSettings)
+    #: Global pool of mixtures scored at every fidelity level.
+    n_global: int = 4096
+    #: Local perturbations per refinement round, spread over ``n_centres`` best points.
+    n_local: int = 1024
+    n_centres: int = 16
+    #: Best (mixture, fidelity) pairs kept for the greedy batch.
+    n_batch_pool: int = 256
+    #: Samples of the target minimum and the size of the support they are drawn on.
+    n_min_samples: int = 32
+    n_min_support: int = 256
+    #: Half-width of reported intervals in posterior standard deviations (1.645: central 90%).
+    interval_z: float = 1.645
+
+
+@dataclass
+class Surrogate:
+    """A fitted GP together with the map from (mixture, raw fidelity) to its inputs."""
+
+    gp: FittedGP
+    problem: Problem
+    encoding: Encoding
+    device: torch.device
+
+    def inputs(self, mixtures: FloatArray, fidelities: FloatArray) -> torch.Tensor:
+        """GP inputs for ``mixtures`` at ``fidelities``: one raw fidelity ``(m,)`` for all, or one per row."""
+        mixtures = np.atleast_2d(mixtures)
+        m = self.problem.fidelity.n_axes
+        fid = (
+            np.zeros((len(mixtures), 0))
+            if m == 0
+            else np.broadcast_to(np.asarray(fidelities, dtype=np.float64).reshape(-1, m), (len(mixtures), m))
+        )
+        return as_tensor(encode(mixtures, self.problem.fidelity.normalise(fid), self.encoding), self.device)
+
+    def predict(self, mixtures: FloatArray, fidelities: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Posterior (mean, sd) of the latent loss, in loss units."""
+        return self.gp.to_loss(*self.gp.posterior.mean_var(self.inputs(mixtures, fidelities)))
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One suggested run with what the model expects of it."""
+
+    mixture: FloatArray
+    fidelity: FloatArray
+    mean: float
+    sd: float
+    information: float
+    utility: float
+    cost: float
+
+
+def fit_surrogate(
+    problem: Problem,
+    obs: Observations,
+    device: torch.device,
+    rng: np.random.Generator,
+    state: dict[str, Any] | None,
+    settings: BOSettings,
+) -> Surrogate:
+    """Fit the GP to the completed runs (objective = ``problem.loss``, lower is better).
+
+    Runs whose objective is not finite (a diverged or failed run reported with NaN metrics) carry no
+    information about the loss surface and are left out of the fit rather than failing it.
+    """
+    loss = problem.loss(obs.metrics)
+    ok = np.isfinite(loss)
+    loss = loss[ok]
+    inputs = encode(obs.mixtures[ok], problem.fidelity.normalise(obs.fidelities[ok]), settings.encoding)
+    gp = fit_gp(
+        inputs,
+        loss,
+        problem.n_domains,
+        problem.fidelity.n_axes,
+        device,
+        rng,
+        state,
+        settings.fit,
+        signature=settings.encoding,
+    )
+    return Surrogate(gp, problem, settings.encoding, device)
+
+
+def fidelity_levels(problem: Problem, obs: Observations, fixed: FloatArray | None) -> FloatArray:
+    """The fidelities to choose among: ``fixed`` alone, else observed levels plus cheapest and target."""
+    space = problem.fidelity
+    if fixed is not None:
+        return np.asarray(fixed, dtype=np.float64).reshape(1, space.n_axes)
+    if space.n_axes == 0:
+        return np.zeros((1, 0))
+    return np.unique(np.concatenate([obs.fidelities, space.cheapest()[None], space.target[None]]), axis=0)
+
+
+@dataclass
+class _Scored:
+    """(mixture, fidelity) pairs with their posterior statistics, relative cost and utility."""
+
+    mixtures: FloatArray
+    fids: FloatArray
+    #: (mean, var) of the run's ``f``, (mean, var) of the target ``h`` and their covariance; see
+    #: :meth:`ExactPosterior.paired` (the run's variance is latent, without noise).
+    stats: tuple[torch.Tensor, ...]
+    cost: torch.Tensor
+    utility: torch.Tensor
+
+    def concat(self, other: _Scored) -> _Scored:
+        return _Scored(
+            np.concatenate([self.mixtures, other.mixtures]),
+            np.concatenate([self.fids, other.fids]),
+            tuple(torch.cat([a, b]) for a, b in zip(self.stats, other.stats, strict=True)),
+            torch.cat([self.cost, other.cost]),
+            torch.cat([self.utility, other.utility]),
+        )
+
+
+class _Scorer:
+    """Scores (mixture, fidelity) pairs by information about the target minimum per unit cost."""
+
+    def __init__(
+        self, surrogate: Surrogate, posterior: ExactPosterior, cost_model: CostModel, settings: BOSettings
+    ) -> None:
+        self.s, self.post, self.cost_model, self.settings = surrogate, posterior, cost_model, settings
+        self.target = surrogate.problem.fidelity.target
+        self.target_cost = float(cost_model(self.target[None])[0])
+        #: Samples of the target minimum, drawn from the first pool scored (see :meth:`score`).
+        self.min_values = torch.empty(0, dtype=DTYPE)
+
+    def stats(self, mixtures: FloatArray, fids: FloatArray) -> tuple[torch.Tensor, ...]:
+        """Posterior statistics per pair, one batched pass per distinct fidelity."""
+        n = len(mixtures)
+        out = [torch.empty(n, dtype=DTYPE, device=self.s.device) for _ in range(5)]
+        levels, which = np.unique(fids, axis=0, return_inverse=True)
+        for j, level in enumerate(levels):
+            rows = np.flatnonzero(which.reshape(-1) == j)
+            z_obs = self.s.inputs(mixtures[rows], level)
+            parts = self.post.paired(z_obs, self.s.inputs(mixtures[rows], self.target))
+            rows_t = torch.as_tensor(rows, device=self.s.device)
+            for store, part in zip(out, parts, strict=True):
+                store[rows_t] = part
+        return tuple(out)
+
+    def score(self, mixtures: FloatArray, fids: FloatArray, rng: np.random.Generator) -> _Scored:
+        """Score pairs; the first call also samples the target minimum over the most promising of them.
+
+        The support of the samples is the pool's mixtures with the lowest lower confidence bounds at the
+        target fidelity: where the minimum can plausibly be.
+        """
+        stats = self.stats(mixtures, fids)
+        if self.min_values.numel() == 0:
+            order = np.argsort((stats[2] - 2.0 * stats[3].sqrt()).cpu().numpy())
+            _, first = np.unique(np.round(mixtures[order], 9), axis=0, return_index=True)
+            support = mixtures[order[np.sort(first)][: self.settings.n_min_support]]
+            z = self.s.inputs(support, self.target)
+            self.min_values = sample_min_values(self.post, z, self.settings.n_min_samples, rng)
+        gain = information_gain(stats[2], stats[3], stats[1] + self.post.noise, stats[4], self.min_values)
+        cost = as_tensor(self.cost_model(fids) / self.target_cost, self.s.device)
+        return _Scored(mixtures, fids, stats, cost, gain / cost)
+
+    def batch(self, scored: _Scored, keep: np.ndarray, count: int) -> list[tuple[int, float, float]]:
+        """Greedy batch among the pairs ``keep`` (see :func:`~mixing.bo.acquisition.greedy_batch`)."""
+        m = len(keep)
+        mixtures, fids = scored.mixtures[keep], scored.fids[keep]
+        keep_t = torch.as_tensor(keep, device=self.s.device)
+        cov = self.post.joint(self.s.inputs(mixtures, fids), self.s.inputs(mixtures, self.target))
+        mean_twin, noise, idx = (
+            scored.stats[2][keep_t],
+            self.post.noise,
+            torch.arange(m, device=self.s.device),
+        )
+
+        def gain(c: torch.Tensor) -> torch.Tensor:
+            d = c.diagonal()
+            return information_gain(mean_twin, d[m:], d[:m] + noise, c[idx, idx + m], self.min_values)
+
+        group = np.unique(np.round(np.column_stack([mixtures, fids]), 9), axis=0, return_inverse=True)[1]
+        return greedy_batch(gain, cov, noise, scored.cost[keep_t], count, group.reshape(-1))
+
+
+def suggest(
+    surrogate: Surrogate,
+    obs: Observations,
+    count: int,
+    levels: FloatArray,
+    cost_model: CostModel,
+    rng: np.random.Generator,
+    settings: BOSettings,
+    candidates: tuple[FloatArray, FloatArray] | None = None,
+) -> list[Pick]:
+    """``count`` runs that buy the most information about the target minimum per unit of cost.
+
+    ``candidates`` = (mixtures, fidelities with NaN = "choose") restricts the search to a finite pool.
+    """
+    problem = surrogate.problem
+    post = surrogate.gp.posterior
+    if len(obs.pending_mixtures):
+        post = post.believe(surrogate.inputs(obs.pending_mixtures, obs.pending_fidelities))
+    scorer = _Scorer(surrogate, post, cost_model, settings)
+    if candidates is not None:
+        scored = scorer.score(*_expand_pool(candidates[0], candidates[1], levels), rng)
+    else:
+        incumbents = _incumbents(surrogate, obs, settings.n_centres)
+        start = np.concatenate(
+            [
+                global_pool(settings.n_global, problem.constraints, problem.prior, rng),
+                local_pool(incumbents, settings.n_local, problem.constraints, rng),
+            ]
+        )
+        scored = scorer.score(*_cross(start, levels), rng)
+        # one refinement round around the most useful mixtures, at every level
+        top = scored.mixtures[_top(scored.utility, settings.n_centres)]
+        local = local_pool(top, settings.n_local, problem.constraints, rng)
+        scored = scored.concat(scorer.score(*_cross(local, levels), rng))
+
+    keep = _allowed_top(scored, obs, settings.n_batch_pool, exhaustive=candidates is not None)
+    if len(keep) == 0:
+        return []
+    picks = scorer.batch(scored, keep, count)
+    keep_t = torch.as_tensor(keep, device=surrogate.device)
+    mean, sd = surrogate.gp.to_loss(scored.stats[0][keep_t], scored.stats[1][keep_t])
+    cost = scored.cost[keep_t].cpu().numpy() * scorer.target_cost
+    return [
+        Pick(
+            scored.mixtures[keep[i]], scored.fids[keep[i]], float(mean[i]), float(sd[i]), g, u, float(cost[i])
+        )
+        for i, g, u in picks
+    ]
+
+
+def recommend(
+    surrogate: Surrogate, obs: Observations, rng: np.random.Generator, settings: BOSettings
+) -> tuple[FloatArray, float, float]:
+    """The mixture minimising the posterior mean at the target fidelity, with (mean, sd) there."""
+    problem = surrogate.problem
+    target = problem.fidelity.target
+    seen = (
+        obs.mixtures[problem.constraints.contains(obs.mixtures)]
+        if obs.n
+        else np.zeros((0, problem.n_domains))
+    )
+    pool = np.concatenate([seen, global_pool(settings.n_global, problem.constraints, problem.prior, rng)])
+    mean, _ = surrogate.predict(pool, target)
+    for shrink in (1.0, 1 / 3, 1 / 9):  # successively finer local rounds around the best so far
+        centres = pool[np.argsort(mean)[: settings.n_centres]]
+        local = local_pool(
+            centres, settings.n_local, problem.constraints, rng, tuple(r * shrink for r in RADII)
+        )
+        local_mean, _ = surrogate.predict(local, target)
+        pool, mean = np.concatenate([pool, local]), np.concatenate([mean, local_mean])
+    best = pool[int(np.argmin(mean))]
+    m, s = surrogate.predict(best[None], target)
+    return best, float(m[0]), float(s[0])
+
+
+def _incumbents(surrogate: Surrogate, obs: Observations, k: int) -> FloatArray:
+    """The ``k`` observed mixtures with the lowest posterior mean at the target fidelity."""
+    if obs.n == 0:
+        return np.zeros((0, surrogate.problem.n_domains))
+    ok = obs.mixtures[surrogate.problem.constraints.contains(obs.mixtures)]
+    if len(ok) == 0:
+        return ok
+    mean, _ = surrogate.predict(ok, surrogate.problem.fidelity.target)
+    return ok[np.argsort(mean)[:k]]
+
+
+def _cross(mixtures: FloatArray, levels: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Every mixture at every level."""
+    return np.repeat(mixtures, len(levels), axis=0), np.tile(levels, (len(mixtures), 1))
+
+
+def _expand_pool(
+    mixtures: FloatArray, fidelities: FloatArray, levels: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Pool rows with a full fidelity stay as they are; NaN axes are filled from each level in turn."""
+    mix, fid = [], []
+    for w, f in zip(np.atleast_2d(mixtures), np.atleast_2d(fidelities), strict=True):
+        options = np.unique(np.where(np.isnan(f)[None, :], levels, f[None, :]), axis=0)
+        mix.append(np.repeat(w[None], len(options), axis=0))
+        fid.append(options)
+    return np.concatenate(mix), np.concatenate(fid)
+
+
+def _top(values: torch.Tensor, k: int) -> np.ndarray:
+    k = min(k, values.shape[0])
+    return torch.topk(values, k).indices.cpu().numpy()
+
+
+def _allowed_top(scored: _Scored, obs: Observations, k: int, exhaustive: bool) -> np.ndarray:
+    """Indices of the ``k`` best pairs that are neither pending nor already observed at that fidelity.
+
+    For a continuous pool only the best ``4k`` are checked (fresh random points never coincide with old
+    ones); a finite pool is checked in full, since most of it may be taken.
+    """
+    order = _top(scored.utility, scored.utility.shape[0] if exhaustive else 4 * k)
+    free = order[exclude_taken(scored.mixtures[order], scored.fids[order], obs)]
+    return free[:k]

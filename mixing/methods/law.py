@@ -1,0 +1,219 @@
+"""The law engine as a search method: fit the selected mixing law, optimise it, propose around it.
+
+Which law: ``ctx.hints["selected_law"]`` (with ``ctx.hints["law_params"]`` when the fidelity report left
+them, e.g. the ensemble's members and weights), else a quick 3-fold selection over every law here.
+Which runs: all fidelities (normalised coordinates) for a law that models fidelity when several were
+observed, otherwise the level nearest the fidelity asked for, as single-fidelity laws need.
+
+Intervals (90%): a GP's own calibrated posterior (see :mod:`mixing.laws.gp`); for every other law the
+split-conformal width of its 5-fold cross-validation refits' out-of-fold errors on the objective.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.base import clone
+
+from mixing.conformal import conformal_halfwidth, oof_predictions
+from mixing.errors import NotEnoughDataError
+from mixing.fidelity import evaluate_laws
+from mixing.laws import UnknownLawError, law_spec, make_law
+from mixing.laws.base import MixingLaw
+from mixing.laws.gp import NORMAL_Q90, SimplexGP
+from mixing.methods.base import SearchContext
+from mixing.methods.common import SAME_POINT_L1, exclude_taken, nearest_fidelity_rows
+from mixing.optimize import candidate_pool, optimize_mixture
+from mixing.problem import Candidates, Prediction, Proposal, Recommendation
+from mixing.simplex import FloatArray
+
+CONFORMAL_FOLDS = 5
+SELECTION_FOLDS = 3
+#: Suggestions closer than this (L1) to one already chosen are skipped while others remain.
+DIVERSITY_L1 = 0.05
+
+
+@dataclass
+class FittedLaw:
+    """A law fitted for one call, with what is needed to predict the objective and its interval."""
+
+    law: MixingLaw
+    rows: np.ndarray
+    #: Normalised fidelity coordinates to predict at (None for single-fidelity fits).
+    at: FloatArray | None
+    halfwidth: float
+    interval_source: str
+    selection: dict[str, Any]
+
+    def fidelity_rows(self, n: int) -> FloatArray | None:
+        return None if self.at is None else np.repeat(self.at[None, :], n, axis=0)
+
+    def metrics(self, mixtures: FloatArray) -> FloatArray:
+        return self.law.predict(mixtures, self.fidelity_rows(len(mixtures)))
+
+    def loss(self, ctx: SearchContext, mixtures: FloatArray) -> FloatArray:
+        return ctx.problem.loss(self.metrics(mixtures))
+
+    def halfwidths(self, ctx: SearchContext, mixtures: FloatArray) -> FloatArray:
+        """90% half-widths of the objective at each mixture."""
+        if isinstance(self.law, SimplexGP):
+            std = self.law.aggregate_std(mixtures, self.fidelity_rows(len(mixtures)), ctx.problem.metric_weights)
+            return NORMAL_Q90 * std
+        return np.full(len(mixtures), self.halfwidth)
+
+    def interval_fn(self, ctx: SearchContext) -> Callable[[FloatArray], tuple[FloatArray, FloatArray]]:
+        def interval(mixtures: FloatArray) -> tuple[FloatArray, FloatArray]:
+            loss, half = self.loss(ctx, mixtures), self.halfwidths(ctx, mixtures)
+            return loss - half, loss + half
+
+        return interval
+
+    def prediction(self, ctx: SearchContext, loss: float, half: float) -> Prediction:
+        """Loss (lower is better) and half-width -> a prediction in the user's orientation."""
+        value = ctx.problem.sign * loss
+        return Prediction(value=float(value), lower=float(value - half), upper=float(value + half))
+
+
+class LawMethod:
+    name: ClassVar[str] = "law"
+
+    def __init__(self, n_candidates: int = 100_000, top_k: int = 128) -> None:
+        self.n_candidates = n_candidates
+        self.top_k = top_k
+
+    # ------------------------------------------------------------------------------------------ fitting
+    def fit(self, ctx: SearchContext, fidelity: FloatArray | None = None) -> FittedLaw:
+        problem, obs = ctx.problem, ctx.observations
+        target = problem.fidelity.target if fidelity is None else np.asarray(fidelity, dtype=np.float64)
+        law, selection = self._law(ctx, target)
+        multi = problem.fidelity.n_axes > 0 and len(obs.distinct_fidelities()) > 1
+        if law.uses_fidelity and multi:
+            rows = np.arange(obs.n)
+            fid = problem.fidelity.normalise(obs.fidelities)
+            at: FloatArray | None = problem.fidelity.normalise(target)[0]
+        else:
+            rows = nearest_fidelity_rows(problem, obs, target, law.min_runs(problem.n_domains))
+            fid, at = None, None
+        need = law.min_runs(problem.n_domains)
+        if len(rows) < need:
+            raise NotEnoughDataError(f"law {law.name} needs completed runs", need, len(rows))
+        x, y = obs.mixtures[rows], obs.metrics[rows]
+        f = None if fid is None else fid[rows]
+        halfwidth, source = float("nan"), "gp_posterior_calibrated"
+        if not isinstance(law, SimplexGP):
+            halfwidth, source = self._conformal(ctx, law, x, f, y), "conformal_cv_refits"
+        return FittedLaw(law=clone(law).fit(x, f, y), rows=rows, at=at, halfwidth=halfwidth,
+                         interval_source=source, selection=selection)
+
+    def _law(self, ctx: SearchContext, target: FloatArray) -> tuple[MixingLaw, dict[str, Any]]:
+        """The hinted law, else the winner of a quick cross-validated selection."""
+        name = ctx.hints.get("selected_law")
+        if name:
+            try:
+                law = make_law(str(name), **dict(ctx.hints.get("law_params") or {}))
+                return law, {"source": "hint", "law": law_spec(law)}
+            except (UnknownLawError, TypeError):
+                pass
+        problem, obs = ctx.problem, ctx.observations
+        rows = nearest_fidelity_rows(problem, obs, target, 8)
+        if len(rows) < 8:
+            raise NotEnoughDataError("law selection needs completed runs at one fidelity", 8, len(rows))
+        report = evaluate_laws(None, obs.mixtures[rows], None, obs.metrics[rows], problem.metric_weights,
+                               goal_sign=problem.sign, folds=SELECTION_FOLDS,
+                               seed=int(ctx.rng.integers(2**31)))
+        if report.selected is None:
+            raise NotEnoughDataError("no law could be fitted to the runs", 8, len(rows))
+        entry = report.law(report.selected)
+        law = make_law(report.selected, **entry.params)
+        cv = entry.cv.get("from_metrics")
+        return law, {"source": "quick_selection", "law": law_spec(law),
+                     "cv_spearman": None if cv is None else cv.spearman}
+
+    @staticmethod
+    def _conformal(ctx: SearchContext, law: MixingLaw, x: FloatArray, f: FloatArray | None,
+                   y: FloatArray) -> float:
+        loss = ctx.problem.loss
+
+        def fit_predict(train: np.ndarray, test: np.ndarray) -> FloatArray:
+            fitted = clone(law).fit(x[train], None if f is None else f[train], y[train])
+            return loss(fitted.predict(x[test], None if f is None else f[test]))
+
+        oof = oof_predictions(fit_predict, len(x), CONFORMAL_FOLDS, int(ctx.rng.integers(2**31)))
+        return conformal_halfwidth(oof - loss(y))
+
+    # ------------------------------------------------------------------------------------ the interface
+    def recommend(self, ctx: SearchContext) -> Recommendation:
+        problem = ctx.problem
+        fitted = self.fit(ctx)
+        opt = optimize_mixture(lambda m: fitted.loss(ctx, m), problem.constraints, prior=problem.prior,
+                               rng=ctx.rng, differentiable=fitted.law.differentiable,
+                               n_candidates=self.n_candidates, top_k=self.top_k,
+                               interval_fn=fitted.interval_fn(ctx))
+        half = float(fitted.halfwidths(ctx, opt.mixture[None, :])[0])
+        return Recommendation(
+            mixture=opt.mixture, fidelity=problem.fidelity.target, predicted=fitted.prediction(ctx, opt.value, half),
+            method=self.name, n_runs=len(fitted.rows),
+            details={"law": fitted.law.name, "selection": fitted.selection, "interval": fitted.interval_source,
+                     "interval_coverage": 0.9, "optimizer": opt.details,
+                     "fitted_on_fidelities": "all" if fitted.at is not None else "nearest"},
+        )
+
+    def suggest(self, ctx: SearchContext, count: int, fidelity: FloatArray | None = None,
+                candidates: Candidates | None = None) -> list[Proposal]:
+        """The predicted best point, then Thompson-style picks: each minimises the predicted loss plus
+        noise of its own uncertainty, away from points already chosen, pending or observed."""
+        problem = ctx.problem
+        fid = problem.fidelity.cheapest() if fidelity is None else np.asarray(fidelity, dtype=np.float64)
+        fitted = self.fit(ctx, fid)
+        if candidates is not None:
+            pool = candidates.mixtures
+            pool_fid = np.where(np.isnan(candidates.fidelities), fid[None, :], candidates.fidelities)
+        else:
+            pool = candidate_pool(max(self.n_candidates // 4, 20 * count), problem.constraints, problem.prior,
+                                  ctx.rng)
+            pool_fid = np.repeat(fid[None, :], len(pool), axis=0)
+        keep = exclude_taken(pool, pool_fid, ctx.observations) & problem.constraints.contains(pool)
+        losses = fitted.loss(ctx, pool)
+        half = fitted.halfwidths(ctx, pool)
+        chosen = _thompson_picks(pool, losses, half / NORMAL_Q90, keep, count, ctx.rng)
+        return [Proposal(mixture=pool[i], fidelity=pool_fid[i], method=self.name,
+                         predicted=fitted.prediction(ctx, float(losses[i]), float(half[i])),
+                         details={"law": fitted.law.name, "pick": "best" if j == 0 else "perturbed",
+                                  "interval": fitted.interval_source})
+                for j, i in enumerate(chosen)]
+
+    def predict(self, ctx: SearchContext, mixtures: FloatArray, fidelity: FloatArray | None = None
+                ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(metrics (n, k), objective (n,), 90% half-width (n,)) for the given mixtures."""
+        fitted = self.fit(ctx, fidelity)
+        x = np.atleast_2d(np.asarray(mixtures, dtype=np.float64))
+        metrics = fitted.metrics(x)
+        return metrics, ctx.problem.objective(metrics), fitted.halfwidths(ctx, x)
+
+
+def _thompson_picks(pool: FloatArray, losses: FloatArray, sd: FloatArray, keep: np.ndarray, count: int,
+                    rng: np.random.Generator) -> list[int]:
+    """First the predicted best, then minima of ``loss + sd * noise`` over points not near earlier picks.
+
+    The exclusion radius halves whenever too few points remain, so diversity yields only when it must.
+    """
+    sd = np.where(np.isfinite(sd), sd, 0.0)
+    allowed = keep.copy()
+    chosen: list[int] = []
+    radius = DIVERSITY_L1
+    while len(chosen) < count and allowed.any():
+        noise = sd * rng.standard_normal(len(pool)) if chosen else 0.0
+        score = np.where(allowed, losses + noise, np.inf)
+        i = int(np.argmin(score))
+        chosen.append(i)
+        near = np.abs(pool - pool[i]).sum(axis=1) < max(radius, SAME_POINT_L1)
+        allowed &= ~near
+        if not allowed.any() and len(chosen) < count and radius > SAME_POINT_L1:
+            radius /= 2
+            allowed = keep.copy()
+            for j in chosen:
+                allowed &= np.abs(pool - pool[j]).sum(axis=1) >= max(radius, SAME_POINT_L1)
+    return chosen

@@ -1,0 +1,178 @@
+"""Choosing a law: the selection rule, and a stacked ensemble usable as a law of its own.
+
+Rule: the law with the best cross-validated Spearman correlation of the *objective* (formed from its
+per-metric predictions) wins; ties go to the lower cross-validated MAE. Rank correlation is what matters
+for picking mixtures, and cross-validation is the only honest score available at fitting time.
+
+Stacking: a convex combination (non-negative weights summing to one) of the laws' out-of-fold
+predictions, fitted by least squares. Convexity keeps the ensemble on the metrics' own scale (so it can
+be refitted per metric and still be combined with the objective weights) and makes the weights readable
+as shares of trust. Its own out-of-fold score comes from nested stacking (weights for fold f are fitted
+on the other folds' out-of-fold predictions), so it competes fairly with the single laws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.optimize import nnls
+from sklearn.base import clone
+from sklearn.model_selection import KFold
+
+from mixing.errors import FitError, MixingError
+from mixing.laws import DEFAULT_LAWS, make_law
+from mixing.laws.base import MixingLaw, as_mixtures, as_targets
+from mixing.simplex import FloatArray
+
+Member = str | Mapping[str, Any] | MixingLaw
+ENSEMBLE = "ensemble"
+
+
+def build_member(member: Member) -> MixingLaw:
+    """An unfitted law from a name, a ``{"name", "params"}`` spec or a law (cloned)."""
+    if isinstance(member, MixingLaw):
+        return clone(member)
+    if isinstance(member, str):
+        return make_law(member)
+    return make_law(str(member["name"]), **dict(member.get("params") or {}))
+
+
+def stack_weights(preds: ArrayLike, target: ArrayLike) -> FloatArray:
+    """Convex weights ``(M,)`` minimising the squared error of ``sum_m w_m preds[m]`` against ``target``.
+
+    ``preds`` is ``(M, n)`` or ``(M, n, k)`` and ``target`` ``(n,)`` or ``(n, k)``; every column is centred
+    and scaled by the target's spread so that metrics on different scales weigh the same. Solved as
+    non-negative least squares with the sum-to-one condition appended as a heavily weighted row.
+    """
+    p = np.asarray(preds, dtype=np.float64)
+    t = np.asarray(target, dtype=np.float64)
+    p = p.reshape(p.shape[0], p.shape[1], -1)
+    t = t.reshape(t.shape[0], -1)
+    mean, sd = t.mean(axis=0), np.where(t.std(axis=0) > 0, t.std(axis=0), 1.0)
+    a = ((p - mean) / sd).reshape(p.shape[0], -1).T  # (n * k, M)
+    b = ((t - mean) / sd).reshape(-1)
+    penalty = 1e3 * np.sqrt(len(b))
+    a = np.vstack([a, np.full((1, a.shape[1]), penalty)])
+    b = np.append(b, penalty)
+    w, _ = nnls(a, b, maxiter=50 * a.shape[1])
+    if w.sum() <= 0:
+        return np.full(p.shape[0], 1.0 / p.shape[0])
+    return w / w.sum()
+
+
+def nested_stack(oof: ArrayLike, target: ArrayLike, fold_of: ArrayLike) -> FloatArray:
+    """Out-of-fold ensemble predictions ``(n,)``: each fold combined with weights learnt on the others."""
+    p = np.asarray(oof, dtype=np.float64)
+    t = np.asarray(target, dtype=np.float64)
+    folds = np.asarray(fold_of)
+    out = np.full(p.shape[1], np.nan)
+    for f in np.unique(folds):
+        test = folds == f
+        w = stack_weights(p[:, ~test], t[~test])
+        out[test] = w @ p[:, test]
+    return out
+
+
+def select_law(cv_scores: Mapping[str, Mapping[str, float | None] | None]) -> str | None:
+    """The name with the best cross-validated Spearman (then lowest MAE); None if nothing was scored."""
+    best: tuple[float, float] | None = None
+    chosen = None
+    for name, scores in cv_scores.items():
+        if not scores:
+            continue
+        rho, mae = scores.get("spearman"), scores.get("mae")
+        key = (-_finite(rho, -np.inf), _finite(mae, np.inf))
+        if best is None or key < best:
+            best, chosen = key, name
+    return chosen
+
+
+def _finite(value: float | None, default: float) -> float:
+    return float(value) if value is not None and np.isfinite(value) else default
+
+
+class StackedEnsemble(MixingLaw):
+    """A convex combination of member laws, refitted per metric like any law.
+
+    With ``weights`` given (e.g. from a fidelity report) the members are simply refitted and combined;
+    without, the weights are learnt here by ``folds``-fold cross-validated stacking. Members that cannot
+    fit the data are dropped (``dropped_`` says why).
+    """
+
+    name: ClassVar[str] = ENSEMBLE
+
+    def __init__(self, members: Sequence[Member] | None = None, weights: Sequence[float] | None = None,
+                 folds: int = 5, seed: int = 0) -> None:
+        self.members = members
+        self.weights = weights
+        self.folds = folds
+        self.seed = seed
+
+    def _member_laws(self) -> list[MixingLaw]:
+        return [build_member(m) for m in (self.members if self.members is not None else DEFAULT_LAWS)]
+
+    @property
+    def differentiable(self) -> bool:  # type: ignore[override]
+        return all(m.differentiable for m in getattr(self, "members_", None) or self._member_laws())
+
+    @property
+    def uses_fidelity(self) -> bool:  # type: ignore[override]
+        return any(m.uses_fidelity for m in getattr(self, "members_", None) or self._member_laws())
+
+    def min_runs(self, n_domains: int) -> int:
+        return max(m.min_runs(n_domains) for m in self._member_laws())
+
+    def fit(self, mixtures: ArrayLike, fidelity: ArrayLike | None, y: ArrayLike) -> StackedEnsemble:
+        x, t = as_mixtures(mixtures), as_targets(y)
+        f = None if fidelity is None else np.asarray(fidelity, dtype=np.float64).reshape(len(x), -1)
+        laws = self._member_laws()
+        if self.weights is not None and len(self.weights) != len(laws):
+            raise FitError("ensemble: one weight per member is required")
+        fitted: list[MixingLaw] = []
+        keep: list[int] = []
+        self.dropped_: dict[str, str] = {}
+        for i, law in enumerate(laws):
+            if self.weights is not None and self.weights[i] <= 0:
+                continue
+            try:
+                fitted.append(law.fit(x, f, t))
+                keep.append(i)
+            except MixingError as exc:
+                self.dropped_[law.name] = str(exc)
+        if not fitted:
+            raise FitError(f"ensemble: no member could be fitted ({self.dropped_})")
+        if self.weights is not None:
+            w = np.asarray(self.weights, dtype=np.float64)[keep]
+        else:
+            w = self._learn_weights([laws[i] for i in keep], x, f, t)
+        self.members_ = fitted
+        self.weights_ = w / w.sum()
+        return self
+
+    def _learn_weights(self, laws: list[MixingLaw], x: FloatArray, f: FloatArray | None, t: FloatArray
+                       ) -> FloatArray:
+        if len(laws) == 1:
+            return np.ones(1)
+        oof = np.full((len(laws), *t.shape), np.nan)
+        splits = KFold(min(self.folds, len(x)), shuffle=True, random_state=self.seed).split(x)
+        for train, test in splits:
+            for m, law in enumerate(laws):
+                ft = None if f is None else f[train]
+                fs = None if f is None else f[test]
+                try:
+                    oof[m, test] = clone(law).fit(x[train], ft, t[train]).predict(x[test], fs)
+                except MixingError:
+                    continue
+        usable = np.all(np.isfinite(oof.reshape(len(laws), -1)), axis=1)
+        if not usable.any():
+            return np.full(len(laws), 1.0 / len(laws))
+        w = np.zeros(len(laws))
+        w[usable] = stack_weights(oof[usable], t)
+        return w
+
+    def predict(self, mixtures: ArrayLike, fidelity: ArrayLike | None = None) -> FloatArray:
+        preds = [w * m.predict(mixtures, fidelity) for w, m in zip(self.weights_, self.members_, strict=True)]
+        return np.sum(preds, axis=0)

@@ -1,0 +1,253 @@
+"""``mixopt laws``: score every mixing law on CSV files of proxy runs, and recommend a mixture.
+
+Inputs are the same for both commands: a mixture table (every column but the id column is a domain
+weight) and a metric table, joined on the id column; optionally a test pair for held-out scores.
+``--target`` is one metric column or ``mean`` (the mean of every metric column that is not a fidelity
+column). Fidelity columns (e.g. params, tokens) come from the metric table; they are normalised to [0, 1]
+(log scale when they span more than 10x) before a law sees them.
+
+Only ``click``, ``pandas`` and ``mixing`` are used, so this works without the service running.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import pandas as pd
+
+from mixing.errors import InfeasibleConstraintsError
+from mixing.fidelity import DIRECT, FROM_METRICS, FidelityReport, evaluate_laws
+from mixing.laws import DEFAULT_LAWS, LAWS
+from mixing.methods.base import SearchContext
+from mixing.methods.law import LawMethod
+from mixing.problem import FidelitySpace, Observations, Problem
+from mixing.simplex import SimplexConstraints
+
+CsvPath = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@dataclass(frozen=True)
+class RunTable:
+    """Row-aligned arrays of one mixture/metric file pair."""
+
+    mixtures: np.ndarray
+    fidelities: np.ndarray
+    metrics: np.ndarray
+    domains: list[str]
+    metric_names: list[str]
+
+
+def read_pair(mixtures: Path, metrics: Path, id_column: str, target: str, fidelity_columns: list[str]) -> RunTable:
+    mix = pd.read_csv(mixtures)
+    met = pd.read_csv(metrics)
+    for name, frame in (("mixture", mix), ("metric", met)):
+        if id_column not in frame.columns:
+            raise click.UsageError(f"the {name} file has no id column {id_column!r}")
+    table = mix.merge(met, on=id_column, how="inner", validate="one_to_one", suffixes=("", "__metric"))
+    if table.empty:
+        raise click.UsageError(f"no rows of {mixtures.name} and {metrics.name} share an {id_column!r}")
+    domains = [c for c in mix.columns if c != id_column]
+    missing = [c for c in fidelity_columns if c not in met.columns]
+    if missing:
+        raise click.UsageError(f"fidelity columns not in the metric file: {', '.join(missing)}")
+    metric_cols = [c for c in met.columns if c != id_column and c not in fidelity_columns]
+    if target != "mean":
+        if target not in metric_cols:
+            raise click.UsageError(f"--target {target!r} is not a metric column; use one of {metric_cols} or mean")
+        metric_cols = [target]
+    metric_data = table[[c + "__metric" if c in domains else c for c in metric_cols]]
+    return RunTable(mixtures=table[domains].to_numpy(dtype=np.float64),
+                    fidelities=table[fidelity_columns].to_numpy(dtype=np.float64),
+                    metrics=metric_data.to_numpy(dtype=np.float64), domains=domains, metric_names=metric_cols)
+
+
+def fidelity_space(names: list[str], *tables: RunTable) -> FidelitySpace:
+    """Axes spanning every observed value; the target is the largest (the scale one wants to predict)."""
+    if not names:
+        return FidelitySpace()
+    values = np.concatenate([t.fidelities for t in tables])
+    return FidelitySpace(names=tuple(names), lower=values.min(axis=0), upper=values.max(axis=0),
+                         target=values.max(axis=0))
+
+
+def _progress(message: str) -> None:
+    click.echo(f"  {message}", err=True)
+
+
+def _evaluate(train: RunTable, test: RunTable | None, space: FidelitySpace, laws: list[str], folds: int,
+              seed: int, jobs: int, maximize: bool) -> FidelityReport:
+    def norm(t: RunTable) -> np.ndarray | None:
+        return space.normalise(t.fidelities) if space.n_axes else None
+
+    weights = np.full(len(train.metric_names), 1.0 / len(train.metric_names))
+    heldout = None if test is None else (test.mixtures, norm(test), test.metrics)
+    click.echo(f"scoring {len(laws)} laws on {len(train.mixtures)} runs ({folds}-fold)"
+               + ("" if test is None else f", held out: {len(test.mixtures)} runs"), err=True)
+    return evaluate_laws(laws, train.mixtures, norm(train), train.metrics, weights, goal_sign=-1.0 if maximize else 1.0,
+                         folds=folds, heldout=heldout, seed=seed, n_jobs=jobs,
+                         progress=_progress)
+
+
+def _table(report: FidelityReport) -> str:
+    """A readable summary: Spearman / MAE / R^2 per law and route, cross-validated and held out."""
+    def fmt(value: float | None, places: int) -> str:
+        return "nan" if value is None else f"{value:.{places}f}"
+
+    def cell(scores: dict[str, Any] | None) -> str:
+        if not scores:
+            return f"{'-':>22}"
+        return f"{fmt(scores.get('spearman'), 4):>8} {fmt(scores.get('mae'), 4):>7} {fmt(scores.get('r2'), 3):>6}"
+
+    data = report.to_dict()
+    sets = sorted({s for law in data["laws"] for s in (law["heldout"] or {})})
+    head = f"{'law':<18} {'route':<12} {'cv: rho / MAE / R2':>22}" + "".join(f" {s + ': rho / MAE / R2':>22}" for s in sets)
+    lines = [head, "-" * len(head)]
+    for law in data["laws"]:
+        if law["skipped"]:
+            lines.append(f"{law['name']:<18} skipped: {law['skipped']}")
+            continue
+        for route in (FROM_METRICS, DIRECT):
+            if route not in law["cv"]:
+                continue
+            mark = "*" if law["name"] == report.selected and route == FROM_METRICS else " "
+            row = f"{law['name'] + mark:<18} {route:<12} {cell(law['cv'][route])}"
+            row += "".join(f" {cell((law['heldout'] or {}).get(s, {}).get(route))}" for s in sets)
+            lines.append(row)
+    lines.append(f"selected: {report.selected}   ({data['duration_s']:.1f} s)")
+    return "\n".join(lines)
+
+
+def _common(fn: Any) -> Any:
+    options = [
+        click.option("--train-mixtures", type=CsvPath, required=True, help="CSV: id column + one column per domain"),
+        click.option("--train-metrics", type=CsvPath, required=True, help="CSV: id column + metric columns"),
+        click.option("--test-mixtures", type=CsvPath, default=None, help="held-out mixtures (optional)"),
+        click.option("--test-metrics", type=CsvPath, default=None, help="held-out metrics (optional)"),
+        click.option("--target", required=True, help="a metric column, or 'mean' of all metric columns"),
+        click.option("--id-column", default="index", show_default=True, help="column the files join on"),
+        click.option("--fidelity-columns", default="", help="comma-separated fidelity columns of the metric file"),
+        click.option("--laws", "law_names", default="", help=f"comma-separated subset of: {', '.join(LAWS)}"),
+        click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 50)),
+        click.option("--seed", default=0, show_default=True, type=int),
+        click.option("--jobs", default=-1, show_default=True, type=int, help="processes (-1: all cores)"),
+        click.option("--maximize", is_flag=True, help="the target is to be maximised (e.g. accuracy)"),
+        click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table"),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _load(train_mixtures: Path, train_metrics: Path, test_mixtures: Path | None, test_metrics: Path | None,
+          target: str, id_column: str, fidelity_columns: str) -> tuple[RunTable, RunTable | None, FidelitySpace]:
+    if (test_mixtures is None) != (test_metrics is None):
+        raise click.UsageError("give both --test-mixtures and --test-metrics, or neither")
+    fid_cols = [c.strip() for c in fidelity_columns.split(",") if c.strip()]
+    train = read_pair(train_mixtures, train_metrics, id_column, target, fid_cols)
+    test = None
+    if test_mixtures is not None and test_metrics is not None:
+        test = read_pair(test_mixtures, test_metrics, id_column, target, fid_cols)
+        if test.domains != train.domains:
+            raise click.UsageError("train and test mixture files must have the same domain columns")
+    space = fidelity_space(fid_cols, train, *([test] if test is not None else []))
+    return train, test, space
+
+
+def _law_names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()] or list(DEFAULT_LAWS)
+    unknown = [n for n in names if n not in LAWS]
+    if unknown:
+        raise click.UsageError(f"unknown laws: {', '.join(unknown)}; known: {', '.join(LAWS)}")
+    return names
+
+
+@click.group("laws")
+def laws() -> None:
+    """Fit and score mixing laws on proxy-run tables; recommend a mixture."""
+
+
+@laws.command("evaluate")
+@_common
+def evaluate(train_mixtures: Path, train_metrics: Path, test_mixtures: Path | None, test_metrics: Path | None,
+             target: str, id_column: str, fidelity_columns: str, law_names: str, folds: int, seed: int, jobs: int,
+             maximize: bool, as_json: bool) -> None:
+    """Cross-validated (and held-out) Spearman, MAE and R^2 of every law, and the law it would select."""
+    train, test, space = _load(train_mixtures, train_metrics, test_mixtures, test_metrics, target, id_column,
+                               fidelity_columns)
+    report = _evaluate(train, test, space, _law_names(law_names), folds, seed, jobs, maximize)
+    if as_json:
+        out = {"target": target, "metrics": train.metric_names, "n_train": len(train.mixtures),
+               "n_test": 0 if test is None else len(test.mixtures), **report.to_dict()}
+        click.echo(json.dumps(out, indent=2))
+    else:
+        click.echo(_table(report))
+
+
+@laws.command("optimize")
+@_common
+@click.option("--law", "law_name", default=None, help="use this law instead of the selected one")
+@click.option("--min-weight", "min_weights", multiple=True, help="DOMAIN=VALUE lower bound (repeatable)")
+@click.option("--max-weight", "max_weights", multiple=True, help="DOMAIN=VALUE upper bound (repeatable)")
+@click.option("--candidates", "n_candidates", default=100_000, show_default=True, type=int)
+def optimize(train_mixtures: Path, train_metrics: Path, test_mixtures: Path | None, test_metrics: Path | None,
+             target: str, id_column: str, fidelity_columns: str, law_names: str, folds: int, seed: int, jobs: int,
+             maximize: bool, as_json: bool, law_name: str | None, min_weights: tuple[str, ...],
+             max_weights: tuple[str, ...], n_candidates: int) -> None:
+    """The recommended mixture: the selected (or given) law, fitted on the training runs, optimised.
+
+    The search is centred on the mean training mixture (proxy designs are drawn around the prior).
+    Test files, when given, only inform the selection's held-out scores.
+    """
+    train, test, space = _load(train_mixtures, train_metrics, test_mixtures, test_metrics, target, id_column,
+                               fidelity_columns)
+    hints: dict[str, Any] = {}
+    if law_name is None:
+        report = _evaluate(train, test, space, _law_names(law_names), folds, seed, jobs, maximize)
+        hints = report.hints()
+    elif law_name not in LAWS:
+        raise click.UsageError(f"unknown law {law_name!r}; known: {', '.join(LAWS)}")
+    else:
+        hints = {"selected_law": law_name}
+    d = len(train.domains)
+    try:
+        constraints = SimplexConstraints(_bounds(min_weights, train.domains, 0.0),
+                                         _bounds(max_weights, train.domains, 1.0))
+    except InfeasibleConstraintsError as exc:
+        raise click.UsageError(f"weight bounds: {exc}") from exc
+    problem = Problem(domains=tuple(train.domains), constraints=constraints,
+                      metric_names=tuple(train.metric_names),
+                      metric_weights=np.full(len(train.metric_names), 1.0 / len(train.metric_names)),
+                      goal="maximize" if maximize else "minimize", prior=train.mixtures.mean(axis=0), fidelity=space)
+    n = len(train.mixtures)
+    obs = Observations(train.mixtures / train.mixtures.sum(axis=1, keepdims=True), train.fidelities.reshape(n, -1),
+                       train.metrics, np.zeros(n), np.zeros((0, d)), np.zeros((0, space.n_axes)))
+    click.echo(f"optimising {hints.get('selected_law')} over {d} domains", err=True)
+    rec = LawMethod(n_candidates=n_candidates).recommend(SearchContext(problem, obs, np.random.default_rng(seed), hints))
+    out = {"target": target, "law": rec.details["law"], "mixture": dict(zip(train.domains, rec.mixture.tolist(),
+                                                                               strict=True)),
+           "predicted": rec.predicted.value, "lower": rec.predicted.lower, "upper": rec.predicted.upper,
+           "fidelity": dict(zip(space.names, rec.fidelity.tolist(), strict=True)), "n_runs": rec.n_runs,
+           "details": rec.details}
+    if as_json:
+        click.echo(json.dumps(out, indent=2, default=float))
+        return
+    click.echo(f"law: {out['law']}   predicted {target}: {rec.predicted.value:.4f} "
+               f"(90%: {rec.predicted.lower:.4f} .. {rec.predicted.upper:.4f})")
+    for domain, weight in sorted(out["mixture"].items(), key=lambda kv: -kv[1]):
+        if weight >= 5e-4:
+            click.echo(f"  {domain:<40} {weight:.4f}")
+
+
+def _bounds(items: tuple[str, ...], domains: list[str], default: float) -> np.ndarray:
+    out = np.full(len(domains), default)
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in domains or not value:
+            raise click.UsageError(f"bad bound {item!r}: expected DOMAIN=VALUE with DOMAIN a mixture column")
+        out[domains.index(name)] = float(value)
+    return out

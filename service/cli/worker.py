@@ -1,0 +1,54 @@
+"""``mixopt worker`` and ``mixopt beat``: the Celery worker and scheduler, without Docker."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from service.settings import get_settings
+
+
+def _require_broker() -> None:
+    if not get_settings().broker_url:
+        raise click.ClickException("MIXOPT_BROKER_URL is not set (e.g. redis://127.0.0.1:6379/0); without a "
+                                   "broker, `mixopt serve` runs jobs in-process and needs no worker")
+
+
+@click.command()
+@click.option("--queues", "-Q", default="default", show_default=True,
+              help="comma-separated queues to serve: default, gpu (GPU jobs are routed by MIXOPT_GPU_KINDS)")
+@click.option("--concurrency", "-c", type=int, default=None, help="worker processes (default: CPU count)")
+@click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork",
+              show_default=True, help="execution pool; time limits need prefork")
+@click.option("--hostname", "-n", default=None, help="node name (default: mixopt-<pid>@<host>)")
+@click.option("--loglevel", "-l", default=None, help="log level (default: MIXOPT_LOG_LEVEL)")
+def worker(queues: str, concurrency: int | None, pool: str, hostname: str | None,
+           loglevel: str | None) -> None:
+    """Run a worker for background jobs: refits, re-optimization, suggestions (needs MIXOPT_BROKER_URL).
+
+    Run one per machine (or several); a GPU machine runs `mixopt worker --queues gpu`.
+    """
+    _require_broker()
+    from workers.celery_app import app
+
+    argv = ["worker", "--queues", queues, "--pool", pool, "--loglevel", loglevel or get_settings().log_level,
+            "--hostname", hostname or f"mixopt-{os.getpid()}@%h", "--without-gossip", "--without-mingle"]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    app.worker_main(argv)
+
+
+@click.command()
+@click.option("--loglevel", "-l", default=None, help="log level (default: MIXOPT_LOG_LEVEL)")
+def beat(loglevel: str | None) -> None:
+    """Run the scheduler: re-optimization policies and the stale-work sweep every MIXOPT_BEAT_INTERVAL_S.
+
+    Run exactly one; a second one is harmless (the database deduplicates) but useless. It keeps no state
+    on disk: the schedule is fixed and the policies live in the database.
+    """
+    _require_broker()
+    from workers.celery_app import app
+
+    app.start(["beat", "--loglevel", loglevel or get_settings().log_level,
+               "--scheduler", "celery.beat:Scheduler"])

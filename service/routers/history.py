@@ -1,0 +1,210 @@
+"""Fits, refits and scheduled re-optimization: how an experiment's model moved as data arrived.
+
+``POST /refits`` queues a refit (every law, cross-validated) and answers 202 with the job; at most one
+refit per experiment is queued or running, so a second request gets the active job back. ``/history``
+lists each refit with the law it selected and the recommendation computed right after it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field, model_validator
+
+from mixing.laws import LAWS
+from mixing.methods import method_names
+from service.errors import InvalidInput, NotFound
+from service.models import Fit, Proposal, ReoptPolicy
+from service.presenters import RunPresenter, job_out
+from service.schemas import JobAccepted, PredictionOut, Strict
+from service.state import AppState, get_project, get_state
+from workers.refit import REFIT_KINDS
+
+router = APIRouter(prefix="/v1/experiments/{experiment_id}", tags=["fits"])
+State = Annotated[AppState, Depends(get_state)]
+Project = Annotated[str, Depends(get_project)]
+
+
+class FitOut(BaseModel):
+    id: str
+    law: str
+    selected: bool
+    n_runs: int
+    data_version: int
+    scores: dict[str, Any]
+    params: dict[str, Any]
+    duration_s: float
+    device: str
+    job_id: str | None
+    created_at: datetime
+
+
+class FitList(BaseModel):
+    fits: list[FitOut]
+    next_page_token: str | None = None
+
+
+class RecommendationPoint(BaseModel):
+    mixture: dict[str, float]
+    fidelity: dict[str, float]
+    predicted: PredictionOut | None
+    method: str
+    n_runs: int
+    data_version: int
+    job_id: str | None
+    created_at: datetime
+
+
+class RefitEntry(BaseModel):
+    job_id: str | None
+    data_version: int
+    n_runs: int
+    selected_law: str | None
+    duration_s: float
+    device: str
+    laws: list[FitOut]
+    recommendation: RecommendationPoint | None = Field(description="computed by the same job, right after it")
+    created_at: datetime
+
+
+class History(BaseModel):
+    refits: list[RefitEntry] = Field(description="oldest first")
+    recommendations: list[RecommendationPoint] = Field(description="every recommendation, oldest first")
+
+
+class RefitRequest(Strict):
+    force: bool = Field(default=False, description="refit even if the newest fits already cover every run")
+    method: str | None = Field(default=None, description="method for the refreshed recommendation")
+    laws: list[str] | None = Field(default=None, min_length=1, max_length=64,
+                                   description="laws to score (default: MIXOPT_REFIT_LAWS, else all)")
+
+
+class PolicyIn(Strict):
+    enabled: bool = True
+    every_runs: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
+        default=None, description="refit after this many new completed runs")
+    every_minutes: Annotated[float, Field(gt=0, le=525_600, allow_inf_nan=False)] | None = Field(
+        default=None, description="refit this often while runs keep completing")
+    ready_suggestions: Annotated[int, Field(ge=0, le=1000)] = Field(
+        default=0, description="suggested runs to keep waiting for trainers after each re-optimization")
+    method: str = "auto"
+
+    @model_validator(mode="after")
+    def _has_trigger(self) -> PolicyIn:
+        if self.enabled and self.every_runs is None and self.every_minutes is None:
+            raise ValueError("an enabled policy needs every_runs, every_minutes or both")
+        return self
+
+
+class PolicyOut(PolicyIn):
+    last_completed: int = Field(description="completed runs when the last scheduled refit was queued")
+    last_enqueued_at: datetime | None
+    last_job_id: str | None
+    updated_at: datetime
+
+
+@router.get("/fits", response_model=FitList)
+def list_fits(experiment_id: str, st: State, project: Project,
+              latest: Annotated[bool, Query(description="only the newest refit's fits")] = False,
+              page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+              page_token: str | None = None) -> FitList:
+    exp = st.store.get_experiment(experiment_id, project)
+    if latest:
+        return FitList(fits=[_fit_out(f) for f in st.store.latest_fits(exp.id)])
+    fits, token = st.store.list_fits(exp.id, page_size, page_token)
+    return FitList(fits=[_fit_out(f) for f in fits], next_page_token=token)
+
+
+@router.get("/history", response_model=History)
+def history(experiment_id: str, st: State, project: Project,
+            limit: Annotated[int, Query(ge=1, le=1000, description="newest refits to include")] = 200,
+            ) -> History:
+    exp = st.store.get_experiment(experiment_id, project)
+    present = RunPresenter(exp)
+    recs = st.store.proposals(exp.id, "recommendation", limit=limit * 4)[::-1]
+    rec_by_job = {p.job_id: p for p in recs if p.job_id}
+    groups: dict[tuple[str | None, int], list[Fit]] = defaultdict(list)
+    for fit in st.store.recent_fits(exp.id, limit * 64):
+        groups[(fit.job_id, fit.data_version)].append(fit)
+    refits = []
+    for (job_id, version), fits in list(groups.items())[-limit:]:
+        selected = next((f.law for f in fits if f.selected), None)
+        rec = rec_by_job.get(job_id) if job_id else None
+        refits.append(RefitEntry(job_id=job_id, data_version=version, n_runs=fits[0].n_runs,
+                                 selected_law=selected, duration_s=max(f.duration_s for f in fits),
+                                 device=fits[0].device,
+                                 laws=[_fit_out(f) for f in fits],
+                                 recommendation=_rec_out(rec, present) if rec else None,
+                                 created_at=fits[0].created_at))
+    return History(refits=refits, recommendations=[_rec_out(p, present) for p in recs])
+
+
+@router.post("/refits", status_code=202, response_model=JobAccepted)
+def request_refit(experiment_id: str, st: State, project: Project, body: RefitRequest | None = None
+                  ) -> JobAccepted:
+    exp = st.store.get_experiment(experiment_id, project)
+    body = body or RefitRequest()
+    params = {"project": project, "force": body.force, "method": _method(body.method or "auto"),
+              "seed": st.settings.seed, "laws": _laws(body.laws or st.settings.refit_law_list)}
+    job, created = st.store.enqueue_exclusive(exp.id, "refit", params, REFIT_KINDS)
+    assert job is not None
+    if created:
+        st.dispatcher.submit("refit", job.id)
+    return JobAccepted(job=job_out(st.store.get_job(job.id)))
+
+
+@router.get("/reoptimization", response_model=PolicyOut)
+def get_policy(experiment_id: str, st: State, project: Project) -> PolicyOut:
+    exp = st.store.get_experiment(experiment_id, project)
+    policy = st.store.get_policy(exp.id)
+    if policy is None:
+        raise NotFound("this experiment has no re-optimization policy; PUT one", field="experiment_id")
+    return _policy_out(policy)
+
+
+@router.put("/reoptimization", response_model=PolicyOut)
+def put_policy(experiment_id: str, body: PolicyIn, st: State, project: Project) -> PolicyOut:
+    exp = st.store.get_experiment(experiment_id, project)
+    values = body.model_dump()
+    values["method"] = _method(body.method)
+    return _policy_out(st.store.put_policy(exp.id, values))
+
+
+def _method(name: str) -> str:
+    if name not in method_names():
+        raise InvalidInput(f"unknown method {name!r}; available: {method_names()}", field="method",
+                           code="unknown_method")
+    return name
+
+
+def _laws(names: list[str] | None) -> list[str] | None:
+    for i, name in enumerate(names or []):
+        if name not in LAWS:
+            raise InvalidInput(f"unknown law {name!r}; known: {sorted(LAWS)}", field=f"laws[{i}]",
+                               code="unknown_law")
+    return names
+
+
+def _fit_out(f: Fit) -> FitOut:
+    return FitOut(id=f.id, law=f.law, selected=f.selected, n_runs=f.n_runs, data_version=f.data_version,
+                  scores=f.scores or {}, params=f.params or {}, duration_s=f.duration_s, device=f.device,
+                  job_id=f.job_id, created_at=f.created_at)
+
+
+def _rec_out(p: Proposal, present: RunPresenter) -> RecommendationPoint:
+    payload = p.payload or {}
+    pred = payload.get("predicted")
+    return RecommendationPoint(mixture=present.mixture(payload.get("mixture", [])),
+                               fidelity=present.fidelity(payload.get("fidelity", [])),
+                               predicted=PredictionOut(**pred) if pred else None, method=p.method,
+                               n_runs=p.n_runs, data_version=p.data_version, job_id=p.job_id,
+                               created_at=p.created_at)
+
+
+def _policy_out(p: ReoptPolicy) -> PolicyOut:
+    return PolicyOut(enabled=p.enabled, every_runs=p.every_runs, every_minutes=p.every_minutes,
+                     ready_suggestions=p.ready_suggestions, method=p.method, last_completed=p.last_completed,
+                     last_enqueued_at=p.last_enqueued_at, last_job_id=p.last_job_id, updated_at=p.updated_at)

@@ -1,0 +1,87 @@
+"""Suggestions: feasible under bounds, drawn from the pool when one is given, never a pending run again."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mixing.methods import resolve_method
+from mixing.methods.bo import BayesOptMethod, SingleFidelityBayesOptMethod
+from mixing.problem import Candidates
+from mixing.simplex import SimplexConstraints
+from tests.mixing.bo.synthetic import HIGH, LOW, OPT, SMALL, context, observations, problem
+
+
+def test_suggestions_respect_bounds_and_carry_predictions() -> None:
+    bounds = SimplexConstraints(np.array([0.05, 0.0, 0.1, 0.0]), np.array([0.5, 0.35, 1.0, 0.2]))
+    obs = observations(30, 10, seed=4)
+    props = BayesOptMethod(SMALL, "cpu").suggest(context(obs, problem(bounds)), 6)
+    mix = np.array([p.mixture for p in props])
+    assert len(props) == 6
+    assert bounds.contains(mix).all()
+    assert len(np.unique(np.round(np.column_stack([mix, [p.fidelity for p in props]]), 9), axis=0)) == 6
+    for p in props:
+        assert p.fidelity.tolist() in ([LOW], [HIGH])
+        assert p.predicted.lower < p.predicted.value < p.predicted.upper
+        assert p.details["information_nats"] > 0 and p.details["device"] == "cpu"
+
+
+def test_pool_suggestions_come_from_the_pool_at_allowed_fidelities() -> None:
+    rng = np.random.default_rng(5)
+    pool = rng.dirichlet(np.ones(4), 30)
+    fids = np.full((30, 1), np.nan)
+    fids[:10, 0] = HIGH  # these rows may only be run at the target
+    obs = observations(30, 10, seed=5)
+    props = BayesOptMethod(SMALL, "cpu").suggest(context(obs), 8, candidates=Candidates(pool, fids))
+    assert len(props) == 8
+    for p in props:
+        row = int(np.argmin(np.abs(pool - p.mixture).sum(axis=1)))
+        assert np.abs(pool[row] - p.mixture).sum() < 1e-12
+        assert p.fidelity.tolist() in ([LOW], [HIGH])
+        if row < 10:
+            assert p.fidelity.tolist() == [HIGH]
+
+
+def test_fixed_fidelity_is_respected() -> None:
+    props = BayesOptMethod(SMALL, "cpu").suggest(context(observations(30, 10, seed=6)), 3, np.array([HIGH]))
+    assert [p.fidelity.tolist() for p in props] == [[HIGH]] * 3
+
+
+def test_pending_pool_points_are_not_suggested_again() -> None:
+    obs = observations(30, 10, seed=7)
+    pool = np.vstack(
+        [OPT + d for d in (0.0, 0.01, -0.01)] + [np.random.default_rng(7).dirichlet(np.ones(4), 9)]
+    )
+    pool = np.abs(pool) / np.abs(pool).sum(axis=1, keepdims=True)
+    cands = Candidates(pool, np.full((len(pool), 1), HIGH))
+    first = BayesOptMethod(SMALL, "cpu").suggest(context(obs), 3, candidates=cands)
+    picked = np.array([p.mixture for p in first])
+    pending = observations(30, 10, seed=7, pending=picked, pending_params=HIGH)
+    again = BayesOptMethod(SMALL, "cpu").suggest(context(pending), 3, candidates=cands)
+    got = np.array([p.mixture for p in again])
+    assert len(again) == 3
+    assert np.abs(got[:, None, :] - picked[None, :, :]).sum(axis=2).min() > 1e-9
+
+
+def test_pending_runs_steer_continuous_suggestions_away() -> None:
+    obs = observations(30, 10, seed=8)
+    first = BayesOptMethod(SMALL, "cpu").suggest(context(obs, seed=1), 1)[0]
+    pending = observations(
+        30, 10, seed=8, pending=first.mixture[None], pending_params=float(first.fidelity[0])
+    )
+    again = BayesOptMethod(SMALL, "cpu").suggest(context(pending, seed=1), 1)[0]
+    same_point = np.abs(again.mixture - first.mixture).sum() < 0.02 and again.fidelity[0] == first.fidelity[0]
+    assert not same_point
+    assert again.details["information_nats"] <= first.details["information_nats"] + 1e-9
+
+
+def test_single_fidelity_baseline_uses_and_proposes_only_the_target() -> None:
+    obs = observations(30, 12, seed=9)
+    props = SingleFidelityBayesOptMethod(SMALL, "cpu").suggest(context(obs), 4)
+    rec = SingleFidelityBayesOptMethod(SMALL, "cpu").recommend(context(obs))
+    assert [p.fidelity.tolist() for p in props] == [[HIGH]] * 4
+    assert rec.n_runs == 12
+
+
+def test_auto_uses_bo_once_runs_span_two_fidelities() -> None:
+    assert resolve_method("auto", context(observations(40, 0))).name != "bo"
+    assert resolve_method("auto", context(observations(30, 10))).name == "bo"

@@ -1,0 +1,129 @@
+"""The fidelity report: scores equal an independent scipy/scikit-learn computation; skips, selection, JSON."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import rankdata, spearmanr
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import mean_absolute_error, r2_score
+from sklearn.model_selection import KFold
+
+from mixing.errors import NotEnoughDataError
+from mixing.fidelity import DIRECT, FROM_METRICS, evaluate_laws, rank, score
+from mixing.laws.regmix import RegMixLinear
+from mixing.selection import ENSEMBLE, nested_stack, select_law, stack_weights
+from tests.mixing.laws.synthetic import exp_law, mixtures
+
+C = np.array([2.0, 1.5])
+K = np.array([1.0, 0.5])
+T = np.array([[-3.0, 0.5, 1.0], [0.3, -2.0, 0.1]])
+
+
+def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    x = mixtures(n, 3, seed=seed)
+    return x, exp_law(x, C, K, T) + np.random.default_rng(seed + 1).normal(0, 0.02, (n, 2))
+
+
+def _independent(pred: np.ndarray, true: np.ndarray, k: int) -> dict[str, float]:
+    """The same four scores, from scipy and scikit-learn."""
+    best = int(np.argmin(true))
+    return {"spearman": spearmanr(pred, true).statistic, "mae": mean_absolute_error(true, pred),
+            "r2": r2_score(true, pred), "top_k_hit": float(best in np.argsort(pred)[:k])}
+
+
+def test_cv_and_heldout_scores_match_an_independent_computation() -> None:
+    x, y = _data(80, 1)
+    hx, hy = _data(50, 2)
+    w = np.array([0.3, 0.7])
+    report = evaluate_laws(["regmix_linear"], x, None, y, w, folds=4, seed=7, heldout=(hx, None, hy), top_k=5)
+    entry = report.law("regmix_linear")
+    oof = np.empty_like(y)
+    direct_oof = np.empty(len(y))
+    for train, test in KFold(4, shuffle=True, random_state=7).split(x):
+        oof[test] = LinearRegression().fit(x[train], y[train]).predict(x[test])
+        direct_oof[test] = LinearRegression().fit(x[train], y[train] @ w).predict(x[test])
+    for route, pred in ((FROM_METRICS, oof @ w), (DIRECT, direct_oof)):
+        expected = _independent(pred, y @ w, 5)
+        got = entry.cv[route]
+        for key, value in expected.items():
+            assert getattr(got, key) == pytest.approx(value, abs=1e-10), (route, key)
+    full = LinearRegression().fit(x, y).predict(hx) @ w
+    expected = _independent(full, hy @ w, 5)
+    for key, value in expected.items():
+        assert getattr(entry.heldout["heldout"][FROM_METRICS], key) == pytest.approx(value, abs=1e-10)
+    per_metric = [spearmanr(oof[:, j], y[:, j]).statistic for j in range(2)]
+    assert entry.cv_per_metric_spearman == pytest.approx(per_metric, abs=1e-10)
+
+
+def test_maximised_objectives_rank_the_top_k_the_other_way() -> None:
+    true = np.array([1.0, 5.0, 3.0, 4.0])
+    pred = np.array([1.1, 4.0, 3.2, 4.5])
+    assert score(pred, true, goal_sign=1.0, top_k=1).top_k_hit == 1.0
+    assert score(pred, true, goal_sign=-1.0, top_k=1).top_k_hit == 0.0
+    assert score(pred, true, goal_sign=-1.0, top_k=2).top_k_hit == 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-5, 5), min_size=2, max_size=40))
+def test_rank_matches_scipy_with_ties(values: list[int]) -> None:
+    assert np.allclose(rank(values), rankdata(values))
+
+
+def test_laws_that_cannot_fit_are_skipped_with_a_reason_and_the_report_is_json() -> None:
+    x, y = _data(40, 3)
+    report = evaluate_laws(["regmix_linear", "scaling_joint", "bimix", "data_mixing_law"], x, None, y, folds=5)
+    assert "fidelity" in (report.law("scaling_joint").skipped or "")
+    assert report.law("regmix_linear").skipped is None
+    assert DIRECT not in report.law("bimix").cv  # a per-domain law has no aggregate fit
+    text = json.dumps(report.to_dict(), allow_nan=False)
+    back = json.loads(text)
+    assert back["selected"] == report.selected
+    assert {e["name"] for e in back["laws"]} >= {"regmix_linear", "scaling_joint", ENSEMBLE}
+    tiny = evaluate_laws(["data_mixing_law", "regmix_linear"], x[:6], None, y[:6], folds=3)
+    assert "runs" in (tiny.law("data_mixing_law").skipped or "")
+    with pytest.raises(NotEnoughDataError):
+        evaluate_laws(["regmix_linear"], x[:3], None, y[:3])
+
+
+def test_selection_picks_the_best_cross_validated_spearman_and_the_ensemble_when_better() -> None:
+    x, y = _data(120, 4)
+    report = evaluate_laws(["regmix_linear", "data_mixing_law"], x, None, y, folds=5, n_jobs=2)
+    scores = {e.name: e.cv[FROM_METRICS].spearman for e in report.laws}
+    assert report.selected == max(scores, key=lambda name: scores[name])
+    assert report.ensemble_weights is not None
+    assert sum(report.ensemble_weights.values()) == pytest.approx(1.0)
+    assert report.ensemble_weights["data_mixing_law"] > report.ensemble_weights["regmix_linear"]
+    assert report.hints()["selected_law"] == report.selected
+
+
+def test_selection_rule_breaks_ties_by_mae_and_ignores_missing_scores() -> None:
+    assert select_law({"a": {"spearman": 0.9, "mae": 0.2}, "b": {"spearman": 0.9, "mae": 0.1}, "c": None}) == "b"
+    assert select_law({"a": {"spearman": float("nan"), "mae": 0.1}, "b": {"spearman": 0.1, "mae": 9.0}}) == "b"
+    assert select_law({}) is None
+
+
+def test_stacking_weights_are_convex_and_nested_stacking_is_out_of_fold() -> None:
+    rng = np.random.default_rng(5)
+    target = rng.normal(size=200)
+    good, bad = target + rng.normal(0, 0.1, 200), rng.normal(size=200)
+    w = stack_weights(np.stack([bad, good]), target)
+    assert np.all(w >= 0) and w.sum() == pytest.approx(1.0) and w[1] > 0.9
+    folds = np.arange(200) % 5
+    oof = nested_stack(np.stack([bad, good]), target, folds)
+    for f in range(5):
+        test = folds == f
+        wf = stack_weights(np.stack([bad, good])[:, ~test], target[~test])
+        assert np.allclose(oof[test], wf @ np.stack([bad, good])[:, test])
+
+
+def test_law_instances_and_parallel_runs_give_the_same_report() -> None:
+    x, y = _data(60, 6)
+    one = evaluate_laws([RegMixLinear(), "aioli_loglinear"], x, None, y, seed=3, n_jobs=1, ensemble=False)
+    two = evaluate_laws([RegMixLinear(), "aioli_loglinear"], x, None, y, seed=3, n_jobs=2, ensemble=False)
+    for a, b in zip(one.laws, two.laws, strict=True):
+        assert a.cv[FROM_METRICS].spearman == pytest.approx(b.cv[FROM_METRICS].spearman, abs=1e-12)
