@@ -27,11 +27,11 @@ from joblib import Parallel, delayed
 from numpy.typing import ArrayLike
 from sklearn.base import clone
 from sklearn.model_selection import KFold
-from threadpoolctl import threadpool_limits
 
 from mixing.errors import MixingError, NotEnoughDataError
 from mixing.laws import DEFAULT_LAWS, law_spec, make_law
 from mixing.laws.base import MixingLaw, as_mixtures, as_targets
+from mixing.laws.threads import single_threaded
 from mixing.selection import ENSEMBLE, nested_stack, select_law, stack_weights
 from mixing.simplex import FloatArray
 
@@ -53,7 +53,9 @@ class Scores:
     n: int
 
     def to_dict(self) -> dict[str, float | int | None]:
-        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()}
+        return {
+            k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()
+        }
 
 
 @dataclass
@@ -74,13 +76,22 @@ class LawFidelity:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "params": self.params, "n_runs": self.n_runs, "skipped": self.skipped,
+            "name": self.name,
+            "params": self.params,
+            "n_runs": self.n_runs,
+            "skipped": self.skipped,
             "cv": {route: s.to_dict() for route, s in self.cv.items()},
-            "heldout": None if self.heldout is None else
-            {name: {route: s.to_dict() for route, s in routes.items()} for name, routes in self.heldout.items()},
-            "cv_per_metric_spearman": None if self.cv_per_metric_spearman is None else
-            [None if not np.isfinite(v) else float(v) for v in self.cv_per_metric_spearman],
-            "fit_s": self.fit_s, "duration_s": self.duration_s,
+            "heldout": None
+            if self.heldout is None
+            else {
+                name: {route: s.to_dict() for route, s in routes.items()}
+                for name, routes in self.heldout.items()
+            },
+            "cv_per_metric_spearman": None
+            if self.cv_per_metric_spearman is None
+            else [None if not np.isfinite(v) else float(v) for v in self.cv_per_metric_spearman],
+            "fit_s": self.fit_s,
+            "duration_s": self.duration_s,
         }
 
 
@@ -108,9 +119,15 @@ class FidelityReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "selected": self.selected, "n_runs": self.n_runs, "folds": self.folds, "top_k": self.top_k,
-            "metric_weights": self.metric_weights, "goal_sign": self.goal_sign, "duration_s": self.duration_s,
-            "ensemble_weights": self.ensemble_weights, "laws": [entry.to_dict() for entry in self.laws],
+            "selected": self.selected,
+            "n_runs": self.n_runs,
+            "folds": self.folds,
+            "top_k": self.top_k,
+            "metric_weights": self.metric_weights,
+            "goal_sign": self.goal_sign,
+            "duration_s": self.duration_s,
+            "ensemble_weights": self.ensemble_weights,
+            "laws": [entry.to_dict() for entry in self.laws],
         }
 
 
@@ -140,9 +157,13 @@ def score(pred: ArrayLike, true: ArrayLike, goal_sign: float = 1.0, top_k: int =
     k = int(min(max(top_k, 1), len(p)))
     best_true = int(np.argmin(goal_sign * t))
     top = np.argsort(goal_sign * p, kind="mergesort")[:k]
-    return Scores(spearman=rho, mae=float(np.mean(np.abs(err))),
-                  r2=1.0 - float(np.sum(err**2)) / ss_tot if ss_tot > 0 else float("nan"),
-                  top_k_hit=float(best_true in top), n=len(p))
+    return Scores(
+        spearman=rho,
+        mae=float(np.mean(np.abs(err))),
+        r2=1.0 - float(np.sum(err**2)) / ss_tot if ss_tot > 0 else float("nan"),
+        top_k_hit=float(best_true in top),
+        n=len(p),
+    )
 
 
 # --------------------------------------------------------------------------------------------- evaluation
@@ -151,6 +172,26 @@ class _Task:
     law: int
     route: str
     fold: int  # -1: fit on all runs
+
+
+@dataclass(frozen=True)
+class _TaskResult:
+    task: _Task
+    oof: FloatArray | None
+    heldout: dict[str, FloatArray]
+    seconds: float
+    error: str | None
+
+
+@dataclass
+class _Objective:
+    """Predicted objective of each law along one route: out of fold ``(n,)`` and per held-out set."""
+
+    oof: dict[str, FloatArray] = field(default_factory=dict)
+    heldout: dict[str, dict[str, FloatArray]] = field(default_factory=dict)
+
+
+_Sets = dict[str, tuple[FloatArray, FloatArray | None, FloatArray]]
 
 
 def evaluate_laws(
@@ -178,97 +219,184 @@ def evaluate_laws(
     t0 = time.perf_counter()
     x, t = as_mixtures(mixtures), as_targets(y)
     n, k = t.shape
-    f = None if fidelity is None else np.asarray(fidelity, dtype=np.float64).reshape(n, -1)
-    w = np.full(k, 1.0 / k) if metric_weights is None else np.asarray(metric_weights, dtype=np.float64).reshape(k)
     if n < 4:
         raise NotEnoughDataError("a fidelity report needs runs to cross-validate", 4, n)
+    f = None if fidelity is None else np.asarray(fidelity, dtype=np.float64).reshape(n, -1)
+    w = (
+        np.full(k, 1.0 / k)
+        if metric_weights is None
+        else np.asarray(metric_weights, dtype=np.float64).reshape(k)
+    )
     objective = t @ w
-    law_list = [make_law(law) if isinstance(law, str) else law for law in (laws if laws is not None else DEFAULT_LAWS)]
+    law_list = [
+        make_law(law) if isinstance(law, str) else law for law in (DEFAULT_LAWS if laws is None else laws)
+    ]
+    if len({law.name for law in law_list}) < len(law_list):
+        raise ValueError("the laws of one report must have distinct names")
     sets = _heldout_sets(heldout)
-    n_folds = int(min(max(folds, 2), n))
-    fold_of = np.empty(n, dtype=int)
-    splits = list(KFold(n_folds, shuffle=True, random_state=seed).split(x))
-    for i, (_, test) in enumerate(splits):
-        fold_of[test] = i
-
+    splits = list(KFold(int(min(max(folds, 2), n)), shuffle=True, random_state=seed).split(x))
     entries = [LawFidelity(name=law.name, params=law_spec(law)["params"], n_runs=n) for law in law_list]
-    tasks = []
-    for i, law in enumerate(law_list):
-        min_train = n - max(len(test) for _, test in splits)
-        if min_train < law.min_runs(x.shape[1]):
-            entries[i].skipped = f"needs {law.min_runs(x.shape[1])} runs per training fold, has {min_train}"
-            continue
-        routes = [FROM_METRICS] + ([DIRECT] if k > 1 and getattr(law, "fits_aggregate", True) else [])
-        tasks += [_Task(i, route, fold) for route in routes for fold in range(-1, n_folds)]
-
+    tasks = _plan(law_list, entries, splits, x.shape[1], k)
     targets = {FROM_METRICS: t, DIRECT: objective[:, None]}
-    jobs = (delayed(_run_task)(task, law_list[task.law], x, f, targets[task.route], splits, sets) for task in tasks)
-    runner = Parallel(n_jobs=n_jobs, return_as="generator_unordered") if n_jobs != 1 else None
-    results = runner(jobs) if runner is not None else (fn(*a, **kw) for fn, a, kw in jobs)
+    jobs = (
+        delayed(_run_task)(task, law_list[task.law], x, f, targets[task.route], splits, sets)
+        for task in tasks
+    )
+    results = (
+        Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
+        if n_jobs != 1
+        else (fn(*args, **kwargs) for fn, args, kwargs in jobs)
+    )
     outputs: dict[tuple[int, str, int], _TaskResult] = {}
     for res in results:
         outputs[(res.task.law, res.task.route, res.task.fold)] = res
         if progress is not None:
-            progress(f"{law_list[res.task.law].name} {res.task.route} "
-                     f"{'all runs' if res.task.fold < 0 else f'fold {res.task.fold + 1}/{n_folds}'} "
-                     f"({len(outputs)}/{len(tasks)})")
+            where = "all runs" if res.task.fold < 0 else f"fold {res.task.fold + 1}/{len(splits)}"
+            progress(f"{law_list[res.task.law].name} {res.task.route} {where} ({len(outputs)}/{len(tasks)})")
 
-    oof: dict[str, FloatArray] = {}
-    full: dict[str, dict[str, FloatArray]] = {}
-    oof_direct: dict[str, FloatArray] = {}
-    full_direct: dict[str, dict[str, FloatArray]] = {}
+    truths = {name: hy @ w for name, (_, _, hy) in sets.items()}
+    routes = {FROM_METRICS: _Objective(), DIRECT: _Objective()}
     for i, entry in enumerate(entries):
-        if entry.skipped is not None:
-            continue
-        mine = {key: r for key, r in outputs.items() if key[0] == i}
-        entry.duration_s = float(sum(r.seconds for r in mine.values()))
-        failure = next((r.error for r in mine.values() if r.error and r.task.route == FROM_METRICS), None)
-        if failure is not None:
-            entry.skipped = failure
-            continue
-        entry.fit_s = mine[(i, FROM_METRICS, -1)].seconds
-        pred = _assemble(mine, i, FROM_METRICS, n_folds, splits, n, k)
-        oof[entry.name] = pred @ w
-        full[entry.name] = {s: p @ w for s, p in mine[(i, FROM_METRICS, -1)].heldout.items()}
-        entry.cv[FROM_METRICS] = score(oof[entry.name], objective, goal_sign, top_k)
-        if k > 1:
-            entry.cv_per_metric_spearman = [score(pred[:, j], t[:, j], 1.0, top_k).spearman for j in range(k)]
-        if (i, DIRECT, -1) in mine and all(not r.error for key, r in mine.items() if key[1] == DIRECT):
-            oof_direct[entry.name] = _assemble(mine, i, DIRECT, n_folds, splits, n, 1)[:, 0]
-            full_direct[entry.name] = {s: p[:, 0] for s, p in mine[(i, DIRECT, -1)].heldout.items()}
-            entry.cv[DIRECT] = score(oof_direct[entry.name], objective, goal_sign, top_k)
-        if sets:
-            entry.heldout = {s: _heldout_scores(s, full, full_direct, entry.name, sets, w, goal_sign, top_k)
-                             for s in sets}
+        if entry.skipped is None:
+            _collect(entry, i, outputs, splits, t, w, routes)
+            _score_entry(entry, routes, objective, truths, goal_sign, top_k)
 
     ensemble_weights = None
-    if ensemble and len(oof) >= 2:
-        ens_entry, ensemble_weights = _ensemble(oof, full, oof_direct, full_direct, objective, fold_of, sets,
-                                                law_list, entries, w, goal_sign, top_k, n)
-        entries.append(ens_entry)
+    if ensemble and len(routes[FROM_METRICS].oof) >= 2:
+        members = [law_spec(law) for law in law_list if law.name in routes[FROM_METRICS].oof]
+        ens, ensemble_weights = _ensemble(members, routes, objective, splits, truths, goal_sign, top_k, n)
+        ens.fit_s = float(sum(e.fit_s for e in entries if e.name in ensemble_weights))
+        entries.append(ens)
     selected = select_law({e.name: _as_mapping(e.cv.get(FROM_METRICS)) for e in entries if e.skipped is None})
-    return FidelityReport(laws=entries, selected=selected, n_runs=n, folds=n_folds, top_k=top_k,
-                          metric_weights=w.tolist(), goal_sign=float(goal_sign),
-                          duration_s=time.perf_counter() - t0, ensemble_weights=ensemble_weights)
+    return FidelityReport(
+        laws=entries,
+        selected=selected,
+        n_runs=n,
+        folds=len(splits),
+        top_k=top_k,
+        metric_weights=w.tolist(),
+        goal_sign=float(goal_sign),
+        duration_s=time.perf_counter() - t0,
+        ensemble_weights=ensemble_weights,
+    )
 
 
-@dataclass(frozen=True)
-class _TaskResult:
-    task: _Task
-    oof: FloatArray | None
-    heldout: dict[str, FloatArray]
-    seconds: float
-    error: str | None
+def _plan(
+    laws: Sequence[MixingLaw],
+    entries: Sequence[LawFidelity],
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    d: int,
+    k: int,
+) -> list[_Task]:
+    """Every (law, route, fold) fit to run; laws with too few runs per fold are marked skipped instead."""
+    min_train = min(len(train) for train, _ in splits)
+    tasks = []
+    for i, law in enumerate(laws):
+        if min_train < law.min_runs(d):
+            entries[i].skipped = f"needs {law.min_runs(d)} runs per training fold, has {min_train}"
+            continue
+        routes = [FROM_METRICS] + ([DIRECT] if k > 1 and getattr(law, "fits_aggregate", True) else [])
+        tasks += [_Task(i, route, fold) for route in routes for fold in range(-1, len(splits))]
+    return tasks
 
 
-def _run_task(task: _Task, law: MixingLaw, x: FloatArray, f: FloatArray | None, target: FloatArray,
-              splits: list[tuple[np.ndarray, np.ndarray]],
-              sets: dict[str, tuple[FloatArray, FloatArray | None, FloatArray]]) -> _TaskResult:
-    """Fit one law on one fold (or all runs) and predict the left-out runs (or every held-out set).
+def _collect(
+    entry: LawFidelity,
+    i: int,
+    outputs: Mapping[tuple[int, str, int], _TaskResult],
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    t: FloatArray,
+    w: FloatArray,
+    routes: Mapping[str, _Objective],
+) -> None:
+    """Assemble law ``i``'s out-of-fold and held-out objective predictions per route (or its failure)."""
+    mine = {key: r for key, r in outputs.items() if key[0] == i}
+    entry.duration_s = float(sum(r.seconds for r in mine.values()))
+    failure = next((r.error for r in mine.values() if r.error and r.task.route == FROM_METRICS), None)
+    if failure is not None:
+        entry.skipped = failure
+        return
+    entry.fit_s = mine[(i, FROM_METRICS, -1)].seconds
+    for route, weights in ((FROM_METRICS, w), (DIRECT, np.ones(1))):
+        if (i, route, -1) not in mine or any(r.error for key, r in mine.items() if key[1] == route):
+            continue
+        pred = np.full((len(t), len(weights)), np.nan)
+        for fold, (_, test) in enumerate(splits):
+            oof = mine[(i, route, fold)].oof
+            assert oof is not None
+            pred[test] = oof.reshape(len(test), -1)
+        if route == FROM_METRICS and t.shape[1] > 1:
+            entry.cv_per_metric_spearman = [score(pred[:, j], t[:, j]).spearman for j in range(t.shape[1])]
+        routes[route].oof[entry.name] = pred @ weights
+        routes[route].heldout[entry.name] = {s: p @ weights for s, p in mine[(i, route, -1)].heldout.items()}
 
-    BLAS runs single-threaded: these matrices are small, and threads spin-waiting on a busy machine
-    slowed fits down by an order of magnitude (see :mod:`mixing.laws.gp`).
+
+def _score_entry(
+    entry: LawFidelity,
+    routes: Mapping[str, _Objective],
+    objective: FloatArray,
+    truths: Mapping[str, FloatArray],
+    goal_sign: float,
+    top_k: int,
+) -> None:
+    scored = [route for route in (FROM_METRICS, DIRECT) if entry.name in routes[route].oof]
+    for route in scored:
+        entry.cv[route] = score(routes[route].oof[entry.name], objective, goal_sign, top_k)
+    if truths and scored:
+        entry.heldout = {
+            s: {r: score(routes[r].heldout[entry.name][s], truth, goal_sign, top_k) for r in scored}
+            for s, truth in truths.items()
+        }
+
+
+def _ensemble(
+    members: list[dict[str, Any]],
+    routes: Mapping[str, _Objective],
+    objective: FloatArray,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    truths: Mapping[str, FloatArray],
+    goal_sign: float,
+    top_k: int,
+    n: int,
+) -> tuple[LawFidelity, dict[str, float]]:
+    """The stacked ensemble's entry: nested out-of-fold scores, weights from all folds, held-out scores.
+
+    Its ``params`` (members and ``from_metrics`` weights) rebuild it with ``make_law("ensemble", ...)``.
     """
+    t0 = time.perf_counter()
+    fold_of = np.empty(n, dtype=int)
+    for fold, (_, test) in enumerate(splits):
+        fold_of[test] = fold
+    entry = LawFidelity(name=ENSEMBLE, n_runs=n, params={})
+    weights: dict[str, dict[str, float]] = {}
+    for route in (FROM_METRICS, DIRECT):
+        names = list(routes[route].oof)
+        if len(names) < 2:
+            continue
+        stack = np.stack([routes[route].oof[m] for m in names])
+        w = stack_weights(stack, objective)
+        weights[route] = dict(zip(names, w.tolist(), strict=True))
+        entry.cv[route] = score(nested_stack(stack, objective, fold_of), objective, goal_sign, top_k)
+        for s, truth in truths.items():
+            pred = w @ np.stack([routes[route].heldout[m][s] for m in names])
+            entry.heldout = entry.heldout or {}
+            entry.heldout.setdefault(s, {})[route] = score(pred, truth, goal_sign, top_k)
+    entry.params = {"members": members, "weights": [weights[FROM_METRICS][m["name"]] for m in members]}
+    entry.duration_s = time.perf_counter() - t0
+    return entry, weights[FROM_METRICS]
+
+
+@single_threaded
+def _run_task(
+    task: _Task,
+    law: MixingLaw,
+    x: FloatArray,
+    f: FloatArray | None,
+    target: FloatArray,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    sets: _Sets,
+) -> _TaskResult:
+    """Fit one law on one fold (or all runs) and predict the left-out runs (or every held-out set)."""
     t0 = time.perf_counter()
     train = np.arange(len(x)) if task.fold < 0 else splits[task.fold][0]
 
@@ -276,85 +404,29 @@ def _run_task(task: _Task, law: MixingLaw, x: FloatArray, f: FloatArray | None, 
         return None if f is None else f[rows]
 
     try:
-        with threadpool_limits(1, user_api="blas"):
-            fitted = clone(law).fit(x[train], fidelity_of(train), target[train])
-            if task.fold >= 0:
-                test = splits[task.fold][1]
-                out = np.asarray(fitted.predict(x[test], fidelity_of(test)), dtype=np.float64)
-                return _TaskResult(task, out, {}, time.perf_counter() - t0, None)
-            held = {name: np.asarray(fitted.predict(hx, hf), dtype=np.float64) for name, (hx, hf, _) in sets.items()}
+        fitted = clone(law).fit(x[train], fidelity_of(train), target[train])
+        if task.fold >= 0:
+            test = splits[task.fold][1]
+            out = np.asarray(fitted.predict(x[test], fidelity_of(test)), dtype=np.float64)
+            return _TaskResult(task, out, {}, time.perf_counter() - t0, None)
+        held = {
+            name: np.asarray(fitted.predict(hx, hf), dtype=np.float64) for name, (hx, hf, _) in sets.items()
+        }
         return _TaskResult(task, None, held, time.perf_counter() - t0, None)
     except LAW_FAILURES as exc:
         return _TaskResult(task, None, {}, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}")
 
 
-def _assemble(results: Mapping[tuple[int, str, int], _TaskResult], i: int, route: str, n_folds: int,
-              splits: list[tuple[np.ndarray, np.ndarray]], n: int, k: int) -> FloatArray:
-    out = np.full((n, k), np.nan)
-    for fold in range(n_folds):
-        res = results[(i, route, fold)].oof
-        assert res is not None
-        out[splits[fold][1]] = res.reshape(-1, k)
-    return out
-
-
-def _heldout_sets(heldout: HeldOut | Mapping[str, HeldOut] | None
-                  ) -> dict[str, tuple[FloatArray, FloatArray | None, FloatArray]]:
+def _heldout_sets(heldout: HeldOut | Mapping[str, HeldOut] | None) -> _Sets:
     if heldout is None:
         return {}
     named = dict(heldout) if isinstance(heldout, Mapping) else {"heldout": heldout}
     out = {}
     for name, (hx, hf, hy) in named.items():
         mx = as_mixtures(hx)
-        out[name] = (mx, None if hf is None else np.asarray(hf, dtype=np.float64).reshape(len(mx), -1),
-                     as_targets(hy))
+        hfid = None if hf is None else np.asarray(hf, dtype=np.float64).reshape(len(mx), -1)
+        out[name] = (mx, hfid, as_targets(hy))
     return out
-
-
-def _heldout_scores(name: str, full: Mapping[str, Mapping[str, FloatArray]],
-                    full_direct: Mapping[str, Mapping[str, FloatArray]], law: str,
-                    sets: Mapping[str, tuple[FloatArray, FloatArray | None, FloatArray]], w: FloatArray,
-                    goal_sign: float, top_k: int) -> dict[str, Scores]:
-    truth = sets[name][2] @ w
-    out = {FROM_METRICS: score(full[law][name], truth, goal_sign, top_k)}
-    if law in full_direct:
-        out[DIRECT] = score(full_direct[law][name], truth, goal_sign, top_k)
-    return out
-
-
-def _ensemble(oof: Mapping[str, FloatArray], full: Mapping[str, Mapping[str, FloatArray]],
-              oof_direct: Mapping[str, FloatArray], full_direct: Mapping[str, Mapping[str, FloatArray]],
-              objective: FloatArray, fold_of: np.ndarray,
-              sets: Mapping[str, tuple[FloatArray, FloatArray | None, FloatArray]], law_list: Sequence[MixingLaw],
-              entries: Sequence[LawFidelity], w: FloatArray, goal_sign: float, top_k: int, n: int
-              ) -> tuple[LawFidelity, dict[str, float]]:
-    """The stacked ensemble's entry: nested out-of-fold scores, weights on all folds, held-out scores."""
-    t0 = time.perf_counter()
-    names = list(oof)
-    stack = np.stack([oof[m] for m in names])
-    weights = stack_weights(stack, objective)
-    specs = [law_spec(law_list[i]) for i, e in enumerate(entries[: len(law_list)]) if e.name in oof]
-    entry = LawFidelity(name=ENSEMBLE, n_runs=n,
-                        params={"members": specs, "weights": weights.tolist()})
-    entry.cv[FROM_METRICS] = score(nested_stack(stack, objective, fold_of), objective, goal_sign, top_k)
-    direct_names = [m for m in names if m in oof_direct]
-    if len(direct_names) >= 2:
-        d_stack = np.stack([oof_direct[m] for m in direct_names])
-        d_weights = stack_weights(d_stack, objective)
-        entry.cv[DIRECT] = score(nested_stack(d_stack, objective, fold_of), objective, goal_sign, top_k)
-    if sets:
-        entry.heldout = {}
-        for s, (_, _, hy) in sets.items():
-            truth = hy @ w
-            routes = {FROM_METRICS: score(weights @ np.stack([full[m][s] for m in names]), truth, goal_sign, top_k)}
-            if len(direct_names) >= 2:
-                pred = d_weights @ np.stack([full_direct[m][s] for m in direct_names])
-                routes[DIRECT] = score(pred, truth, goal_sign, top_k)
-            entry.heldout[s] = routes
-    members = [e for e in entries if e.name in oof]
-    entry.fit_s = float(sum(e.fit_s for e in members))
-    entry.duration_s = time.perf_counter() - t0
-    return entry, dict(zip(names, weights.tolist(), strict=True))
 
 
 def _as_mapping(scores: Scores | None) -> dict[str, float | int | None] | None:

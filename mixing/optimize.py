@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import minimize
-from threadpoolctl import threadpool_limits
 
+from mixing.laws.threads import single_threaded
 from mixing.sampling import prior_candidates, uniform_candidates
 from mixing.search import average_top_k
 from mixing.simplex import FloatArray, SimplexConstraints
@@ -49,15 +49,21 @@ class OptimumResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def candidate_pool(n: int, constraints: SimplexConstraints, prior: ArrayLike | None,
-                   rng: np.random.Generator) -> FloatArray:
+def candidate_pool(
+    n: int, constraints: SimplexConstraints, prior: ArrayLike | None, rng: np.random.Generator
+) -> FloatArray:
     """``n`` feasible candidates (capped by memory): three quarters around the prior, a quarter uniform."""
     n = int(max(min(n, MAX_POOL_ENTRIES // constraints.n_domains), 16))
     n_uniform = n // 4
-    return np.concatenate([prior_candidates(n - n_uniform, constraints, prior, rng),
-                           uniform_candidates(n_uniform, constraints, rng)])
+    return np.concatenate(
+        [
+            prior_candidates(n - n_uniform, constraints, prior, rng),
+            uniform_candidates(n_uniform, constraints, rng),
+        ]
+    )
 
 
+@single_threaded
 def optimize_mixture(
     predict_loss: LossFn,
     constraints: SimplexConstraints,
@@ -78,14 +84,6 @@ def optimize_mixture(
     cross-validation refits); without it the interval is left empty. Differentiable laws sample at most
     ``SMOOTH_POOL`` candidates before SLSQP. BLAS runs single-threaded (small matrices, busy machines).
     """
-    with threadpool_limits(1, user_api="blas"):
-        return _optimize(predict_loss, constraints, prior, rng, differentiable, n_candidates, top_k, interval_fn,
-                         n_starts, max_iter)
-
-
-def _optimize(predict_loss: LossFn, constraints: SimplexConstraints, prior: ArrayLike | None,
-              rng: np.random.Generator, differentiable: bool, n_candidates: int, top_k: int,
-              interval_fn: IntervalFn | None, n_starts: int, max_iter: int) -> OptimumResult:
     if differentiable:
         n_candidates = min(n_candidates, SMOOTH_POOL)
     pool = candidate_pool(n_candidates, constraints, prior, rng)
@@ -93,8 +91,12 @@ def _optimize(predict_loss: LossFn, constraints: SimplexConstraints, prior: Arra
     mixture, method = top.mixture, "top_k_average"
     top_value = _value(predict_loss, top.mixture)
     value = top_value
-    details: dict[str, Any] = {"n_candidates": len(pool), "top_k": len(top.top_losses),
-                               "top_k_value": top_value, "best_sample_value": float(top.top_losses[0])}
+    details: dict[str, Any] = {
+        "n_candidates": len(pool),
+        "top_k": len(top.top_losses),
+        "top_k_value": top_value,
+        "best_sample_value": float(top.top_losses[0]),
+    }
     if differentiable:
         starts = [top.mixture, *top.top_mixtures[: max(n_starts - 1, 0)]]
         for start in starts:
@@ -128,9 +130,14 @@ def _slsqp(loss: LossFn, constraints: SimplexConstraints, start: FloatArray, max
             return float("inf"), np.zeros(d)
         return float(vals[0]), grad
 
-    res = minimize(fun, start, jac=True, method="SLSQP",
-                   bounds=list(zip(constraints.lower, constraints.upper, strict=True)),
-                   constraints=[{"type": "eq", "fun": lambda x: x.sum() - 1.0, "jac": lambda x: np.ones(d)}],
-                   options={"maxiter": max_iter, "ftol": 1e-10})
+    res = minimize(
+        fun,
+        start,
+        jac=True,
+        method="SLSQP",
+        bounds=list(zip(constraints.lower, constraints.upper, strict=True)),
+        constraints=[{"type": "eq", "fun": lambda x: x.sum() - 1.0, "jac": lambda x: np.ones(d)}],
+        options={"maxiter": max_iter, "ftol": 1e-10},
+    )
     x = np.asarray(res.x if np.all(np.isfinite(res.x)) else start)
     return constraints.project(x)[0]

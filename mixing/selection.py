@@ -104,8 +104,13 @@ class StackedEnsemble(MixingLaw):
 
     name: ClassVar[str] = ENSEMBLE
 
-    def __init__(self, members: Sequence[Member] | None = None, weights: Sequence[float] | None = None,
-                 folds: int = 5, seed: int = 0) -> None:
+    def __init__(
+        self,
+        members: Sequence[Member] | None = None,
+        weights: Sequence[float] | None = None,
+        folds: int = 5,
+        seed: int = 0,
+    ) -> None:
         self.members = members
         self.weights = weights
         self.folds = folds
@@ -152,8 +157,9 @@ class StackedEnsemble(MixingLaw):
         self.weights_ = w / w.sum()
         return self
 
-    def _learn_weights(self, laws: list[MixingLaw], x: FloatArray, f: FloatArray | None, t: FloatArray
-                       ) -> FloatArray:
+    def _learn_weights(
+        self, laws: list[MixingLaw], x: FloatArray, f: FloatArray | None, t: FloatArray
+    ) -> FloatArray:
         if len(laws) == 1:
             return np.ones(1)
         oof = np.full((len(laws), *t.shape), np.nan)

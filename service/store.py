@@ -475,7 +475,7 @@ class Store:
 
     # -------------------------------------------------- background work: leases, sweeps, policies, refits
     def lease_job(self, job_id: str, owner: str, lease_s: float, max_attempts: int) -> tuple[str, float]:
-        """Claim the right to run a job: ``("acquired", 0)``, ``("held", seconds left)`` or ``("finished", 0)``.
+        """Claim the right to run a job: ``("acquired", 0)``, ``("held", seconds left)``, ``("finished", 0)``.
 
         Several deliveries of one job (broker redelivery, a sweep's republish, a retry) race here and only the
         lease holder runs it. A running job that already used ``max_attempts`` starts (its workers kept dying)
@@ -509,7 +509,7 @@ class Store:
                       .values(lease_owner=None, lease_expires_at=None))
 
     def requeue_job(self, job_id: str, note: str) -> None:
-        """Put a job that hit a transient error back to ``queued``, the error kept as a note, for its retry."""
+        """Put a job that hit a transient error back to ``queued`` for its retry (error kept as a note)."""
         with transaction(self.factory) as s:
             s.execute(update(Job).where(Job.id == job_id, Job.state != JobState.succeeded.value)
                       .values(state=JobState.queued.value, error=note, lease_owner=None,
@@ -529,8 +529,9 @@ class Store:
         taken with ``SKIP LOCKED`` so overlapping sweeps never handle one job twice.
         """
         now = utcnow()
-        lapsed = (Job.state == JobState.running.value) & (Job.lease_expires_at < now)
-        unsent = (Job.state == JobState.queued.value) & (Job.lease_owner.is_(None)) & (
+        active = Job.state.in_([JobState.queued.value, JobState.running.value])
+        lapsed = active & Job.lease_owner.is_not(None) & (Job.lease_expires_at < now)
+        unsent = (Job.state == JobState.queued.value) & Job.lease_owner.is_(None) & (
             (Job.published_at.is_(None) & (Job.created_at < now - timedelta(seconds=unpublished_grace_s)))
             | (Job.published_at < now - timedelta(seconds=republish_after_s)))
         to_publish: list[tuple[str, str]] = []
@@ -550,7 +551,7 @@ class Store:
         return to_publish, failed
 
     def abandon_stale_runs(self, heartbeat_timeout_s: float) -> dict[str, int]:
-        """Runs ``running`` with no report for ``heartbeat_timeout_s`` become ``abandoned``; counts by experiment.
+        """Runs ``running`` with no report for ``heartbeat_timeout_s`` become ``abandoned``; counts per exp.
 
         Abandoned runs leave the pending set, so their points can be suggested again; each affected
         experiment's data version is bumped, as a client's own ``abandoned`` report would.
@@ -575,8 +576,8 @@ class Store:
         return counts
 
     def enqueue_exclusive(self, exp_id: str, kind: str, params: dict[str, Any],
-                          exclusive_kinds: Sequence[str], policy_token: tuple[int, str | None, int] | None = None,
-                          ) -> tuple[Job | None, bool]:
+                          exclusive_kinds: Sequence[str],
+                          policy_token: tuple[int, str | None, int] | None = None) -> tuple[Job | None, bool]:
         """Create a job unless one of ``exclusive_kinds`` is already queued or running for the experiment.
 
         Returns ``(job, created)``: the new job, or the active one (``created`` False). With
@@ -595,7 +596,8 @@ class Store:
                     return None, False
             active = s.scalar(select(Job).where(Job.experiment_id == exp_id,
                                                 Job.kind.in_(list(exclusive_kinds)),
-                                                Job.state.in_([JobState.queued.value, JobState.running.value]))
+                                                Job.state.in_([JobState.queued.value,
+                                                               JobState.running.value]))
                               .order_by(Job.pk).limit(1))
             if active is not None:
                 return active, False

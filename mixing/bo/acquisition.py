@@ -1,18 +1,16 @@
 """Cost-aware multi-fidelity max-value entropy search, in GIBBON's closed form, with greedy batches.
 
-For a candidate run at fidelity s, the information it carries about the minimum ``h*`` of the target
-process ``h(., T)`` -- the mixture-dependent part of the objective at the target fidelity, see
-:func:`mixing.bo.kernel.signal_part` -- is approximated as in GIBBON (Moss et al., JMLR 2021; BoTorch's
+For a candidate run at fidelity s, the information it carries about the minimum ``f*`` of the objective
+at the *target* fidelity is approximated as in GIBBON (Moss et al., JMLR 2021; BoTorch's
 ``qLowerBoundMultiFidelityMaxValueEntropy``)::
 
-    alpha(x, s) = mean_k  -1/2 log(1 - rho^2 * r(gamma_k)),   gamma_k = (mu_h(x) - h*_k) / sigma_h(x)
+    alpha(x, s) = mean_k  -1/2 log(1 - rho^2 * r(gamma_k)),   gamma_k = (mu_T(x) - f*_k) / sigma_T(x)
     r(g) = lambda (g + lambda),  lambda = phi(g) / Phi(g)
 
-where ``rho`` is the correlation between the noisy observation ``y_s(x)`` and ``h(x, T)``, and ``h*_k``
-are samples of the minimum. A cheap, biased proxy scores a low ``rho``; a target run scores its full
-information, less what the still-unknown offset of the target scale blurs. Dividing by the predicted cost
-of fidelity s gives the inverse-cost utility: information per unit of compute. With no fidelity axes
-``h = f`` and this is exactly BoTorch's single-fidelity GIBBON (a test checks it).
+where ``rho`` is the correlation between the noisy observation ``y_s(x)`` and the target-fidelity value
+``f_T(x)``, and ``f*_k`` are samples of the target minimum. A cheap, biased proxy scores a low ``rho``;
+the target itself scores its full information. Dividing by the predicted cost of fidelity s gives the
+inverse-cost utility: information per unit of compute. A test checks the formula against BoTorch.
 
 Batches are built greedily: after each pick, the joint Gaussian of the remaining candidates is conditioned
 on the picked run's noisy observation (a rank-one update; its value is taken at the posterior mean, the
@@ -38,13 +36,13 @@ _CLAMP = 1e-10
 def sample_min_values(
     posterior: ExactPosterior, support: torch.Tensor, n_samples: int, rng: np.random.Generator
 ) -> torch.Tensor:
-    """``n_samples`` draws of the minimum of the target process ``h`` over ``support`` (target fidelity).
+    """``n_samples`` draws of the minimum of ``f`` over ``support`` (points at the target fidelity).
 
     Joint samples over a support chosen for low lower-confidence bounds keep the correlations that the
     independent Gumbel approximation ignores. Normals come from the numpy generator so CPU and CUDA draw
     the same numbers.
     """
-    mean, cov = posterior.target_joint(support)
+    mean, cov = posterior.joint(support)
     chol = robust_cholesky(cov)
     eps = as_tensor(rng.standard_normal((support.shape[0], n_samples)), support.device)
     return (mean.unsqueeze(-1) + chol @ eps).min(dim=0).values
@@ -59,7 +57,7 @@ def information_gain(
 ) -> torch.Tensor:
     """GIBBON's information gain (nats) about the target minimum from one observation per candidate.
 
-    ``mean_t, var_t``: posterior of the target process ``h`` at the candidate's mixture; ``var_obs``:
+    ``mean_t, var_t``: latent posterior at the candidate's mixture at the target fidelity; ``var_obs``:
     variance of the noisy observation at the candidate's own fidelity; ``cov_obs_t``: their covariance.
     All shaped ``(n,)``.
     """
@@ -82,8 +80,8 @@ def greedy_batch(
 ) -> list[tuple[int, float, float]]:
     """Pick up to ``count`` of ``m`` candidates; returns ``(index, gain, gain / cost)`` per pick.
 
-    ``cov`` is the joint covariance of ``[f at the m candidate runs; h at the target points the gain
-    looks at]``; ``gain(cov)`` scores all candidates under it. After each pick ``cov`` is conditioned on
+    ``cov`` is the joint latent covariance of ``[the m candidate runs; the target points the gain looks
+    at]``; ``gain(cov)`` scores all candidates under it. After each pick ``cov`` is conditioned on
     the picked run's noisy observation. ``group[i]`` identifies candidate i's (mixture, fidelity) so an
     exact repeat is never picked twice.
     """

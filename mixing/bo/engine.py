@@ -136,8 +136,8 @@ class _Scored:
 
     mixtures: FloatArray
     fids: FloatArray
-    #: (mean, var) of the run's ``f``, (mean, var) of the target ``h`` and their covariance; see
-    #: :meth:`ExactPosterior.paired` (the run's variance is latent, without noise).
+    #: (mean, var) of the run, (mean, var) of its mixture at the target fidelity and their covariance,
+    #: from :meth:`ExactPosterior.paired` (variances latent, without noise).
     stats: tuple[torch.Tensor, ...]
     cost: torch.Tensor
     utility: torch.Tensor
@@ -200,7 +200,9 @@ class _Scorer:
         m = len(keep)
         mixtures, fids = scored.mixtures[keep], scored.fids[keep]
         keep_t = torch.as_tensor(keep, device=self.s.device)
-        cov = self.post.joint(self.s.inputs(mixtures, fids), self.s.inputs(mixtures, self.target))
+        _, cov = self.post.joint(
+            torch.cat([self.s.inputs(mixtures, fids), self.s.inputs(mixtures, self.target)])
+        )
         mean_twin, noise, idx = (
             scored.stats[2][keep_t],
             self.post.noise,

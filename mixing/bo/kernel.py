@@ -1,7 +1,6 @@
 """The multi-fidelity covariance over (encoded mixture x, normalised fidelity s).
 
     k((x, s), (x', s')) = a^2 k_off(s, s') + b^2 k_mix(x, x') k_fid(s, s') exp(beta . (s + s'))
-                          \\_____ offset g(s) ___/   \\______________ signal h(x, s) ______________/
 
 * ``k_mix``: Matern-5/2 with one lengthscale per domain (ARD) -- the mixture effect.
 * ``k_fid``: RBF over the fidelity axes -- how far the mixture effect carries from one scale to another
@@ -12,10 +11,6 @@
 * ``k_off``: RBF over the fidelity axes alone -- the mixture-independent shift between scales (small
   proxies have much higher loss everywhere). Without it the shift would have to be explained by the
   mixture term and would wreck its lengthscales.
-
-The acquisition seeks information about the minimum of the *signal* at the target fidelity
-(:func:`signal_part`): the offset moves every mixture alike, so learning it says nothing about which
-mixture is best, and max-value entropy on the full ``f`` would spend target-scale runs just to pin it down.
 
 This is the structure of the downsampling / linear-truncated kernels (a shared part plus a part that
 varies with fidelity) at a fraction of their cost: BoTorch's ``LinearTruncatedFidelityKernel`` builds two
@@ -40,7 +35,7 @@ from math import log, sqrt
 
 import torch
 from gpytorch.constraints import GreaterThan
-from gpytorch.kernels import AdditiveKernel, Kernel, MaternKernel, RBFKernel, ScaleKernel
+from gpytorch.kernels import Kernel, MaternKernel, RBFKernel, ScaleKernel
 from gpytorch.priors import GammaPrior, LogNormalPrior, NormalPrior
 
 #: Mode of the fidelity lengthscale prior, in units of the normalised fidelity range, and the prior's
@@ -79,15 +74,10 @@ def multi_fidelity_kernel(n_domains: int, n_axes: int) -> Kernel:
         return ScaleKernel(k_mix, outputscale_prior=GammaPrior(2.0, 1.0))
     s_dims = tuple(range(n_domains, n_domains + n_axes))
     signal = k_mix * _fidelity_rbf(n_axes, s_dims) * FidelityAmplitude(n_axes, s_dims)
-    return AdditiveKernel(
-        ScaleKernel(_fidelity_rbf(n_axes, s_dims), outputscale_prior=GammaPrior(2.0, 1.0)),
-        ScaleKernel(signal, outputscale_prior=GammaPrior(2.0, 1.0)),
+    offset = _fidelity_rbf(n_axes, s_dims)
+    return ScaleKernel(offset, outputscale_prior=GammaPrior(2.0, 1.0)) + ScaleKernel(
+        signal, outputscale_prior=GammaPrior(2.0, 1.0)
     )
-
-
-def signal_part(kernel: Kernel) -> Kernel:
-    """The mixture-dependent term ``h`` of a :func:`multi_fidelity_kernel` (all of it without axes)."""
-    return kernel.kernels[-1] if isinstance(kernel, AdditiveKernel) else kernel
 
 
 def _fidelity_rbf(n_axes: int, dims: tuple[int, ...]) -> RBFKernel:

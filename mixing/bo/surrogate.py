@@ -28,7 +28,7 @@ from botorch.optim.fit import fit_gpytorch_mll_scipy
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from mixing.bo.device import as_tensor
-from mixing.bo.kernel import multi_fidelity_kernel, signal_part
+from mixing.bo.kernel import multi_fidelity_kernel
 from mixing.bo.posterior import ExactPosterior
 from mixing.errors import FitError, NotEnoughDataError
 from mixing.simplex import FloatArray
@@ -110,7 +110,6 @@ def fit_gp(
         float(model.likelihood.noise.detach()),
         x_t,
         y_t,
-        target_kernel=signal_part(model.covar_module),
     )
     info = {
         "fit_seconds": fit_s,

@@ -25,8 +25,16 @@ class UnknownLawError(MixingError):
 
 LAWS: dict[str, type[MixingLaw]] = {
     cls.name: cls
-    for cls in (RegMixLinear, RegMixLightGBM, DataMixingLaw, AioliLogLinear, BiMixLaw, ScalingAdditiveLaw,
-                ScalingMixingLaw, SimplexGP)
+    for cls in (
+        RegMixLinear,
+        RegMixLightGBM,
+        DataMixingLaw,
+        AioliLogLinear,
+        BiMixLaw,
+        ScalingAdditiveLaw,
+        ScalingMixingLaw,
+        SimplexGP,
+    )
 }
 
 #: Scored by default (every registered law; the ensemble is built from their out-of-fold predictions).
@@ -34,7 +42,7 @@ DEFAULT_LAWS: tuple[str, ...] = tuple(LAWS)
 
 
 def make_law(name: str, **params: Any) -> MixingLaw:
-    """A new, unfitted law. ``"ensemble"`` takes ``members`` (names, specs or laws) and optional ``weights``."""
+    """A new, unfitted law (``"ensemble"`` takes ``members``: names, specs or laws; and ``weights``)."""
     if name == "ensemble":
         from mixing.selection import StackedEnsemble
 
@@ -50,7 +58,9 @@ def law_spec(law: MixingLaw) -> dict[str, Any]:
     """``{"name", "params"}``: enough to rebuild the law with :func:`make_law` (JSON-serialisable)."""
     params = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in law.get_params(deep=False).items()}
     if law.name == "ensemble":
-        params["members"] = [law_spec(m) if isinstance(m, MixingLaw) else m for m in params.get("members") or []]
+        params["members"] = [
+            law_spec(m) if isinstance(m, MixingLaw) else m for m in params.get("members") or []
+        ]
     return {"name": law.name, "params": params}
 
 

@@ -17,6 +17,7 @@ from scipy.optimize import minimize
 from mixing.errors import NotEnoughDataError
 from mixing.laws.base import MixingLaw, as_targets
 from mixing.laws.exponential import ExpLawParams, correlation_search, simplex_rows
+from mixing.laws.threads import single_threaded
 from mixing.simplex import FloatArray
 
 
@@ -32,6 +33,7 @@ class AioliLogLinear(MixingLaw):
     def min_runs(self, n_domains: int) -> int:
         return n_domains + 3
 
+    @single_threaded
     def fit(self, mixtures: ArrayLike, fidelity: ArrayLike | None, y: ArrayLike) -> AioliLogLinear:
         x, t = simplex_rows(mixtures), as_targets(y)
         n, d = x.shape
@@ -50,8 +52,13 @@ class AioliLogLinear(MixingLaw):
             grad = np.column_stack([g_pred.sum(axis=0), (g_pred * e).T @ x])
             return 0.5 * float(np.sum(r**2)) / n, grad.ravel()
 
-        res = minimize(loss, np.column_stack([c0, e0]).ravel(), jac=True, method="L-BFGS-B",
-                       options={"maxiter": self.max_iter})
+        res = minimize(
+            loss,
+            np.column_stack([c0, e0]).ravel(),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": self.max_iter},
+        )
         theta = res.x.reshape(k, 1 + d)
         self.params_ = ExpLawParams(theta[:, 0], theta[:, 1:], sign)
         self.floor_search_ = c0

@@ -24,6 +24,7 @@ from mixing.errors import FitError, NotEnoughDataError
 from mixing.laws.base import MixingLaw, as_targets
 from mixing.laws.exponential import correlation_search, simplex_rows
 from mixing.laws.robust import BatchModel, levenberg_marquardt
+from mixing.laws.threads import single_threaded
 from mixing.simplex import FloatArray
 
 #: Smoothing offsets tried as starting points (shares are often rounded to 1e-3).
@@ -40,8 +41,9 @@ class BiMixLaw(MixingLaw):
     #: An aggregate of several domains has no "own share"; the law is reported per metric only.
     fits_aggregate: ClassVar[bool] = False
 
-    def __init__(self, metric_domains: Sequence[int] | None = None, step_axis: int | None = None,
-                 max_iter: int = 200) -> None:
+    def __init__(
+        self, metric_domains: Sequence[int] | None = None, step_axis: int | None = None, max_iter: int = 200
+    ) -> None:
         self.metric_domains = metric_domains
         self.step_axis = step_axis
         self.max_iter = max_iter
@@ -53,6 +55,7 @@ class BiMixLaw(MixingLaw):
     def min_runs(self, n_domains: int) -> int:
         return 8 if self.step_axis is not None else 6
 
+    @single_threaded
     def fit(self, mixtures: ArrayLike, fidelity: ArrayLike | None, y: ArrayLike) -> BiMixLaw:
         x, t = simplex_rows(mixtures), as_targets(y)
         n, k = t.shape
@@ -66,8 +69,9 @@ class BiMixLaw(MixingLaw):
         s = len(starts)
         theta0 = np.concatenate([theta for theta, _ in starts])  # (s * k, p)
         signs = np.concatenate([sign for _, sign in starts])
-        fit = levenberg_marquardt(_model(np.tile(own, (s, 1)), u, signs), theta0, np.tile(t.T, (s, 1)),
-                                  max_iter=self.max_iter)
+        fit = levenberg_marquardt(
+            _model(np.tile(own, (s, 1)), u, signs), theta0, np.tile(t.T, (s, 1)), max_iter=self.max_iter
+        )
         best = np.argmin(fit.objective.reshape(s, k), axis=0)
         self.theta_ = fit.theta.reshape(s, k, -1)[best, np.arange(k)]
         self.sign_ = signs.reshape(s, k)[best, np.arange(k)]
@@ -95,7 +99,9 @@ class BiMixLaw(MixingLaw):
         return f[:, self.step_axis]
 
     @staticmethod
-    def _start(own: FloatArray, t: FloatArray, eps: float, decay: float | None) -> tuple[FloatArray, FloatArray]:
+    def _start(
+        own: FloatArray, t: FloatArray, eps: float, decay: float | None
+    ) -> tuple[FloatArray, FloatArray]:
         """Power-law start (parameters, orientation) from a log-log correlation search at a fixed ``eps``.
 
         The orientation is +1 for a loss that falls as the share grows, -1 for a score that rises.
@@ -145,8 +151,12 @@ def _model(own: FloatArray, u: FloatArray | None, sign: FloatArray) -> BatchMode
         pred = c + power * step
         if not with_jac:
             return pred, None
-        cols = [np.ones_like(pred), power * step, -power * step * alpha * np.log(base),
-                -power * step * alpha * eps / base]
+        cols = [
+            np.ones_like(pred),
+            power * step,
+            -power * step * alpha * np.log(base),
+            -power * step * alpha * eps / base,
+        ]
         if u is not None:
             cols += [power * decay, -power * decay * np.exp(lb) * u[None, :]]
         return pred, np.stack(cols, axis=2)

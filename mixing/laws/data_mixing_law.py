@@ -18,6 +18,7 @@ from mixing.errors import NotEnoughDataError
 from mixing.laws.base import MixingLaw, as_targets
 from mixing.laws.exponential import ExpLawParams, correlation_search, exp_law_model, simplex_rows
 from mixing.laws.robust import levenberg_marquardt, robust_scale
+from mixing.laws.threads import single_threaded
 from mixing.simplex import FloatArray
 
 HUBER_EFFICIENCY = 1.345
@@ -38,6 +39,7 @@ class DataMixingLaw(MixingLaw):
     def min_runs(self, n_domains: int) -> int:
         return n_domains + 3
 
+    @single_threaded
     def fit(self, mixtures: ArrayLike, fidelity: ArrayLike | None, y: ArrayLike) -> DataMixingLaw:
         x, t = simplex_rows(mixtures), as_targets(y)
         n, d = x.shape
@@ -49,8 +51,13 @@ class DataMixingLaw(MixingLaw):
         s = theta0.shape[0]
         start = ExpLawParams(c0, e0, sign).predict(x) - t
         delta = HUBER_EFFICIENCY * robust_scale(start.T)
-        fit = levenberg_marquardt(exp_law_model(x, np.tile(sign, s)), theta0.reshape(s * k, 1 + d),
-                                  np.tile(t.T, (s, 1)), delta=np.tile(delta, s), max_iter=self.max_iter)
+        fit = levenberg_marquardt(
+            exp_law_model(x, np.tile(sign, s)),
+            theta0.reshape(s * k, 1 + d),
+            np.tile(t.T, (s, 1)),
+            delta=np.tile(delta, s),
+            max_iter=self.max_iter,
+        )
         obj = fit.objective.reshape(s, k)
         best = np.argmin(obj, axis=0)
         theta = fit.theta.reshape(s, k, 1 + d)[best, np.arange(k)]

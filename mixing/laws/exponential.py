@@ -69,9 +69,10 @@ def exp_law_model(x: FloatArray, sign: FloatArray) -> BatchModel:
     return model
 
 
-def correlation_search(x: FloatArray, y: FloatArray, grid: FloatArray = FLOOR_GRID
-                       ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Per metric (columns of ``y``): floor ``c``, exponents ``t'`` and orientation of the best log-linear fit.
+def correlation_search(
+    x: FloatArray, y: FloatArray, grid: FloatArray = FLOOR_GRID
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per metric (columns of ``y``): floor ``c``, exponents ``t'``, orientation of the best log-linear fit.
 
     Returns ``c (k,)``, ``t' (k, x.shape[1])`` and ``sign (k,)``; with simplex rows in ``x`` no intercept
     column is needed (other callers include one).

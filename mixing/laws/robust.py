@@ -62,7 +62,19 @@ def levenberg_marquardt(
     solvable for laws whose parameters are only identified up to a direction (e.g. a constant shift of the
     exponent on the simplex).
     """
-    theta = np.array(theta0, dtype=np.float64, copy=True)
+    with np.errstate(over="ignore", invalid="ignore"):  # wild trial steps overflow; they are rejected
+        return _lm(model, np.array(theta0, dtype=np.float64, copy=True), y, delta, max_iter, tol, ridge)
+
+
+def _lm(
+    model: BatchModel,
+    theta: FloatArray,
+    y: FloatArray,
+    delta: FloatArray | None,
+    max_iter: int,
+    tol: float,
+    ridge: float,
+) -> BatchFit:
     b, p = theta.shape
     pred, jac = model(theta, np.arange(b), True)
     assert jac is not None
@@ -77,8 +89,9 @@ def levenberg_marquardt(
         r = pred[idx] - y[idx]
         w = _irls_weights(r, None if delta is None else delta[idx])
         jw = jac[idx] * w[:, :, None]
-        hess = np.einsum("bnp,bnq->bpq", jw, jac[idx])
-        grad = np.einsum("bnp,bn->bp", jw, r)
+        jt = jw.transpose(0, 2, 1)
+        hess = jt @ jac[idx]  # batched BLAS; einsum here was 20x slower at 256 domains
+        grad = (jt @ r[:, :, None])[:, :, 0]
         diag = np.einsum("bpp->bp", hess)
         damp = lam[idx, None, None] * (diag[:, :, None] * eye + ridge * eye) + ridge * eye
         step = -_solve(hess + damp, grad)
@@ -113,6 +126,6 @@ def _irls_weights(r: FloatArray, delta: FloatArray | None) -> FloatArray:
 
 def _solve(a: FloatArray, b: FloatArray) -> FloatArray:
     try:
-        return np.linalg.solve(a, b[:, :, None])[:, :, 0]
+        return np.asarray(np.linalg.solve(a, b[:, :, None])[:, :, 0], dtype=np.float64)
     except np.linalg.LinAlgError:
         return np.stack([np.linalg.lstsq(ai, bi, rcond=None)[0] for ai, bi in zip(a, b, strict=True)])

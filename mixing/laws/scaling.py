@@ -27,9 +27,12 @@ from mixing.errors import FitError, NotEnoughDataError
 from mixing.laws.base import MixingLaw, as_targets
 from mixing.laws.exponential import simplex_rows
 from mixing.laws.robust import BatchModel, levenberg_marquardt
+from mixing.laws.threads import single_threaded
 from mixing.simplex import FloatArray
 
 Variant = Literal["additive", "joint"]
+#: Log-parameters are clipped to +-MAX_LOG before exponentiation, so a wild trial step cannot overflow.
+MAX_LOG = 30.0
 
 
 class ScalingMixingLaw(MixingLaw):
@@ -39,7 +42,9 @@ class ScalingMixingLaw(MixingLaw):
     differentiable: ClassVar[bool] = True
     uses_fidelity: ClassVar[bool] = True
 
-    def __init__(self, variant: Variant = "joint", n_starts: int = 6, max_iter: int = 300, seed: int = 0) -> None:
+    def __init__(
+        self, variant: Variant = "joint", n_starts: int = 6, max_iter: int = 300, seed: int = 0
+    ) -> None:
         self.variant = variant
         self.n_starts = n_starts
         self.max_iter = max_iter
@@ -49,6 +54,7 @@ class ScalingMixingLaw(MixingLaw):
         per_axis = n_domains + 1 if self.variant == "joint" else 2
         return 2 * n_domains + 1 + per_axis + 3
 
+    @single_threaded
     def fit(self, mixtures: ArrayLike, fidelity: ArrayLike | None, y: ArrayLike) -> ScalingMixingLaw:
         h, t = simplex_rows(mixtures), as_targets(y)
         s = _fidelity(fidelity, len(h))
@@ -63,8 +69,9 @@ class ScalingMixingLaw(MixingLaw):
         k = t.shape[1]
         theta0 = self._starts(layout, t)  # (S, k, p)
         n_s = theta0.shape[0]
-        fit = levenberg_marquardt(_model(h, s, layout), theta0.reshape(n_s * k, -1), np.tile(t.T, (n_s, 1)),
-                                  max_iter=self.max_iter)
+        fit = levenberg_marquardt(
+            _model(h, s, layout), theta0.reshape(n_s * k, -1), np.tile(t.T, (n_s, 1)), max_iter=self.max_iter
+        )
         best = np.argmin(fit.objective.reshape(n_s, k), axis=0)
         self.theta_ = fit.theta.reshape(n_s, k, -1)[best, np.arange(k)]
         self.layout_ = layout
@@ -97,8 +104,12 @@ class ScalingMixingLaw(MixingLaw):
     def params(self) -> dict[str, FloatArray]:
         """Named parameters per metric: ``E (k,)``, ``C, gamma (k, d)``, ``alpha (k, m)``, ``log_A``."""
         lay, th = self.layout_, self.theta_
-        out = {"E": th[:, lay.e], "C": np.exp(th[:, lay.log_c]), "gamma": np.exp(th[:, lay.log_gamma]),
-               "alpha": np.exp(np.stack([th[:, lay.log_alpha(a)] for a in range(lay.m)], axis=1))}
+        out = {
+            "E": th[:, lay.e],
+            "C": np.exp(th[:, lay.log_c]),
+            "gamma": np.exp(th[:, lay.log_gamma]),
+            "alpha": np.exp(np.stack([th[:, lay.log_alpha(a)] for a in range(lay.m)], axis=1)),
+        }
         # (k, m) additive; (k, m, d) joint: log amplitude at each pure-domain vertex.
         log_a = np.stack([th[:, lay.amp(a)] for a in range(lay.m)], axis=1)
         out["log_A"] = log_a if lay.joint else log_a[:, :, 0]
@@ -146,15 +157,15 @@ def _model(h: FloatArray, s: FloatArray, lay: _Layout) -> BatchModel:
     present = h > 0
 
     def model(theta: FloatArray, rows: np.ndarray, with_jac: bool) -> tuple[FloatArray, FloatArray | None]:
-        c = np.exp(theta[:, lay.log_c])  # (b, d)
-        gamma = np.exp(theta[:, lay.log_gamma])
+        c = np.exp(np.clip(theta[:, lay.log_c], -MAX_LOG, MAX_LOG))  # (b, d)
+        gamma = np.exp(np.clip(theta[:, lay.log_gamma], -MAX_LOG, MAX_LOG))
         hg = np.where(present[None], np.exp(np.clip(gamma[:, None, :] * log_h[None], -700, 700)), 0.0)
         parts = c[:, None, :] * hg  # (b, n, d)
         total = np.maximum(parts.sum(axis=2), 1e-300)
         pred = theta[:, lay.e : lay.e + 1] + 1.0 / total
         terms = []
         for a in range(lay.m):
-            alpha = np.exp(theta[:, lay.log_alpha(a)])[:, None]
+            alpha = np.exp(np.clip(theta[:, lay.log_alpha(a)], -MAX_LOG, MAX_LOG))[:, None]
             log_amp = theta[:, lay.amp(a)] @ h.T if lay.joint else theta[:, lay.amp(a)]
             term = np.exp(np.clip(log_amp - alpha * s[None, :, a], -700, 700))
             terms.append((alpha, term))
@@ -179,5 +190,7 @@ class ScalingAdditiveLaw(ScalingMixingLaw):
 
     name: ClassVar[str] = "scaling_additive"
 
-    def __init__(self, variant: Variant = "additive", n_starts: int = 6, max_iter: int = 300, seed: int = 0) -> None:
+    def __init__(
+        self, variant: Variant = "additive", n_starts: int = 6, max_iter: int = 300, seed: int = 0
+    ) -> None:
         super().__init__(variant=variant, n_starts=n_starts, max_iter=max_iter, seed=seed)

@@ -24,10 +24,12 @@ from mixing.fidelity import evaluate_laws
 from mixing.laws import UnknownLawError, law_spec, make_law
 from mixing.laws.base import MixingLaw
 from mixing.laws.gp import NORMAL_Q90, SimplexGP
+from mixing.laws.threads import single_threaded
 from mixing.methods.base import SearchContext
 from mixing.methods.common import SAME_POINT_L1, exclude_taken, nearest_fidelity_rows
 from mixing.optimize import candidate_pool, optimize_mixture
 from mixing.problem import Candidates, Prediction, Proposal, Recommendation
+from mixing.selection import ENSEMBLE
 from mixing.simplex import FloatArray
 
 CONFORMAL_FOLDS = 5
@@ -60,7 +62,9 @@ class FittedLaw:
     def halfwidths(self, ctx: SearchContext, mixtures: FloatArray) -> FloatArray:
         """90% half-widths of the objective at each mixture."""
         if isinstance(self.law, SimplexGP):
-            std = self.law.aggregate_std(mixtures, self.fidelity_rows(len(mixtures)), ctx.problem.metric_weights)
+            std = self.law.aggregate_std(
+                mixtures, self.fidelity_rows(len(mixtures)), ctx.problem.metric_weights
+            )
             return NORMAL_Q90 * std
         return np.full(len(mixtures), self.halfwidth)
 
@@ -85,6 +89,7 @@ class LawMethod:
         self.top_k = top_k
 
     # ------------------------------------------------------------------------------------------ fitting
+    @single_threaded
     def fit(self, ctx: SearchContext, fidelity: FloatArray | None = None) -> FittedLaw:
         problem, obs = ctx.problem, ctx.observations
         target = problem.fidelity.target if fidelity is None else np.asarray(fidelity, dtype=np.float64)
@@ -105,15 +110,26 @@ class LawMethod:
         halfwidth, source = float("nan"), "gp_posterior_calibrated"
         if not isinstance(law, SimplexGP):
             halfwidth, source = self._conformal(ctx, law, x, f, y), "conformal_cv_refits"
-        return FittedLaw(law=clone(law).fit(x, f, y), rows=rows, at=at, halfwidth=halfwidth,
-                         interval_source=source, selection=selection)
+        return FittedLaw(
+            law=clone(law).fit(x, f, y),
+            rows=rows,
+            at=at,
+            halfwidth=halfwidth,
+            interval_source=source,
+            selection=selection,
+        )
 
     def _law(self, ctx: SearchContext, target: FloatArray) -> tuple[MixingLaw, dict[str, Any]]:
-        """The hinted law, else the winner of a quick cross-validated selection."""
+        """The hinted law, else the winner of a quick cross-validated selection.
+
+        An ``ensemble`` hint without its members and weights (``law_params``) is not followed: learning
+        them again would cost more than the quick selection, which rebuilds them.
+        """
         name = ctx.hints.get("selected_law")
-        if name:
+        params = ctx.hints.get("law_params")
+        if name and (name != ENSEMBLE or params):
             try:
-                law = make_law(str(name), **dict(ctx.hints.get("law_params") or {}))
+                law = make_law(str(name), **dict(params or {}))
                 return law, {"source": "hint", "law": law_spec(law)}
             except (UnknownLawError, TypeError):
                 pass
@@ -121,20 +137,31 @@ class LawMethod:
         rows = nearest_fidelity_rows(problem, obs, target, 8)
         if len(rows) < 8:
             raise NotEnoughDataError("law selection needs completed runs at one fidelity", 8, len(rows))
-        report = evaluate_laws(None, obs.mixtures[rows], None, obs.metrics[rows], problem.metric_weights,
-                               goal_sign=problem.sign, folds=SELECTION_FOLDS,
-                               seed=int(ctx.rng.integers(2**31)))
+        report = evaluate_laws(
+            None,
+            obs.mixtures[rows],
+            None,
+            obs.metrics[rows],
+            problem.metric_weights,
+            goal_sign=problem.sign,
+            folds=SELECTION_FOLDS,
+            seed=int(ctx.rng.integers(2**31)),
+        )
         if report.selected is None:
             raise NotEnoughDataError("no law could be fitted to the runs", 8, len(rows))
         entry = report.law(report.selected)
         law = make_law(report.selected, **entry.params)
         cv = entry.cv.get("from_metrics")
-        return law, {"source": "quick_selection", "law": law_spec(law),
-                     "cv_spearman": None if cv is None else cv.spearman}
+        return law, {
+            "source": "quick_selection",
+            "law": law_spec(law),
+            "cv_spearman": None if cv is None else cv.spearman,
+        }
 
     @staticmethod
-    def _conformal(ctx: SearchContext, law: MixingLaw, x: FloatArray, f: FloatArray | None,
-                   y: FloatArray) -> float:
+    def _conformal(
+        ctx: SearchContext, law: MixingLaw, x: FloatArray, f: FloatArray | None, y: FloatArray
+    ) -> float:
         loss = ctx.problem.loss
 
         def fit_predict(train: np.ndarray, test: np.ndarray) -> FloatArray:
@@ -148,21 +175,40 @@ class LawMethod:
     def recommend(self, ctx: SearchContext) -> Recommendation:
         problem = ctx.problem
         fitted = self.fit(ctx)
-        opt = optimize_mixture(lambda m: fitted.loss(ctx, m), problem.constraints, prior=problem.prior,
-                               rng=ctx.rng, differentiable=fitted.law.differentiable,
-                               n_candidates=self.n_candidates, top_k=self.top_k,
-                               interval_fn=fitted.interval_fn(ctx))
+        opt = optimize_mixture(
+            lambda m: fitted.loss(ctx, m),
+            problem.constraints,
+            prior=problem.prior,
+            rng=ctx.rng,
+            differentiable=fitted.law.differentiable,
+            n_candidates=self.n_candidates,
+            top_k=self.top_k,
+            interval_fn=fitted.interval_fn(ctx),
+        )
         half = float(fitted.halfwidths(ctx, opt.mixture[None, :])[0])
         return Recommendation(
-            mixture=opt.mixture, fidelity=problem.fidelity.target, predicted=fitted.prediction(ctx, opt.value, half),
-            method=self.name, n_runs=len(fitted.rows),
-            details={"law": fitted.law.name, "selection": fitted.selection, "interval": fitted.interval_source,
-                     "interval_coverage": 0.9, "optimizer": opt.details,
-                     "fitted_on_fidelities": "all" if fitted.at is not None else "nearest"},
+            mixture=opt.mixture,
+            fidelity=problem.fidelity.target,
+            predicted=fitted.prediction(ctx, opt.value, half),
+            method=self.name,
+            n_runs=len(fitted.rows),
+            details={
+                "law": fitted.law.name,
+                "selection": fitted.selection,
+                "interval": fitted.interval_source,
+                "interval_coverage": 0.9,
+                "optimizer": opt.details,
+                "fitted_on_fidelities": "all" if fitted.at is not None else "nearest",
+            },
         )
 
-    def suggest(self, ctx: SearchContext, count: int, fidelity: FloatArray | None = None,
-                candidates: Candidates | None = None) -> list[Proposal]:
+    def suggest(
+        self,
+        ctx: SearchContext,
+        count: int,
+        fidelity: FloatArray | None = None,
+        candidates: Candidates | None = None,
+    ) -> list[Proposal]:
         """The predicted best point, then Thompson-style picks: each minimises the predicted loss plus
         noise of its own uncertainty, away from points already chosen, pending or observed."""
         problem = ctx.problem
@@ -172,21 +218,32 @@ class LawMethod:
             pool = candidates.mixtures
             pool_fid = np.where(np.isnan(candidates.fidelities), fid[None, :], candidates.fidelities)
         else:
-            pool = candidate_pool(max(self.n_candidates // 4, 20 * count), problem.constraints, problem.prior,
-                                  ctx.rng)
+            pool = candidate_pool(
+                max(self.n_candidates // 4, 20 * count), problem.constraints, problem.prior, ctx.rng
+            )
             pool_fid = np.repeat(fid[None, :], len(pool), axis=0)
         keep = exclude_taken(pool, pool_fid, ctx.observations) & problem.constraints.contains(pool)
         losses = fitted.loss(ctx, pool)
         half = fitted.halfwidths(ctx, pool)
         chosen = _thompson_picks(pool, losses, half / NORMAL_Q90, keep, count, ctx.rng)
-        return [Proposal(mixture=pool[i], fidelity=pool_fid[i], method=self.name,
-                         predicted=fitted.prediction(ctx, float(losses[i]), float(half[i])),
-                         details={"law": fitted.law.name, "pick": "best" if j == 0 else "perturbed",
-                                  "interval": fitted.interval_source})
-                for j, i in enumerate(chosen)]
+        return [
+            Proposal(
+                mixture=pool[i],
+                fidelity=pool_fid[i],
+                method=self.name,
+                predicted=fitted.prediction(ctx, float(losses[i]), float(half[i])),
+                details={
+                    "law": fitted.law.name,
+                    "pick": "best" if j == 0 else "perturbed",
+                    "interval": fitted.interval_source,
+                },
+            )
+            for j, i in enumerate(chosen)
+        ]
 
-    def predict(self, ctx: SearchContext, mixtures: FloatArray, fidelity: FloatArray | None = None
-                ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    def predict(
+        self, ctx: SearchContext, mixtures: FloatArray, fidelity: FloatArray | None = None
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """(metrics (n, k), objective (n,), 90% half-width (n,)) for the given mixtures."""
         fitted = self.fit(ctx, fidelity)
         x = np.atleast_2d(np.asarray(mixtures, dtype=np.float64))
@@ -194,8 +251,14 @@ class LawMethod:
         return metrics, ctx.problem.objective(metrics), fitted.halfwidths(ctx, x)
 
 
-def _thompson_picks(pool: FloatArray, losses: FloatArray, sd: FloatArray, keep: np.ndarray, count: int,
-                    rng: np.random.Generator) -> list[int]:
+def _thompson_picks(
+    pool: FloatArray,
+    losses: FloatArray,
+    sd: FloatArray,
+    keep: np.ndarray,
+    count: int,
+    rng: np.random.Generator,
+) -> list[int]:
     """First the predicted best, then minima of ``loss + sd * noise`` over points not near earlier picks.
 
     The exclusion radius halves whenever too few points remain, so diversity yields only when it must.

@@ -6,6 +6,7 @@ import click
 
 from service.cli.data import import_runs
 from service.cli.demo import demo
+from service.cli.laws import laws
 from service.cli.replay import replay
 from service.cli.server import migrate, serve
 from service.cli.worker import beat, worker
@@ -20,5 +21,5 @@ def main() -> None:
     """
 
 
-for command in (serve, migrate, import_runs, demo, replay, worker, beat):
+for command in (serve, migrate, import_runs, demo, replay, laws, worker, beat):
     main.add_command(command)

@@ -42,7 +42,9 @@ class RunTable:
     metric_names: list[str]
 
 
-def read_pair(mixtures: Path, metrics: Path, id_column: str, target: str, fidelity_columns: list[str]) -> RunTable:
+def read_pair(
+    mixtures: Path, metrics: Path, id_column: str, target: str, fidelity_columns: list[str]
+) -> RunTable:
     mix = pd.read_csv(mixtures)
     met = pd.read_csv(metrics)
     for name, frame in (("mixture", mix), ("metric", met)):
@@ -58,12 +60,18 @@ def read_pair(mixtures: Path, metrics: Path, id_column: str, target: str, fideli
     metric_cols = [c for c in met.columns if c != id_column and c not in fidelity_columns]
     if target != "mean":
         if target not in metric_cols:
-            raise click.UsageError(f"--target {target!r} is not a metric column; use one of {metric_cols} or mean")
+            raise click.UsageError(
+                f"--target {target!r} is not a metric column; use one of {metric_cols} or mean"
+            )
         metric_cols = [target]
     metric_data = table[[c + "__metric" if c in domains else c for c in metric_cols]]
-    return RunTable(mixtures=table[domains].to_numpy(dtype=np.float64),
-                    fidelities=table[fidelity_columns].to_numpy(dtype=np.float64),
-                    metrics=metric_data.to_numpy(dtype=np.float64), domains=domains, metric_names=metric_cols)
+    return RunTable(
+        mixtures=table[domains].to_numpy(dtype=np.float64),
+        fidelities=table[fidelity_columns].to_numpy(dtype=np.float64),
+        metrics=metric_data.to_numpy(dtype=np.float64),
+        domains=domains,
+        metric_names=metric_cols,
+    )
 
 
 def fidelity_space(names: list[str], *tables: RunTable) -> FidelitySpace:
@@ -71,41 +79,67 @@ def fidelity_space(names: list[str], *tables: RunTable) -> FidelitySpace:
     if not names:
         return FidelitySpace()
     values = np.concatenate([t.fidelities for t in tables])
-    return FidelitySpace(names=tuple(names), lower=values.min(axis=0), upper=values.max(axis=0),
-                         target=values.max(axis=0))
+    return FidelitySpace(
+        names=tuple(names), lower=values.min(axis=0), upper=values.max(axis=0), target=values.max(axis=0)
+    )
 
 
 def _progress(message: str) -> None:
     click.echo(f"  {message}", err=True)
 
 
-def _evaluate(train: RunTable, test: RunTable | None, space: FidelitySpace, laws: list[str], folds: int,
-              seed: int, jobs: int, maximize: bool) -> FidelityReport:
+def _evaluate(
+    train: RunTable,
+    test: RunTable | None,
+    space: FidelitySpace,
+    laws: list[str],
+    folds: int,
+    seed: int,
+    jobs: int,
+    maximize: bool,
+) -> FidelityReport:
     def norm(t: RunTable) -> np.ndarray | None:
         return space.normalise(t.fidelities) if space.n_axes else None
 
     weights = np.full(len(train.metric_names), 1.0 / len(train.metric_names))
     heldout = None if test is None else (test.mixtures, norm(test), test.metrics)
-    click.echo(f"scoring {len(laws)} laws on {len(train.mixtures)} runs ({folds}-fold)"
-               + ("" if test is None else f", held out: {len(test.mixtures)} runs"), err=True)
-    return evaluate_laws(laws, train.mixtures, norm(train), train.metrics, weights, goal_sign=-1.0 if maximize else 1.0,
-                         folds=folds, heldout=heldout, seed=seed, n_jobs=jobs,
-                         progress=_progress)
+    click.echo(
+        f"scoring {len(laws)} laws on {len(train.mixtures)} runs ({folds}-fold)"
+        + ("" if test is None else f", held out: {len(test.mixtures)} runs"),
+        err=True,
+    )
+    return evaluate_laws(
+        laws,
+        train.mixtures,
+        norm(train),
+        train.metrics,
+        weights,
+        goal_sign=-1.0 if maximize else 1.0,
+        folds=folds,
+        heldout=heldout,
+        seed=seed,
+        n_jobs=jobs,
+        progress=_progress,
+    )
 
 
 def _table(report: FidelityReport) -> str:
     """A readable summary: Spearman / MAE / R^2 per law and route, cross-validated and held out."""
+
     def fmt(value: float | None, places: int) -> str:
         return "nan" if value is None else f"{value:.{places}f}"
 
     def cell(scores: dict[str, Any] | None) -> str:
         if not scores:
             return f"{'-':>22}"
-        return f"{fmt(scores.get('spearman'), 4):>8} {fmt(scores.get('mae'), 4):>7} {fmt(scores.get('r2'), 3):>6}"
+        rho, mae, r2 = scores.get("spearman"), scores.get("mae"), scores.get("r2")
+        return f"{fmt(rho, 4):>8} {fmt(mae, 4):>7} {fmt(r2, 3):>6}"
 
     data = report.to_dict()
     sets = sorted({s for law in data["laws"] for s in (law["heldout"] or {})})
-    head = f"{'law':<18} {'route':<12} {'cv: rho / MAE / R2':>22}" + "".join(f" {s + ': rho / MAE / R2':>22}" for s in sets)
+    head = f"{'law':<18} {'route':<12} {'cv: rho / MAE / R2':>22}" + "".join(
+        f" {s + ': rho / MAE / R2':>22}" for s in sets
+    )
     lines = [head, "-" * len(head)]
     for law in data["laws"]:
         if law["skipped"]:
@@ -124,13 +158,17 @@ def _table(report: FidelityReport) -> str:
 
 def _common(fn: Any) -> Any:
     options = [
-        click.option("--train-mixtures", type=CsvPath, required=True, help="CSV: id column + one column per domain"),
+        click.option(
+            "--train-mixtures", type=CsvPath, required=True, help="CSV: id column + one column per domain"
+        ),
         click.option("--train-metrics", type=CsvPath, required=True, help="CSV: id column + metric columns"),
         click.option("--test-mixtures", type=CsvPath, default=None, help="held-out mixtures (optional)"),
         click.option("--test-metrics", type=CsvPath, default=None, help="held-out metrics (optional)"),
         click.option("--target", required=True, help="a metric column, or 'mean' of all metric columns"),
         click.option("--id-column", default="index", show_default=True, help="column the files join on"),
-        click.option("--fidelity-columns", default="", help="comma-separated fidelity columns of the metric file"),
+        click.option(
+            "--fidelity-columns", default="", help="comma-separated fidelity columns of the metric file"
+        ),
         click.option("--laws", "law_names", default="", help=f"comma-separated subset of: {', '.join(LAWS)}"),
         click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 50)),
         click.option("--seed", default=0, show_default=True, type=int),
@@ -143,8 +181,15 @@ def _common(fn: Any) -> Any:
     return fn
 
 
-def _load(train_mixtures: Path, train_metrics: Path, test_mixtures: Path | None, test_metrics: Path | None,
-          target: str, id_column: str, fidelity_columns: str) -> tuple[RunTable, RunTable | None, FidelitySpace]:
+def _load(
+    train_mixtures: Path,
+    train_metrics: Path,
+    test_mixtures: Path | None,
+    test_metrics: Path | None,
+    target: str,
+    id_column: str,
+    fidelity_columns: str,
+) -> tuple[RunTable, RunTable | None, FidelitySpace]:
     if (test_mixtures is None) != (test_metrics is None):
         raise click.UsageError("give both --test-mixtures and --test-metrics, or neither")
     fid_cols = [c.strip() for c in fidelity_columns.split(",") if c.strip()]
@@ -173,16 +218,34 @@ def laws() -> None:
 
 @laws.command("evaluate")
 @_common
-def evaluate(train_mixtures: Path, train_metrics: Path, test_mixtures: Path | None, test_metrics: Path | None,
-             target: str, id_column: str, fidelity_columns: str, law_names: str, folds: int, seed: int, jobs: int,
-             maximize: bool, as_json: bool) -> None:
+def evaluate(
+    train_mixtures: Path,
+    train_metrics: Path,
+    test_mixtures: Path | None,
+    test_metrics: Path | None,
+    target: str,
+    id_column: str,
+    fidelity_columns: str,
+    law_names: str,
+    folds: int,
+    seed: int,
+    jobs: int,
+    maximize: bool,
+    as_json: bool,
+) -> None:
     """Cross-validated (and held-out) Spearman, MAE and R^2 of every law, and the law it would select."""
-    train, test, space = _load(train_mixtures, train_metrics, test_mixtures, test_metrics, target, id_column,
-                               fidelity_columns)
+    train, test, space = _load(
+        train_mixtures, train_metrics, test_mixtures, test_metrics, target, id_column, fidelity_columns
+    )
     report = _evaluate(train, test, space, _law_names(law_names), folds, seed, jobs, maximize)
     if as_json:
-        out = {"target": target, "metrics": train.metric_names, "n_train": len(train.mixtures),
-               "n_test": 0 if test is None else len(test.mixtures), **report.to_dict()}
+        out = {
+            "target": target,
+            "metrics": train.metric_names,
+            "n_train": len(train.mixtures),
+            "n_test": 0 if test is None else len(test.mixtures),
+            **report.to_dict(),
+        }
         click.echo(json.dumps(out, indent=2))
     else:
         click.echo(_table(report))
@@ -194,17 +257,33 @@ def evaluate(train_mixtures: Path, train_metrics: Path, test_mixtures: Path | No
 @click.option("--min-weight", "min_weights", multiple=True, help="DOMAIN=VALUE lower bound (repeatable)")
 @click.option("--max-weight", "max_weights", multiple=True, help="DOMAIN=VALUE upper bound (repeatable)")
 @click.option("--candidates", "n_candidates", default=100_000, show_default=True, type=int)
-def optimize(train_mixtures: Path, train_metrics: Path, test_mixtures: Path | None, test_metrics: Path | None,
-             target: str, id_column: str, fidelity_columns: str, law_names: str, folds: int, seed: int, jobs: int,
-             maximize: bool, as_json: bool, law_name: str | None, min_weights: tuple[str, ...],
-             max_weights: tuple[str, ...], n_candidates: int) -> None:
+def optimize(
+    train_mixtures: Path,
+    train_metrics: Path,
+    test_mixtures: Path | None,
+    test_metrics: Path | None,
+    target: str,
+    id_column: str,
+    fidelity_columns: str,
+    law_names: str,
+    folds: int,
+    seed: int,
+    jobs: int,
+    maximize: bool,
+    as_json: bool,
+    law_name: str | None,
+    min_weights: tuple[str, ...],
+    max_weights: tuple[str, ...],
+    n_candidates: int,
+) -> None:
     """The recommended mixture: the selected (or given) law, fitted on the training runs, optimised.
 
     The search is centred on the mean training mixture (proxy designs are drawn around the prior).
     Test files, when given, only inform the selection's held-out scores.
     """
-    train, test, space = _load(train_mixtures, train_metrics, test_mixtures, test_metrics, target, id_column,
-                               fidelity_columns)
+    train, test, space = _load(
+        train_mixtures, train_metrics, test_mixtures, test_metrics, target, id_column, fidelity_columns
+    )
     hints: dict[str, Any] = {}
     if law_name is None:
         report = _evaluate(train, test, space, _law_names(law_names), folds, seed, jobs, maximize)
@@ -215,29 +294,51 @@ def optimize(train_mixtures: Path, train_metrics: Path, test_mixtures: Path | No
         hints = {"selected_law": law_name}
     d = len(train.domains)
     try:
-        constraints = SimplexConstraints(_bounds(min_weights, train.domains, 0.0),
-                                         _bounds(max_weights, train.domains, 1.0))
+        constraints = SimplexConstraints(
+            _bounds(min_weights, train.domains, 0.0), _bounds(max_weights, train.domains, 1.0)
+        )
     except InfeasibleConstraintsError as exc:
         raise click.UsageError(f"weight bounds: {exc}") from exc
-    problem = Problem(domains=tuple(train.domains), constraints=constraints,
-                      metric_names=tuple(train.metric_names),
-                      metric_weights=np.full(len(train.metric_names), 1.0 / len(train.metric_names)),
-                      goal="maximize" if maximize else "minimize", prior=train.mixtures.mean(axis=0), fidelity=space)
+    problem = Problem(
+        domains=tuple(train.domains),
+        constraints=constraints,
+        metric_names=tuple(train.metric_names),
+        metric_weights=np.full(len(train.metric_names), 1.0 / len(train.metric_names)),
+        goal="maximize" if maximize else "minimize",
+        prior=train.mixtures.mean(axis=0),
+        fidelity=space,
+    )
     n = len(train.mixtures)
-    obs = Observations(train.mixtures / train.mixtures.sum(axis=1, keepdims=True), train.fidelities.reshape(n, -1),
-                       train.metrics, np.zeros(n), np.zeros((0, d)), np.zeros((0, space.n_axes)))
+    obs = Observations(
+        train.mixtures / train.mixtures.sum(axis=1, keepdims=True),
+        train.fidelities.reshape(n, -1),
+        train.metrics,
+        np.zeros(n),
+        np.zeros((0, d)),
+        np.zeros((0, space.n_axes)),
+    )
     click.echo(f"optimising {hints.get('selected_law')} over {d} domains", err=True)
-    rec = LawMethod(n_candidates=n_candidates).recommend(SearchContext(problem, obs, np.random.default_rng(seed), hints))
-    out = {"target": target, "law": rec.details["law"], "mixture": dict(zip(train.domains, rec.mixture.tolist(),
-                                                                               strict=True)),
-           "predicted": rec.predicted.value, "lower": rec.predicted.lower, "upper": rec.predicted.upper,
-           "fidelity": dict(zip(space.names, rec.fidelity.tolist(), strict=True)), "n_runs": rec.n_runs,
-           "details": rec.details}
+    rec = LawMethod(n_candidates=n_candidates).recommend(
+        SearchContext(problem, obs, np.random.default_rng(seed), hints)
+    )
+    out = {
+        "target": target,
+        "law": rec.details["law"],
+        "mixture": dict(zip(train.domains, rec.mixture.tolist(), strict=True)),
+        "predicted": rec.predicted.value,
+        "lower": rec.predicted.lower,
+        "upper": rec.predicted.upper,
+        "fidelity": dict(zip(space.names, rec.fidelity.tolist(), strict=True)),
+        "n_runs": rec.n_runs,
+        "details": rec.details,
+    }
     if as_json:
         click.echo(json.dumps(out, indent=2, default=float))
         return
-    click.echo(f"law: {out['law']}   predicted {target}: {rec.predicted.value:.4f} "
-               f"(90%: {rec.predicted.lower:.4f} .. {rec.predicted.upper:.4f})")
+    click.echo(
+        f"law: {out['law']}   predicted {target}: {rec.predicted.value:.4f} "
+        f"(90%: {rec.predicted.lower:.4f} .. {rec.predicted.upper:.4f})"
+    )
     for domain, weight in sorted(out["mixture"].items(), key=lambda kv: -kv[1]):
         if weight >= 5e-4:
             click.echo(f"  {domain:<40} {weight:.4f}")

@@ -243,7 +243,9 @@ def test_new_runs_appear_without_reload(tab: Tab, live: Live) -> None:
 def test_new_experiment_shows_empty_state_until_runs_arrive(tab: Tab, live: Live) -> None:
     exp = scratch_experiment(live.client, "brand-new", 0)
     tab.goto(f"/dashboard/experiments/{exp['id']}", "[data-testid=empty-state]")
+    # The banner is drawn from the experiment alone; each card fills in once its own data has loaded.
     for section in ("recommendation", "progress", "runs", "pending"):
+        tab.page.wait_for_selector(f"[data-testid={section}] [data-testid=empty]", timeout=POLL_WAIT_MS)
         assert tab.page.locator(f"[data-testid={section}] [data-testid=empty]").count() == 1, section
     live.client.import_runs(exp["id"], regmix_runs(REGMIX_DATA, ("train_1m",))[:3])
     tab.page.wait_for_selector("[data-testid=empty-state]", state="detached", timeout=POLL_WAIT_MS)

@@ -112,13 +112,18 @@ def test_sweep_recovers_jobs_of_dead_workers_and_jobs_never_sent(store: Store) -
     alive = store.create_job("refit", exp_id, {})
     store.start_job(alive.id)
     store.lease_job(alive.id, "w3", 60, 3)
+    taken = store.create_job("refit", exp_id, {})  # leased, then its worker died before starting it
+    store.mark_published(taken.id)
+    store.lease_job(taken.id, "w4", 60, 3)
+    _set_job(store, taken.id, lease_expires_at=past)
     other_kind = store.create_job("unknown-kind", exp_id, {})
     _set_job(store, other_kind.id, created_at=past)
 
     recorder = Recorder()
     out = stale.sweep(store, recorder, Settings(job_lease_s=10, job_max_attempts=3), ["refit"])
-    assert sorted(recorder.sent) == sorted([("refit", dead.id), ("refit", unsent.id)])
-    assert sorted(out["republished"]) == sorted([dead.id, unsent.id]) and out["failed_jobs"] == [exhausted.id]
+    expected = sorted([dead.id, unsent.id, taken.id])
+    assert sorted(recorder.sent) == [("refit", job_id) for job_id in expected]
+    assert sorted(out["republished"]) == expected and out["failed_jobs"] == [exhausted.id]
     assert store.get_job(dead.id).state == "queued" and store.get_job(dead.id).lease_owner is None
     assert store.get_job(exhausted.id).state == "failed"
     assert store.get_job(alive.id).state == "running" and store.get_job(fresh.id).state == "queued"

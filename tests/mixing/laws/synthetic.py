@@ -17,7 +17,8 @@ def exp_law(x: FloatArray, c: FloatArray, k: FloatArray, t: FloatArray) -> Float
     return c[None, :] + k[None, :] * np.exp(x @ t.T)
 
 
-def power_law(x: FloatArray, domains: list[int], c: FloatArray, a: FloatArray, alpha: FloatArray,
-              eps: float) -> FloatArray:
+def power_law(
+    x: FloatArray, domains: list[int], c: FloatArray, a: FloatArray, alpha: FloatArray, eps: float
+) -> FloatArray:
     """BiMix: ``c_i + a_i (x_dom(i) + eps)^-alpha_i``."""
     return c[None, :] + a[None, :] * (x[:, domains] + eps) ** (-alpha[None, :])

@@ -32,8 +32,12 @@ def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def _independent(pred: np.ndarray, true: np.ndarray, k: int) -> dict[str, float]:
     """The same four scores, from scipy and scikit-learn."""
     best = int(np.argmin(true))
-    return {"spearman": spearmanr(pred, true).statistic, "mae": mean_absolute_error(true, pred),
-            "r2": r2_score(true, pred), "top_k_hit": float(best in np.argsort(pred)[:k])}
+    return {
+        "spearman": spearmanr(pred, true).statistic,
+        "mae": mean_absolute_error(true, pred),
+        "r2": r2_score(true, pred),
+        "top_k_hit": float(best in np.argsort(pred)[:k]),
+    }
 
 
 def test_cv_and_heldout_scores_match_an_independent_computation() -> None:
@@ -54,6 +58,7 @@ def test_cv_and_heldout_scores_match_an_independent_computation() -> None:
             assert getattr(got, key) == pytest.approx(value, abs=1e-10), (route, key)
     full = LinearRegression().fit(x, y).predict(hx) @ w
     expected = _independent(full, hy @ w, 5)
+    assert entry.heldout is not None
     for key, value in expected.items():
         assert getattr(entry.heldout["heldout"][FROM_METRICS], key) == pytest.approx(value, abs=1e-10)
     per_metric = [spearmanr(oof[:, j], y[:, j]).statistic for j in range(2)]
@@ -76,7 +81,9 @@ def test_rank_matches_scipy_with_ties(values: list[int]) -> None:
 
 def test_laws_that_cannot_fit_are_skipped_with_a_reason_and_the_report_is_json() -> None:
     x, y = _data(40, 3)
-    report = evaluate_laws(["regmix_linear", "scaling_joint", "bimix", "data_mixing_law"], x, None, y, folds=5)
+    report = evaluate_laws(
+        ["regmix_linear", "scaling_joint", "bimix", "data_mixing_law"], x, None, y, folds=5
+    )
     assert "fidelity" in (report.law("scaling_joint").skipped or "")
     assert report.law("regmix_linear").skipped is None
     assert DIRECT not in report.law("bimix").cv  # a per-domain law has no aggregate fit
@@ -102,8 +109,12 @@ def test_selection_picks_the_best_cross_validated_spearman_and_the_ensemble_when
 
 
 def test_selection_rule_breaks_ties_by_mae_and_ignores_missing_scores() -> None:
-    assert select_law({"a": {"spearman": 0.9, "mae": 0.2}, "b": {"spearman": 0.9, "mae": 0.1}, "c": None}) == "b"
-    assert select_law({"a": {"spearman": float("nan"), "mae": 0.1}, "b": {"spearman": 0.1, "mae": 9.0}}) == "b"
+    assert (
+        select_law({"a": {"spearman": 0.9, "mae": 0.2}, "b": {"spearman": 0.9, "mae": 0.1}, "c": None}) == "b"
+    )
+    assert (
+        select_law({"a": {"spearman": float("nan"), "mae": 0.1}, "b": {"spearman": 0.1, "mae": 9.0}}) == "b"
+    )
     assert select_law({}) is None
 
 

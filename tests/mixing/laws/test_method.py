@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mixing.fidelity import evaluate_laws
 from mixing.methods import available_methods
 from mixing.methods.base import SearchContext
 from mixing.methods.law import LawMethod
@@ -23,19 +24,35 @@ def truth(x: np.ndarray) -> np.ndarray:
     return exp_law(x, C, K, T)
 
 
-def context(goal: str = "minimize", hints: dict | None = None, n: int = 80, pending: int = 3,
-            fidelity: FidelitySpace | None = None, fidelities: np.ndarray | None = None) -> SearchContext:
+def context(
+    goal: str = "minimize",
+    hints: dict | None = None,
+    n: int = 80,
+    pending: int = 3,
+    fidelity: FidelitySpace | None = None,
+    fidelities: np.ndarray | None = None,
+) -> SearchContext:
     x = BOUNDS.project(mixtures(n, 4, seed=1))
     y = truth(x) + np.random.default_rng(2).normal(0, 0.01, (n, 2))
     if goal == "maximize":
         y = -y
     space = fidelity or FidelitySpace()
     fid = fidelities if fidelities is not None else np.zeros((n, space.n_axes))
-    problem = Problem(domains=("a", "b", "c", "d"), constraints=BOUNDS, metric_names=("m1", "m2"),
-                      metric_weights=np.array([0.5, 0.5]), goal=goal, fidelity=space)  # type: ignore[arg-type]
+    problem = Problem(
+        domains=("a", "b", "c", "d"),
+        constraints=BOUNDS,
+        metric_names=("m1", "m2"),
+        metric_weights=np.array([0.5, 0.5]),
+        goal=goal,  # type: ignore[arg-type]
+        fidelity=space,
+    )
     obs = Observations(x, fid, y, np.ones(n), x[:pending].copy(), fid[:pending].copy())
-    return SearchContext(problem, obs, np.random.default_rng(3), hints if hints is not None else
-                         {"selected_law": "data_mixing_law"})
+    return SearchContext(
+        problem,
+        obs,
+        np.random.default_rng(3),
+        hints if hints is not None else {"selected_law": "data_mixing_law"},
+    )
 
 
 def test_law_method_is_registered() -> None:
@@ -53,6 +70,7 @@ def test_recommendation_is_feasible_near_the_true_optimum_and_in_the_users_orien
     assert achieved == pytest.approx(best, abs=0.02)
     sign = 1.0 if goal == "minimize" else -1.0
     assert rec.predicted.value == pytest.approx(sign * achieved, abs=0.05)
+    assert rec.predicted.lower is not None and rec.predicted.upper is not None
     assert rec.predicted.lower < rec.predicted.value < rec.predicted.upper
     assert rec.details["law"] == "data_mixing_law" and rec.details["interval"] == "conformal_cv_refits"
     assert rec.method == "law" and rec.n_runs == 80
@@ -66,11 +84,13 @@ def test_suggestions_are_feasible_distinct_and_never_pending() -> None:
     assert BOUNDS.contains(pts).all()
     for p in props:
         assert np.abs(ctx.observations.pending_mixtures - p.mixture).sum(axis=1).min() > 1e-6
-        assert p.predicted is not None and p.predicted.lower < p.predicted.value < p.predicted.upper
+        assert p.predicted is not None and p.predicted.lower is not None and p.predicted.upper is not None
+        assert p.predicted.lower < p.predicted.value < p.predicted.upper
     dist = np.abs(pts[:, None, :] - pts[None, :, :]).sum(axis=2) + np.eye(6)
     assert dist.min() > 1e-6
     assert props[0].details["pick"] == "best"
-    assert props[0].predicted.value == min(p.predicted.value for p in props)
+    values = [p.predicted.value for p in props if p.predicted is not None]
+    assert props[0].predicted is not None and props[0].predicted.value == min(values)
 
 
 def test_suggestions_from_candidates_skip_pending_and_infeasible_ones() -> None:
@@ -102,8 +122,9 @@ def test_a_fidelity_aware_law_uses_every_scale_and_predicts_at_the_target() -> N
     ctx = context(hints={"selected_law": "gp"}, n=n, fidelity=space, fidelities=levels)
     rec = FAST.recommend(ctx)
     assert rec.details["fitted_on_fidelities"] == "all" and rec.n_runs == n
-    single = FAST.recommend(context(hints={"selected_law": "data_mixing_law"}, n=n, fidelity=space,
-                                    fidelities=levels))
+    single = FAST.recommend(
+        context(hints={"selected_law": "data_mixing_law"}, n=n, fidelity=space, fidelities=levels)
+    )
     assert single.details["fitted_on_fidelities"] == "nearest" and single.n_runs == int((levels == 1e7).sum())
 
 
@@ -111,3 +132,13 @@ def test_without_a_hint_the_method_selects_a_law_itself() -> None:
     rec = FAST.recommend(context(hints={}, n=40))
     assert rec.details["selection"]["source"] == "quick_selection"
     assert BOUNDS.contains(rec.mixture[None, :]).all()
+
+
+def test_an_ensemble_hint_is_followed_only_with_its_members_and_weights() -> None:
+    ctx = context(hints={"selected_law": "ensemble"}, n=40)
+    assert FAST.recommend(ctx).details["selection"]["source"] == "quick_selection"
+    obs = ctx.observations
+    report = evaluate_laws(["regmix_linear", "data_mixing_law"], obs.mixtures, None, obs.metrics, [0.5, 0.5])
+    hints = {"selected_law": "ensemble", "law_params": report.law("ensemble").params}
+    rec = FAST.recommend(context(hints=hints, n=40))
+    assert rec.details["selection"]["source"] == "hint" and rec.details["law"] == "ensemble"

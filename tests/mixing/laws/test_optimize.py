@@ -43,8 +43,16 @@ def test_the_optimum_is_always_feasible(cons: SimplexConstraints, seed: int, dif
     def loss(m: np.ndarray) -> np.ndarray:
         return ((m - centre) ** 2 * scale).sum(axis=1) + np.sqrt(np.clip(m, 0, None)) @ scale * 0.01
 
-    res = optimize_mixture(loss, cons, rng=rng, differentiable=differentiable, n_candidates=400, top_k=16,
-                           max_iter=40, n_starts=2)
+    res = optimize_mixture(
+        loss,
+        cons,
+        rng=rng,
+        differentiable=differentiable,
+        n_candidates=400,
+        top_k=16,
+        max_iter=40,
+        n_starts=2,
+    )
     assert cons.contains(res.mixture[None, :], tol=1e-6).all()
     assert res.value == pytest.approx(float(loss(res.mixture[None, :])[0]))
     assert res.details["method"] in {"top_k_average", "slsqp"}
@@ -67,8 +75,12 @@ def test_slsqp_reaches_an_interior_optimum_that_samples_only_approach() -> None:
     def loss(m: np.ndarray) -> np.ndarray:
         return ((m - centre) ** 2).sum(axis=1)
 
-    smooth = optimize_mixture(loss, cons, rng=np.random.default_rng(2), differentiable=True, n_candidates=2000)
-    sampled = optimize_mixture(loss, cons, rng=np.random.default_rng(2), differentiable=False, n_candidates=2000)
+    smooth = optimize_mixture(
+        loss, cons, rng=np.random.default_rng(2), differentiable=True, n_candidates=2000
+    )
+    sampled = optimize_mixture(
+        loss, cons, rng=np.random.default_rng(2), differentiable=False, n_candidates=2000
+    )
     assert np.abs(smooth.mixture - centre).max() < 1e-4
     assert smooth.value < sampled.value
     assert smooth.details["method"] == "slsqp" and sampled.details["method"] == "top_k_average"
@@ -80,12 +92,20 @@ def test_binding_bounds_give_the_linear_programme_solution() -> None:
     cost = rng.normal(size=d)
     cons = SimplexConstraints(np.full(d, 0.05), np.full(d, 0.4))
     res = optimize_mixture(lambda m: m @ cost, cons, rng=rng, differentiable=True, n_candidates=2000)
-    lp = linprog(cost, A_eq=np.ones((1, d)), b_eq=[1.0], bounds=list(zip(cons.lower, cons.upper, strict=True)))
+    lp = linprog(
+        cost, A_eq=np.ones((1, d)), b_eq=[1.0], bounds=list(zip(cons.lower, cons.upper, strict=True))
+    )
     assert np.allclose(res.mixture, lp.x, atol=1e-5)
 
 
 def test_the_interval_comes_from_the_callers_function() -> None:
     cons = SimplexConstraints.unconstrained(3)
-    res = optimize_mixture(lambda m: m[:, 0], cons, rng=np.random.default_rng(4), differentiable=False,
-                           n_candidates=500, interval_fn=lambda m: (m[:, 0] - 1.0, m[:, 0] + 2.0))
+    res = optimize_mixture(
+        lambda m: m[:, 0],
+        cons,
+        rng=np.random.default_rng(4),
+        differentiable=False,
+        n_candidates=500,
+        interval_fn=lambda m: (m[:, 0] - 1.0, m[:, 0] + 2.0),
+    )
     assert res.lower == pytest.approx(res.value - 1.0) and res.upper == pytest.approx(res.value + 2.0)

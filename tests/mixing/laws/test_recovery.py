@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 from mixing.errors import FitError, NotEnoughDataError
-from mixing.laws import LAWS, DEFAULT_LAWS, UnknownLawError, law_spec, make_law
+from mixing.laws import DEFAULT_LAWS, LAWS, UnknownLawError, law_spec, make_law
 from mixing.laws.aioli import AioliLogLinear
 from mixing.laws.bimix import BiMixLaw
 from mixing.laws.data_mixing_law import DataMixingLaw
@@ -31,9 +33,17 @@ def canonical_k(k: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def test_registry_names_are_stable_and_make_law_round_trips() -> None:
-    assert set(LAWS) == {"regmix_linear", "regmix_lightgbm", "data_mixing_law", "aioli_loglinear", "bimix",
-                         "scaling_additive", "scaling_joint", "gp"}
-    assert DEFAULT_LAWS == tuple(LAWS)
+    assert set(LAWS) == {
+        "regmix_linear",
+        "regmix_lightgbm",
+        "data_mixing_law",
+        "aioli_loglinear",
+        "bimix",
+        "scaling_additive",
+        "scaling_joint",
+        "gp",
+    }
+    assert tuple(LAWS) == DEFAULT_LAWS
     for name in LAWS:
         law = make_law(name)
         assert law.name == name
@@ -68,6 +78,16 @@ def test_data_mixing_law_beats_squared_loss_on_outliers() -> None:
     assert err_huber < 0.5 * err_squared
 
 
+def test_exponential_laws_fit_scores_that_rise_with_the_exponent() -> None:
+    """Accuracies: ``c - k exp(t . r)``; the fit must pick the ceiling orientation, k < 0."""
+    x = mixtures(300, 4, seed=27)
+    y = -exp_law(x, C, K, T) + np.random.default_rng(28).normal(0, 0.005, (300, 3))
+    for law in (DataMixingLaw().fit(x, None, y), AioliLogLinear().fit(x, None, y)):
+        assert np.allclose(law.c_, -C, atol=0.05)
+        assert np.allclose(law.params_.k, -canonical_k(K, T), rtol=0.05)
+        assert np.allclose(law.params_.t_centred, centred(T), atol=0.1)
+
+
 def test_aioli_law_recovers_parameters() -> None:
     x = mixtures(300, 4, seed=6)
     y = exp_law(x, C, K, T) + np.random.default_rng(7).normal(0, 0.005, (300, 3))
@@ -94,7 +114,9 @@ def test_bimix_step_term_recovers_the_decay_with_training_length() -> None:
     u = np.random.default_rng(11).choice(np.linspace(0, 1, 6), size=(400, 1))
     own = x[:, 1] + 1e-3
     y = 1.0 + 0.4 * own**-0.3 * (1 + np.exp(0.5 - 2.0 * u[:, 0]))
-    law = BiMixLaw(metric_domains=[1], step_axis=0).fit(x, u, y + np.random.default_rng(12).normal(0, 0.002, 400))
+    law = BiMixLaw(metric_domains=[1], step_axis=0).fit(
+        x, u, y + np.random.default_rng(12).normal(0, 0.002, 400)
+    )
     assert law.uses_fidelity
     c, log_a, _, _, b, log_beta = law.theta_[0]
     assert (c, np.exp(log_a), b, np.exp(log_beta)) == pytest.approx((1.0, 0.4, 0.5, 2.0), rel=0.05)
@@ -109,8 +131,12 @@ def _scaling_data(n: int, seed: int, joint: bool) -> tuple[np.ndarray, np.ndarra
     rng = np.random.default_rng(seed)
     h = mixtures(n, 4, seed=seed, concentration=0.8)
     s = rng.choice(np.linspace(0, 1, 5), size=(n, 2))
-    p = {"E": 1.5, "C": np.array([2.0, 1.0, 3.0, 0.5]), "gamma": np.array([0.5, 0.8, 0.3, 0.6]),
-         "alpha": np.array([1.5, 0.8])}
+    p: dict[str, Any] = {
+        "E": 1.5,
+        "C": np.array([2.0, 1.0, 3.0, 0.5]),
+        "gamma": np.array([0.5, 0.8, 0.3, 0.6]),
+        "alpha": np.array([1.5, 0.8]),
+    }
     p["log_A"] = np.array([[0.2, -0.3, 0.5, 0.0], [0.0, 0.4, -0.2, 0.1]]) if joint else np.array([0.2, -0.1])
     hg = np.where(h > 0, h ** p["gamma"], 0.0)
     y = p["E"] + 1.0 / (hg @ p["C"])
@@ -218,7 +244,9 @@ def test_stacked_ensemble_trusts_the_member_that_is_right() -> None:
     assert ens.weights_[1] > 0.9
     fixed = make_law("ensemble", members=["regmix_linear", {"name": "data_mixing_law"}], weights=[0.25, 0.75])
     fixed.fit(x, None, y)
-    manual = 0.25 * RegMixLinear().fit(x, None, y).predict(x) + 0.75 * DataMixingLaw().fit(x, None, y).predict(x)
+    manual = 0.25 * RegMixLinear().fit(x, None, y).predict(x) + 0.75 * DataMixingLaw().fit(
+        x, None, y
+    ).predict(x)
     assert np.allclose(fixed.predict(x), manual)
     assert fixed.differentiable
     dropped = StackedEnsemble(members=["scaling_joint", "regmix_linear"]).fit(x, None, y)
