@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from service.client import MixoptClient
+from service.client import MixoptClient, MixoptError
 
 MODEL_FREE = {"random"}
 
@@ -50,6 +50,13 @@ class ReplayTable:
         return cls([c.removeprefix(mixture_prefix) for c in mix_cols], mixtures, fid, cost,
                    frame[objective_column].to_numpy(dtype=np.float64), fidelity_column, objective_column)
 
+    def target_extent(self, target: float, goal: str) -> tuple[float, float]:
+        """(best, range) of the true objective at the target fidelity: what regret is measured against."""
+        values = np.array(list(self.target_values(target).values()))
+        if not len(values):
+            raise ValueError(f"no rows at the target fidelity {target:g}")
+        return float(values.min() if goal == "min" else values.max()), float(np.ptp(values))
+
     def target_values(self, target: float) -> dict[bytes, float]:
         """True objective at the target fidelity, keyed by the rounded mixture."""
         rows = np.flatnonzero(np.isclose(self.fidelity, target))
@@ -76,11 +83,9 @@ def run_replay(client: MixoptClient, table: ReplayTable, method: str, seed: int,
                goal: str, batch: int, tolerance: float = 0.01,
                progress: Callable[[str], None] | None = None) -> Trajectory:
     truth = table.target_values(target)
-    if not truth:
-        raise ValueError(f"no rows at the target fidelity {target:g}")
     sign = 1.0 if goal == "min" else -1.0
-    best_true = min(sign * v for v in truth.values())
-    span = float(np.ptp(list(truth.values())))
+    best, span = table.target_extent(target, goal)
+    best_true = sign * best
     pool_rows = _pool_rows(table, method, target)
     target_mixtures = np.array([table.mixtures[i] for i in np.flatnonzero(np.isclose(table.fidelity, target))])
     exp = client.create_experiment({
@@ -110,6 +115,8 @@ def run_replay(client: MixoptClient, table: ReplayTable, method: str, seed: int,
             spent += float(table.cost[row])
             traj.n_runs += 1
         value = _current_value(client, exp["id"], table, method, target, target_mixtures, truth, sign)
+        if value is None:  # nothing to recommend yet (too few runs for the model, none at the target)
+            continue
         traj.costs.append(spent)
         traj.values.append(value)
         if traj.cost_to_within is None and sign * value - best_true <= tolerance * span:
@@ -131,13 +138,29 @@ def _pool_rows(table: ReplayTable, method: str, target: float) -> np.ndarray:
 
 
 def _current_value(client: MixoptClient, exp_id: str, table: ReplayTable, method: str, target: float,
-                   target_mixtures: np.ndarray, truth: dict[bytes, float], sign: float) -> float:
-    """True target value of the pool mixture the method would recommend now."""
-    if method in MODEL_FREE:
-        done = [r for r in client.list_runs(exp_id, state=["completed"])
-                if np.isclose(r["fidelity"][table.fidelity_name], target)]
-        best = min(done, key=lambda r: sign * r["objective"])
-        return truth[_key(np.array([best["mixture"][d] for d in table.domains]))]
+                   target_mixtures: np.ndarray, truth: dict[bytes, float], sign: float) -> float | None:
+    """True target value of the pool mixture the method would recommend now (None: nothing yet).
+
+    Model-free methods recommend their best observed target run; a model whose method cannot predict yet
+    (too few runs) falls back to the same, as an orchestrator would.
+    """
+    if method not in MODEL_FREE:
+        try:
+            return _model_value(client, exp_id, table, method, target, target_mixtures, truth, sign)
+        except MixoptError as exc:
+            if exc.code != "not_enough_data":
+                raise
+    done = [r for r in client.list_runs(exp_id, state=["completed"])
+            if np.isclose(r["fidelity"][table.fidelity_name], target)]
+    if not done:
+        return None
+    best = min(done, key=lambda r: sign * r["objective"])
+    return truth[_key(np.array([best["mixture"][d] for d in table.domains]))]
+
+
+def _model_value(client: MixoptClient, exp_id: str, table: ReplayTable, method: str, target: float,
+                 target_mixtures: np.ndarray, truth: dict[bytes, float], sign: float) -> float:
+    """True target value of the pool mixture with the best predicted target-fidelity objective."""
     mixtures = [dict(zip(table.domains, m.tolist(), strict=True)) for m in target_mixtures]
     model = {"regmix": None, "bo": "bo", "single-fidelity-bo": "single-fidelity-bo"}.get(method, method)
     body: dict[str, Any] = {"mixtures": mixtures, "fidelity": {table.fidelity_name: float(target)}}

@@ -12,7 +12,7 @@ no domain is singled out as the dropped "last" one and ARD gives every domain it
 * ``logit``: ``log(w + eps)`` with ``eps = 1e-3``, the closest to a log-ratio that survives zeros.
 
 The default was chosen by held-out likelihood on data (see ``bench/bo_kernels.py`` and
-``bench/RESULTS_bo.md``); the others stay selectable because other corpora may behave differently.
+``bench/RESULTS.md``, section "Multi-fidelity Bayesian optimization"); the others stay selectable because other corpora may behave differently.
 Fidelity axes are appended already normalised to [0, 1] by :meth:`FidelitySpace.normalise`.
 """
 

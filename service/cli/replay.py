@@ -54,7 +54,9 @@ def replay(runs_csv: Path, mixture_prefix: str, fidelity_column: str, cost_colum
             for seed in range(seeds):
                 trajectories.append(run_replay(client, table, method, seed, target_fidelity, budget, goal, batch,
                                                progress=lambda msg: click.echo(msg, err=True)))
-    result = summarise(trajectories, budget)
+    best, span = table.target_extent(target_fidelity, goal)
+    result = {"objective": objective_column, "goal": goal, "target_fidelity": target_fidelity, "seeds": seeds,
+              "objective_best": best, "objective_range": span, **summarise(trajectories, budget)}
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2))

@@ -37,6 +37,15 @@ def test_first_suggestions_are_a_design_within_bounds(api: TestClient) -> None:
     assert len({tuple(np.round(v, 9)) for v in w}) == 12
 
 
+@pytest.mark.parametrize("method", ["bo", "single-fidelity-bo", "regmix", "law"])
+def test_a_model_method_on_an_empty_experiment_starts_with_a_design(api: TestClient, method: str) -> None:
+    """Naming a model before any run exists is not an error: the first runs are the space-filling design."""
+    exp = create(api)
+    r = api.post(f"/v1/experiments/{exp['id']}/suggestions", json={"count": 3, "method": method})
+    assert r.status_code == 201, r.text
+    assert [x["method"] for x in r.json()["runs"]] == ["design"] * 3
+
+
 def test_models_take_over_and_never_repeat_pending(api: TestClient) -> None:
     exp = create(api, search={"initial_runs": 20})
     seed_runs(api, exp["id"], 40)
