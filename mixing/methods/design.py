@@ -30,7 +30,7 @@ class DesignMethod:
         fid = problem.fidelity.cheapest() if fidelity is None else fidelity
         taken = np.concatenate([obs.mixtures, obs.pending_mixtures])
         if candidates is not None:
-            return _pick_from_pool(self.name, ctx, candidates, fid, count, taken)
+            return _pick_from_pool(self.name, ctx, candidates, fid, count, taken, cheapest_only=fidelity is None)
         points = space_filling_design(count, problem.constraints, problem.prior, ctx.rng, existing=taken)
         return [Proposal(mixture=p, fidelity=fid.copy(), method=self.name) for p in points]
 
@@ -73,18 +73,40 @@ def best_observed(ctx: SearchContext, method: str) -> Recommendation:
 
 
 def _pick_from_pool(method: str, ctx: SearchContext, candidates: Candidates, fid: FloatArray, count: int,
-                    taken: FloatArray) -> list[Proposal]:
+                    taken: FloatArray, cheapest_only: bool) -> list[Proposal]:
+    """Greedy max-min picks from the free candidates.
+
+    ``cheapest_only``: when the caller fixed no fidelity and the pool spans several, explore at the
+    cheapest level the pool offers first, and move up a level only once that one is used up -- a design
+    is cheap exploration, not a target-scale bet.
+    """
     fids = np.where(np.isnan(candidates.fidelities), fid[None, :], candidates.fidelities)
     free = np.flatnonzero(exclude_taken(candidates.mixtures, fids, ctx.observations))
-    pool = candidates.mixtures[free]
+    if not (cheapest_only and len(free) and fids.shape[1]):
+        tiers = [free]
+    else:
+        scale = np.round(ctx.problem.fidelity.normalise(fids[free]).sum(axis=1), 9)
+        tiers = [free[scale == level] for level in np.unique(scale)]
+    chosen: list[int] = []
+    for tier in tiers:
+        if len(chosen) >= count:
+            break
+        picked = _max_min(candidates.mixtures[tier], count - len(chosen),
+                          np.concatenate([taken, candidates.mixtures[chosen]]), ctx.rng)
+        chosen.extend(int(tier[i]) for i in picked)
+    return [Proposal(mixture=candidates.mixtures[i], fidelity=fids[i], method=method) for i in chosen]
+
+
+def _max_min(pool: FloatArray, count: int, taken: FloatArray, rng: np.random.Generator) -> list[int]:
+    """Indices of ``count`` rows of ``pool`` picked one by one, each farthest (L1) from all before it."""
     chosen: list[int] = []
     if len(taken):
         min_dist = np.min(np.abs(pool[:, None, :] - taken[None, :, :]).sum(axis=2), axis=1)
     else:
         min_dist = np.full(len(pool), np.inf)
     for _ in range(min(count, len(pool))):
-        i = int(np.argmax(min_dist)) if np.isfinite(min_dist).any() else int(ctx.rng.integers(len(pool)))
+        i = int(np.argmax(min_dist)) if np.isfinite(min_dist).any() else int(rng.integers(len(pool)))
         chosen.append(i)
         min_dist = np.minimum(min_dist, np.abs(pool - pool[i]).sum(axis=1))
         min_dist[i] = -np.inf
-    return [Proposal(mixture=pool[i], fidelity=fids[free[i]], method=method) for i in chosen]
+    return chosen

@@ -56,3 +56,12 @@ def test_suggestions_skip_pending_and_observed_pool_points() -> None:
 def test_auto_designs_first_then_models() -> None:
     assert resolve_method("auto", _ctx(_obs(5))).name == "design"
     assert resolve_method("auto", _ctx(_obs(60))).name in {"regmix", "law"}
+
+
+def test_design_from_a_multi_fidelity_pool_explores_at_its_cheapest_level() -> None:
+    pool = np.random.default_rng(7).dirichlet(np.ones(4), 10)
+    cands = Candidates(np.vstack([pool, pool]), np.concatenate([np.full((10, 1), 1e9), np.full((10, 1), 1e7)]))
+    props = DesignMethod().suggest(_ctx(_obs(0)), 6, None, cands)
+    assert len(props) == 6 and all(p.fidelity.tolist() == [1e7] for p in props)
+    spread = {p.fidelity[0] for p in DesignMethod().suggest(_ctx(_obs(0)), 14, None, cands)}
+    assert spread == {1e7, 1e9}, "once the cheap level is used up, the design moves to the next"
