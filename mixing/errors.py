@@ -20,5 +20,9 @@ class NotEnoughDataError(MixingError):
         self.have = have
 
 
+class UnsupportedFidelityError(MixingError):
+    """A method was asked for a fidelity it does not model (e.g. a single-fidelity method off target)."""
+
+
 class FitError(MixingError):
     """A law or surrogate failed to fit the data it was given."""

@@ -19,6 +19,7 @@ from mixing.bo import engine
 from mixing.bo.cost import fit_cost_model
 from mixing.bo.device import bo_device, cpu_threads
 from mixing.bo.engine import BOSettings, Surrogate
+from mixing.errors import UnsupportedFidelityError
 from mixing.methods.base import SearchContext
 from mixing.problem import (
     Candidates,
@@ -101,6 +102,27 @@ class BayesOptMethod:
             details={**self._details(surrogate), "posterior_sd": sd},
         )
 
+    def predict(
+        self, ctx: SearchContext, mixtures: FloatArray, fidelity: FloatArray | None = None
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(metrics (n, 0), objective (n,), halfwidth (n,)): the GP's posterior at ``fidelity``.
+
+        The GP models the aggregate objective only, so no per-metric values are returned; unset
+        fidelity axes (NaN) are taken at the target, where a recommendation is made.
+        """
+        target = ctx.problem.fidelity.target
+        fid = target if fidelity is None else np.where(np.isnan(fidelity), target, fidelity)
+        with cpu_threads():
+            surrogate, _ = self.fit(ctx)
+            mean, sd = surrogate.predict(mixtures, self.model_fidelity(ctx, fid))
+        problem = surrogate.problem
+        n = len(mixtures)
+        return np.zeros((n, 0)), problem.sign * mean, self.settings.interval_z * sd
+
+    def model_fidelity(self, ctx: SearchContext, fidelity: FloatArray) -> FloatArray:
+        """A fidelity as the model's inputs see it (all axes here; none for the single-fidelity view)."""
+        return fidelity
+
     def fixed_fidelity(self, ctx: SearchContext, fidelity: FloatArray | None) -> FloatArray | None:
         return fidelity
 
@@ -152,8 +174,13 @@ class SingleFidelityBayesOptMethod(BayesOptMethod):
         if fidelity is not None and not np.allclose(
             fidelity, ctx.problem.fidelity.target, rtol=1e-9, atol=0.0
         ):
-            raise ValueError("single-fidelity-bo proposes at the target fidelity only")
+            raise UnsupportedFidelityError("single-fidelity-bo proposes at the target fidelity only")
         return None
+
+    def model_fidelity(self, ctx: SearchContext, fidelity: FloatArray) -> FloatArray:
+        if not np.allclose(fidelity, ctx.problem.fidelity.target, rtol=1e-9, atol=0.0):
+            raise UnsupportedFidelityError("single-fidelity-bo predicts at the target fidelity only")
+        return np.zeros(0)
 
     def pool(self, ctx: SearchContext, candidates: Candidates) -> tuple[FloatArray, FloatArray]:
         """Pool rows whose fidelity is unset or the target; the reduced problem has no fidelity axes."""

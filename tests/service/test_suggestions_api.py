@@ -10,6 +10,7 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from scipy.stats import spearmanr
 
 from service.app import create_app
 from service.embedded import embedded_server
@@ -154,3 +155,24 @@ def test_recommendation_and_predict(api: TestClient) -> None:
     assert abs(bad["objective"] - truth_bad) < 1.0
     assert api.post(f"{url}/predict", json={"mixtures": [{"web": 2, "code": 0, "papers": 0, "math": 0}]}
                     ).json()["error"]["field"] == "mixtures[0]"
+
+
+def test_predict_with_bo_answers_from_the_gp_at_the_requested_fidelity(api: TestClient) -> None:
+    """BO's predictions come from its own posterior at the target fidelity, not from another model."""
+    exp = create(api)
+    seed_runs(api, exp["id"], 30, params=1e6)
+    seed_runs(api, exp["id"], 8, params=1e9, seed=1)
+    rng = np.random.default_rng(9)
+    grid = rng.dirichlet(np.ones(len(DOMAINS)), 12)
+    body = {"mixtures": [dict(zip(DOMAINS, w.tolist(), strict=True)) for w in grid], "method": "bo"}
+    r = api.post(f"/v1/experiments/{exp['id']}/predict", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["method"] == "bo" and out["n_runs"] == 38
+    preds = out["predictions"]
+    assert all(p["metrics"] == {} and p["lower"] < p["objective"] < p["upper"] for p in preds)
+    truth = [np.mean(list(synthetic_losses(w).values())) for w in grid]
+    assert spearmanr([p["objective"] for p in preds], truth).statistic > 0.8
+    off = api.post(f"/v1/experiments/{exp['id']}/predict",
+                   json={**body, "method": "single-fidelity-bo", "fidelity": {"params": 1e6}})
+    assert off.status_code == 422 and off.json()["error"]["field"] == "fidelity", off.text
