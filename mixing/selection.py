@@ -51,6 +51,14 @@ def stack_weights(preds: ArrayLike, target: ArrayLike) -> FloatArray:
     t = np.asarray(target, dtype=np.float64)
     p = p.reshape(p.shape[0], p.shape[1], -1)
     t = t.reshape(t.shape[0], -1)
+    ok = plausible_members(p, t)
+    if not ok.all():  # a member that extrapolates wildly gets no weight, however small NNLS would make it
+        w = np.zeros(p.shape[0])
+        if ok.any():
+            w[ok] = stack_weights(p[ok], t)
+        else:
+            w[int(np.argmin(np.nanmean((p - t) ** 2, axis=(1, 2))))] = 1.0
+        return w
     mean, sd = t.mean(axis=0), np.where(t.std(axis=0) > 0, t.std(axis=0), 1.0)
     a = ((p - mean) / sd).reshape(p.shape[0], -1).T  # (n * k, M)
     b = ((t - mean) / sd).reshape(-1)
@@ -63,16 +71,36 @@ def stack_weights(preds: ArrayLike, target: ArrayLike) -> FloatArray:
     return w / w.sum()
 
 
+#: How far outside the observed targets' range (in multiples of that range) a member's out-of-fold
+#: predictions may reach and still be stacked. Losses do not leave their range by orders of magnitude;
+#: a law that does (a diverged fit on one fold) would dominate any fold it gets even a tiny weight in.
+PLAUSIBLE_SPAN = 10.0
+
+
+def plausible_members(preds: FloatArray, target: FloatArray) -> np.ndarray:
+    """Mask ``(M,)`` of members whose predictions ``(M, n, k)`` are finite and near the targets' range."""
+    lo, hi = target.min(axis=0), target.max(axis=0)
+    span = np.where(hi > lo, hi - lo, np.maximum(np.abs(hi), 1.0))
+    inside = (preds >= lo - PLAUSIBLE_SPAN * span) & (preds <= hi + PLAUSIBLE_SPAN * span)
+    return inside.reshape(preds.shape[0], -1).all(axis=1)
+
+
 def nested_stack(oof: ArrayLike, target: ArrayLike, fold_of: ArrayLike) -> FloatArray:
     """Out-of-fold ensemble predictions ``(n,)``: each fold combined with weights learnt on the others."""
     p = np.asarray(oof, dtype=np.float64)
     t = np.asarray(target, dtype=np.float64)
     folds = np.asarray(fold_of)
-    out = np.full(p.shape[1], np.nan)
+    # Plausibility is judged on every fold at once: a member that diverges on one fold only would look
+    # perfect to the weights learnt on the others, and get weight exactly where it is wild.
+    ok = plausible_members(p.reshape(p.shape[0], p.shape[1], -1), t.reshape(t.shape[0], -1))
+    out = np.full(p.shape[1:], np.nan)
     for f in np.unique(folds):
         test = folds == f
-        w = stack_weights(p[:, ~test], t[~test])
-        out[test] = w @ p[:, test]
+        w = np.full(p.shape[0], 1.0 / p.shape[0])  # nothing plausible: no basis for any weighting
+        if ok.any():
+            w[:] = 0.0
+            w[ok] = stack_weights(p[ok][:, ~test], t[~test])
+        out[test] = np.tensordot(w, p[:, test], axes=1)
     return out
 
 

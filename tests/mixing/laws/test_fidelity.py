@@ -138,3 +138,20 @@ def test_law_instances_and_parallel_runs_give_the_same_report() -> None:
     two = evaluate_laws([RegMixLinear(), "aioli_loglinear"], x, None, y, seed=3, n_jobs=2, ensemble=False)
     for a, b in zip(one.laws, two.laws, strict=True):
         assert a.cv[FROM_METRICS].spearman == pytest.approx(b.cv[FROM_METRICS].spearman, abs=1e-12)
+
+
+def test_stacking_gives_no_weight_to_a_member_that_extrapolates_wildly() -> None:
+    """A diverged member (one fold predicting 1e10) must not leak into the ensemble through NNLS."""
+    from mixing.selection import nested_stack, stack_weights
+
+    rng = np.random.default_rng(0)
+    t = rng.normal(3.0, 0.2, 60)
+    good = t + rng.normal(0, 0.05, 60)
+    fair = t + rng.normal(0, 0.1, 60)
+    wild = t.copy()
+    wild[:12] = 1e10  # fold 0 only
+    stack = np.stack([good, fair, wild])
+    w = stack_weights(stack, t)
+    assert w[2] == 0.0 and np.isclose(w.sum(), 1.0)
+    fold_of = np.repeat(np.arange(5), 12)
+    assert np.abs(nested_stack(stack, t, fold_of) - t).max() < 1.0
