@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +47,17 @@ def main() -> None:
     fig, axes = plt.subplots(1, len(args.results), figsize=(6.5 * len(args.results), 4.2), squeeze=False)
     for ax, path in zip(axes[0], args.results, strict=True):
         result = json.loads(path.read_text())
-        grid = np.linspace(0.0, result["budget"], 400)
+        grid = np.geomspace(1.0, result["budget"], 400)
         for method, curves in sorted(regret_curves(result, grid).items()):
             color = COLORS.get(method)
-            with np.errstate(all="ignore"):
+            with warnings.catch_warnings():  # all-NaN columns: a method with no recommendation yet
+                warnings.simplefilter("ignore", RuntimeWarning)
                 ax.plot(grid, np.nanmedian(curves, axis=0), label=method, color=color, lw=2)
                 ax.fill_between(grid, np.nanmin(curves, axis=0), np.nanmax(curves, axis=0), color=color, alpha=0.12)
         ax.axhline(0.01, color="k", ls=":", lw=1, label="1% of range")
         ax.set_yscale("symlog", linthresh=0.01)
+        ax.set_xscale("log")
+        ax.set_ylim(bottom=0.0)
         ax.set_xlabel("cumulative cost (1 = one 1M-parameter run; a 60M run costs 60)")
         ax.set_ylabel("regret of the recommendation / objective range")
         ax.set_title(f"{result.get('objective', path.stem)}: median over {result['seeds']} seeds")

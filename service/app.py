@@ -6,30 +6,44 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from migrations import upgrade
 from service import dashboard
+from service.auth import Authenticator, authorize
 from service.db import make_engine, make_session_factory
 from service.errors import install_error_handlers
+from service.limits import BodySizeLimitMiddleware, RateLimitMiddleware
+from service.metrics import Metrics, MetricsMiddleware
 from service.middleware import RequestContextMiddleware
-from service.routers import experiments, history, online, runs, suggestions, system
+from service.routers import experiments, export, history, online, runs, suggestions, system
 from service.settings import Settings, get_settings
 from service.state import AppState
 from service.store import Store
+from service.tokens import Tokens
 from workers.dispatch import CeleryDispatcher, Dispatcher, InProcessDispatcher
 
 log = logging.getLogger("mixopt.api")
 
 
 def build_state(settings: Settings) -> AppState:
-    if settings.is_sqlite or settings.auto_migrate:
+    if settings.migrates_at_start:
         upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     store = Store(engine, make_session_factory(engine))
     dispatcher: Dispatcher = (CeleryDispatcher(store, settings) if settings.broker_url
                               else InProcessDispatcher(store, settings.inprocess_workers))
-    return AppState(settings=settings, store=store, dispatcher=dispatcher)
+    authenticator = None
+    if settings.auth_enabled():
+        authenticator = Authenticator(Tokens(store.factory), settings.auth_cache_s,
+                                      settings.token_touch_interval_s)
+    else:
+        log.warning(f"auth disabled: anyone who can reach http://{settings.host}:{settings.port} can read and "
+                    "change every experiment; bind a non-loopback address only with tokens "
+                    "(mixopt token create)", extra={"auth": settings.auth, "host": settings.host})
+    return AppState(settings=settings, store=store, dispatcher=dispatcher, authenticator=authenticator,
+                    metrics=Metrics(engine))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -38,21 +52,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        log.info("mixopt api ready", extra={"database": state.store.engine.dialect.name,
+        engine = state.store.engine
+        log.info("mixopt api ready", extra={"database": engine.dialect.name,
+                                            "url": engine.url.render_as_string(hide_password=True),
                                             "jobs": type(state.dispatcher).__name__})
         yield
         state.dispatcher.close()
         state.store.engine.dispose()
 
     app = FastAPI(title="mixopt", version="0.1.0", lifespan=lifespan,
-                  description="Data-mixture optimization for language-model pretraining.")
+                  description="Data-mixture optimization for language-model pretraining.",
+                  dependencies=[Depends(authorize)])
     app.state.mixopt = state
     install_error_handlers(app)
 
+    # Outermost last: metrics see every response (500s and rejections included), the request id is set
+    # before anything can fail, and CORS headers reach rate-limit and size rejections too.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.rate_limit_per_s > 0:
+        app.add_middleware(RateLimitMiddleware, rate_per_s=settings.rate_limit_per_s,
+                           burst=settings.rate_limit_burst)
+    if settings.cors_origin_list:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_methods=["*"],
+                           allow_headers=["*"],
+                           expose_headers=["x-request-id", "retry-after", "server-timing"])
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics, token=settings.metrics_token)
 
-    routers = (experiments.router, runs.router, suggestions.router, online.router, history.router, system.router,
-               dashboard.router)
+    # export before experiments: /v1/experiments/{experiment_id} would also match "<id>:export".
+    routers = (export.router, experiments.router, runs.router, suggestions.router, online.router,
+               history.router, system.router, dashboard.router)
     for r in routers:
         app.include_router(r)
     return app

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from service.settings import get_settings
+
 #: Mixtures whose weights sum to within this of 1 are rescaled by the client before sending (e.g. rows
 #: rounded to 3 decimals in a CSV); the server itself accepts only sums within 1e-6.
 CLIENT_RENORMALISE_TOLERANCE = 1e-2
@@ -50,10 +52,13 @@ def renormalise(mixture: Mapping[str, float], tolerance: float = CLIENT_RENORMAL
 
 
 class MixoptClient:
-    """Synchronous client. ``base_url`` like ``http://127.0.0.1:8000``."""
+    """Synchronous client. ``base_url`` like ``http://127.0.0.1:8000``; ``token`` defaults to MIXOPT_TOKEN."""
 
     def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 60.0, retries: int = 5,
                  transport: httpx.BaseTransport | None = None) -> None:
+        if token is None:
+            configured = get_settings().token
+            token = configured.get_secret_value() if configured is not None else None
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s, headers=headers,
                                  transport=transport)

@@ -24,7 +24,9 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # Multi-row INSERTs of 5,000 rows: a 10,000-run batch import is two statements instead of ten.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         insertmanyvalues_page_size=5000)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

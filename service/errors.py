@@ -12,10 +12,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mixing.errors import InfeasibleConstraintsError, MixingError, NotEnoughDataError
+from mixing.errors import (
+    InfeasibleConstraintsError,
+    MixingError,
+    NotEnoughDataError,
+    UnsupportedFidelityError,
+)
 
 log = logging.getLogger("mixopt.errors")
 
@@ -25,6 +31,8 @@ class ApiError(Exception):
 
     status_code = 400
     code = "bad_request"
+    #: Extra response headers (``WWW-Authenticate`` on a 401).
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, field: str | None = None, code: str | None = None,
                  details: Any = None) -> None:
@@ -36,12 +44,8 @@ class ApiError(Exception):
             self.code = code
 
     def body(self) -> dict[str, Any]:
-        err: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.field is not None:
-            err["field"] = self.field
-        if self.details is not None:
-            err["details"] = self.details
-        return {"error": err}
+        extra = {"details": self.details} if self.details is not None else {}
+        return error_body(self.code, self.message, self.field, **extra)
 
 
 class InvalidInput(ApiError):
@@ -64,6 +68,43 @@ class Unavailable(ApiError):
     code = "unavailable"
 
 
+class StorageFull(ApiError):
+    """The database ran out of disk: nothing of the request was stored, and retrying will not help yet."""
+
+    status_code = 507
+    code = "storage_full"
+
+
+def is_storage_full(exc: DBAPIError) -> bool:
+    """PostgreSQL's ``disk_full`` (SQLSTATE 53100) or SQLite's ``SQLITE_FULL``."""
+    return getattr(exc.orig, "sqlstate", None) == "53100" or "database or disk is full" in str(exc.orig)
+
+
+class Unauthenticated(ApiError):
+    """No usable token: missing, malformed, unknown, revoked or expired (the message says which)."""
+
+    status_code = 401
+    code = "unauthenticated"
+    headers = {"WWW-Authenticate": 'Bearer realm="mixopt"'}
+
+
+class InsufficientScope(ApiError):
+    """A valid token that may see the resource but lacks the scope the operation needs."""
+
+    status_code = 403
+    code = "insufficient_scope"
+
+
+#: Error codes of HTTP errors raised by the framework or by the request-limit middleware.
+HTTP_ERROR_CODES = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed",
+                    413: "payload_too_large", 429: "rate_limited"}
+
+
+def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The one error shape: ``field`` is always present (null when no single field is to blame)."""
+    return {"error": {"code": code, "message": message, "field": field, **extra}}
+
+
 def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     """``("body", "runs", 3, "mixture")`` -> ``"runs[3].mixture"`` (the leading "body" is implied)."""
     parts = list(loc)
@@ -78,10 +119,36 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return out or "body"
 
 
+#: The shape of every error response, for the OpenAPI document. FastAPI advertises its own
+#: ``{"detail": [...]}`` for 422s, which this API never sends; replacing it lets schema checks cover errors.
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error", "type": "object", "required": ["error"], "additionalProperties": False,
+    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+        "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]},
+        "details": {}, "request_id": {"type": "string"}}}},
+}
+
+
+def document_error_shape(app: FastAPI) -> None:
+    """Make the OpenAPI document describe 422 bodies as the API's error shape."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = build().setdefault("components", {}).setdefault("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = ERROR_SCHEMA
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    document_error_shape(app)
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status_code)
+        return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -91,19 +158,30 @@ def install_error_handlers(app: FastAPI) -> None:
             for e in errors
         ]
         first = details[0] if details else {"field": "body", "message": "invalid request"}
-        code = "malformed_json" if errors and errors[0].get("type") == "json_invalid" else "invalid_input"
+        code = "invalid_input"
+        if errors and errors[0].get("type") == "json_invalid":
+            # The location of a JSON syntax error is a character offset, not a path into the body.
+            code = "malformed_json"
+            first = {"field": "body", "message": f"{errors[0].get('ctx', {}).get('error', 'invalid JSON')} "
+                                                 f"at character {errors[0].get('loc', ('body', 0))[-1]}"}
+            details = [{**first, "type": "json_invalid"}]
         body = {"error": {"code": code, "message": f"{first['field']}: {first['message']}",
                           "field": first["field"], "details": details}}
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code)
+        code = HTTP_ERROR_CODES.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+                            headers=exc.headers)
 
     @app.exception_handler(InfeasibleConstraintsError)
     async def _infeasible(_: Request, exc: InfeasibleConstraintsError) -> JSONResponse:
         return JSONResponse(InvalidInput(str(exc), field="domains", code="infeasible_constraints").body(), 422)
+
+    @app.exception_handler(UnsupportedFidelityError)
+    async def _fidelity(_: Request, exc: UnsupportedFidelityError) -> JSONResponse:
+        return JSONResponse(InvalidInput(str(exc), field="fidelity", code="invalid_fidelity").body(), 422)
 
     @app.exception_handler(NotEnoughDataError)
     async def _not_enough(_: Request, exc: NotEnoughDataError) -> JSONResponse:
@@ -114,13 +192,24 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("algorithm error", extra={"error": str(exc), "type": type(exc).__name__})
         return JSONResponse(Conflict(str(exc), code="algorithm_error").body(), 409)
 
-    @app.exception_handler(OperationalError)
-    async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
-        log.error("database unavailable", extra={"error": str(exc.orig)[:300]})
+    async def _db_down(_: Request, exc: Exception) -> JSONResponse:
+        """Lost connection, server restarting, pool exhausted, deadlock victim: retryable, so 503."""
+        if isinstance(exc, DBAPIError) and is_storage_full(exc):
+            log.error("database storage full", extra={"error": str(exc.orig)[:300]})
+            return JSONResponse(StorageFull("the database is out of disk space; nothing was stored").body(), 507)
+        log.error("database unavailable", extra={"error": str(getattr(exc, "orig", exc))[:300]})
         return JSONResponse(Unavailable("database unavailable, retry later", code="database_unavailable").body(),
                             503, headers={"Retry-After": "1"})
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return JSONResponse({"error": {"code": "internal_error", "message": "internal server error"}}, 500)
+    for db_error in (OperationalError, InterfaceError, PoolTimeout):
+        app.add_exception_handler(db_error, _db_down)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
+        """A value the database cannot hold (a NUL in text, an integer out of range): the request's fault."""
+        reason = str(exc.orig).splitlines()[0][:200]
+        return JSONResponse(InvalidInput(f"a value in the request cannot be stored: {reason}",
+                                         code="unstorable_value").body(), 422)
+
+    # Unexpected exceptions are answered (500, no traceback) and logged by RequestContextMiddleware, which
+    # still knows the request id; a handler here would run outside it, in Starlette's ServerErrorMiddleware.

@@ -1,4 +1,4 @@
-"""Request id and server timing as a plain ASGI middleware.
+"""Request id, server timing and the last-resort 500 as a plain ASGI middleware.
 
 A raw ASGI wrapper costs a fraction of Starlette's ``BaseHTTPMiddleware`` per request, which matters on
 the hot paths (run reports, online observations) that orchestrators call hundreds of times a second.
@@ -6,16 +6,29 @@ the hot paths (run reports, online observations) that orchestrators call hundred
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.errors import error_body
 from service.logs import request_id_var
 
 log = logging.getLogger("mixopt.api")
+
+
+async def send_json(send: Send, status: int, body: dict[str, Any],
+                    headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    """Answer from inside a raw ASGI middleware, without building a Starlette response object."""
+    payload = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(payload)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": payload})
 
 
 class RequestContextMiddleware:
@@ -43,6 +56,13 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # The traceback goes to the log with the request id; the client gets the id and nothing else.
+            log.exception("unhandled error", extra={"method": scope.get("method"), "path": scope.get("path")})
+            if "code" in status:
+                raise  # the response already started; the server can only drop the connection
+            await send_json(send_with_headers, 500, error_body("internal_error", "internal server error",
+                                                               request_id=rid))
         finally:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("request", extra={"method": scope.get("method"), "path": scope.get("path"),

@@ -74,13 +74,49 @@ class JobState(enum.StrEnum):
     failed = "failed"
 
 
+#: The project that existing experiments, the open (no-auth) mode and the CLI default belong to.
+DEFAULT_PROJECT = "default"
+
+
+class Project(Base):
+    """A tenant: tokens and experiments belong to one, and a token sees only its own project's experiments."""
+
+    __tablename__ = "projects"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: new_id("prj"))
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    """An API token: only its secret's SHA-256 is stored; ``prefix`` finds the row and is safe to show."""
+
+    __tablename__ = "api_tokens"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: new_id("tok"))
+    project: Mapped[str] = mapped_column(ForeignKey("projects.name", name="fk_api_tokens_project"),
+                                         index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    scopes: Mapped[list[Any]] = mapped_column(JsonType)
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Written at most once per ``token_touch_interval_s`` per process, so it is approximate by that much.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 class Experiment(Base):
     __tablename__ = "experiments"
     __table_args__ = (UniqueConstraint("project", "name", name="uq_experiments_project_name"),)
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: new_id("exp"))
-    project: Mapped[str] = mapped_column(String(128), default="default", index=True)
+    project: Mapped[str] = mapped_column(ForeignKey("projects.name", name="fk_experiments_project"),
+                                         default=DEFAULT_PROJECT, index=True)
     name: Mapped[str] = mapped_column(String(200))
     state: Mapped[str] = mapped_column(String(16), default=ExperimentState.active.value)
     spec: Mapped[dict[str, Any]] = mapped_column(JsonType)

@@ -22,7 +22,7 @@ from service.errors import Conflict, InvalidInput, NotFound
 from service.locks import experiment_lock
 from service.models import Experiment, OnlineObservation, OnlineSession, new_id, utcnow
 from service.schemas_online import ObservationIn, OnlineSessionCreate
-from service.store import Store
+from service.store import Store, decode_page_token, encode_page_token
 
 
 def _domains(exp: Experiment) -> list[str]:
@@ -101,12 +101,17 @@ class OnlineSessions:
             raise NotFound(f"online session {session_id!r} not found", field="session_id")
         return exp, ses
 
-    def list(self, experiment_id: str, project: str) -> tuple[Experiment, list[OnlineSession]]:
+    def list(self, experiment_id: str, project: str, page_size: int, page_token: str | None
+             ) -> tuple[Experiment, list[OnlineSession], str | None]:
         exp = self.store.get_experiment(experiment_id, project)
+        stmt = select(OnlineSession).where(OnlineSession.experiment_id == exp.id)
+        after = decode_page_token(page_token)
+        if after is not None:
+            stmt = stmt.where(OnlineSession.pk > after)
         with self.store.factory() as s:
-            rows = list(s.scalars(select(OnlineSession).where(OnlineSession.experiment_id == exp.id)
-                                  .order_by(OnlineSession.pk)))
-        return exp, rows
+            rows = list(s.scalars(stmt.order_by(OnlineSession.pk).limit(page_size + 1)))
+        token = encode_page_token(rows[page_size - 1].pk) if len(rows) > page_size else None
+        return exp, rows[:page_size], token
 
     def trajectory(self, session_id: str) -> list[OnlineObservation]:
         with self.store.factory() as s:

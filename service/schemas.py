@@ -12,9 +12,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-Weight = Annotated[float, Field(allow_inf_nan=False)]
+#: Numbers must be JSON numbers: lax parsing would take ``"0.4"`` or ``true`` (as 1.0) for a weight or a loss.
+Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+Weight = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+#: Free text, stored as given. PostgreSQL text cannot hold NUL, so no backend accepts one.
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+#: A client's idempotency key (``client_run_id``, ``client_session_id``).
+ClientKey = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
 RunStateName = Literal["suggested", "running", "completed", "failed", "abandoned"]
 
 
@@ -98,7 +103,7 @@ class ExperimentCreate(Strict):
     fidelities: list[FidelityAxis] = Field(default_factory=list, max_length=8)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     search: SearchSpec = Field(default_factory=SearchSpec)
-    metadata: dict[str, str] = Field(default_factory=dict)
+    metadata: dict[Text, Text] = Field(default_factory=dict)
 
     @field_validator("domains")
     @classmethod
@@ -122,7 +127,7 @@ class ExperimentPatch(Strict):
     state: Literal["active", "archived"] | None = None
     budget: BudgetSpec | None = None
     search: SearchSpec | None = None
-    metadata: dict[str, str] | None = None
+    metadata: dict[Text, Text] | None = None
 
 
 class RunCounts(BaseModel):
@@ -156,13 +161,13 @@ class ExperimentList(BaseModel):
 
 class RunReport(Strict):
     id: str | None = Field(default=None, description="id of a suggested run this reports on")
-    client_run_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    client_run_id: ClientKey | None = None
     mixture: dict[str, Weight] | None = None
     fidelity: dict[str, Finite] | None = None
     metrics: dict[Name, Finite] = Field(default_factory=dict)
-    cost: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    cost: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)] | None = None
     state: Literal["running", "completed", "failed", "abandoned"] = "completed"
-    error: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+    error: Annotated[Text, StringConstraints(max_length=10_000)] | None = None
 
 
 class RunBatch(Strict):
@@ -215,7 +220,7 @@ class SuggestionRequest(Strict):
     fidelity: dict[str, Finite] | None = None
     method: str | None = None
     candidates: list[CandidateIn] | None = Field(default=None, max_length=200_000)
-    seed: int | None = None
+    seed: Annotated[int, Field(ge=0, lt=2**63)] | None = None
 
 
 class JobOut(BaseModel):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field
 
-from service.schemas import Finite, Strict
+from service.schemas import ClientKey, Finite, Strict
 
 OnlineMethod = Literal["doremi", "aioli", "stratified", "static"]
 
@@ -18,12 +18,12 @@ class OnlineSessionCreate(Strict):
     initial_weights: dict[str, Finite] | None = Field(default=None, description="domain -> weight (sums to 1)")
     reference_losses: dict[str, Finite] | None = Field(default=None, description="DoReMi: reference model's "
                                                                                 "per-domain losses")
-    client_session_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+    client_session_id: ClientKey | None = Field(
         default=None, description="idempotency key: a repeat returns the existing session")
 
 
 class ObservationIn(Strict):
-    step: Annotated[int, Field(ge=0)]
+    step: Annotated[int, Field(ge=0, lt=2**31)]  # the database column is a 32-bit integer
     losses: dict[str, Finite]
     split: Literal["train", "validation"] = "train"
 
@@ -72,6 +72,7 @@ class OnlineSessionDetail(OnlineSessionOut):
 
 class OnlineSessionList(BaseModel):
     sessions: list[OnlineSessionOut]
+    next_page_token: str | None = None
 
 
 class ObservationOut(BaseModel):

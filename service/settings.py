@@ -7,10 +7,12 @@ laptop needs no other server. Production points ``MIXOPT_DATABASE_URL`` at Postg
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,8 +35,21 @@ class Settings(BaseSettings):
     #: Apply migrations at start-up (always on for SQLite; opt-in for PostgreSQL, where ``mixopt migrate`` is
     #: the expected deploy step).
     auto_migrate: bool = False
-    max_page_size: int = 1000
+    #: Largest ``page_size`` a list endpoint accepts (422 naming ``page_size`` beyond it).
+    max_page_size: int = Field(default=1000, ge=1)
     max_batch_runs: int = 10_000
+    # ---- request limits, CORS and metrics (README "Limits, rate limiting and CORS")
+    #: Largest request body accepted (413 beyond it). A 10,000-run batch (17 domains, 13 metrics, two fidelity
+    #: axes, client run ids) measures 12.7 MiB compact and 15.8 MiB indented, so 64 MiB leaves 4x margin.
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    #: Sustained requests per second per caller (bearer token, else client IP), per API process; 0 = no limit.
+    rate_limit_per_s: float = Field(default=1000.0, ge=0)
+    #: Requests a caller may make at once above the sustained rate (the token bucket's size).
+    rate_limit_burst: int = Field(default=2000, ge=1)
+    #: Comma-separated origins allowed cross-origin (browser) access; empty = no CORS headers at all.
+    cors_origins: str = ""
+    #: When set, ``GET /metrics`` requires ``Authorization: Bearer <this>``; unset = public.
+    metrics_token: SecretStr | None = None
     candidate_pool_size: int = 100_000
     regmix_data: Path = Field(default=Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "regmix")
     seed: int | None = Field(default=None, description="fixed seed for reproducible suggestions (tests)")
@@ -59,10 +74,39 @@ class Settings(BaseSettings):
     refit_laws: str = ""
     #: Redis redelivers an unacknowledged task after this long; unset = task time limit plus 5 minutes.
     broker_visibility_timeout_s: float | None = None
+    # ---- authentication (README "Authentication")
+    #: ``auto``: open (no tokens; everyone acts as the default project's admin) when ``host`` is loopback,
+    #: tokens required otherwise; ``required``: tokens always; ``off``: never, refused on a non-loopback host.
+    auth: Literal["auto", "required", "off"] = "auto"
+    #: Validated tokens are cached this long per API process, so a revoked token works at most this long.
+    auth_cache_s: float = Field(default=5.0, ge=0)
+    #: A token's ``last_used_at`` is written at most this often per process (run reports are a hot path).
+    token_touch_interval_s: float = Field(default=60.0, ge=0)
+    #: The token the Python client and the CLI commands send when none is given (``MIXOPT_TOKEN``).
+    token: SecretStr | None = None
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def migrates_at_start(self) -> bool:
+        """Whether the API (and ``mixopt token``) apply migrations themselves before using the database."""
+        return self.is_sqlite or self.auto_migrate
+
+    def auth_enabled(self) -> bool:
+        """Whether requests need a token, for the bind address ``host``; refuses ``off`` off loopback."""
+        loopback = is_loopback(self.host)
+        if self.auth == "off" and not loopback:
+            raise InsecureConfigError(
+                f"MIXOPT_AUTH=off is only allowed on a loopback address, not {self.host!r}: anyone who can "
+                "reach it could read and change every experiment. Bind 127.0.0.1, or create tokens "
+                "(mixopt token create) and use MIXOPT_AUTH=auto or required.")
+        return self.auth == "required" or (self.auth == "auto" and not loopback)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def gpu_kind_set(self) -> frozenset[str]:
@@ -71,6 +115,21 @@ class Settings(BaseSettings):
     @property
     def refit_law_list(self) -> list[str] | None:
         return [k.strip() for k in self.refit_laws.split(",") if k.strip()] or None
+
+
+class InsecureConfigError(ValueError):
+    """A configuration that would expose the API without authentication."""
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 and ::1 (optionally bracketed); anything else, names included, is not."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 @lru_cache(maxsize=1)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from service.auth import Authenticator
+from service.metrics import Metrics
 from service.settings import Settings
 from service.store import Store
 from workers.dispatch import Dispatcher
@@ -16,12 +18,10 @@ class AppState:
     settings: Settings
     store: Store
     dispatcher: Dispatcher
+    #: None when the API runs open (auth off, or ``auto`` on a loopback address).
+    authenticator: Authenticator | None
+    metrics: Metrics
 
 
 def get_state(request: Request) -> AppState:
     return request.app.state.mixopt  # type: ignore[no-any-return]
-
-
-def get_project() -> str:
-    """The caller's project; one shared project until token auth assigns one per team."""
-    return "default"

@@ -58,9 +58,10 @@ def decode_page_token(token: str | None) -> int | None:
         return None
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        if not raw.startswith("pk:"):
+        pk = int(raw[3:]) if raw.startswith("pk:") else -1
+        if not 0 <= pk < 2**31:  # primary keys are 32-bit integers on PostgreSQL
             raise ValueError(raw)
-        return int(raw[3:])
+        return pk
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("page_token is not one this service issued", field="page_token",
                            code="invalid_page_token") from exc
@@ -140,6 +141,8 @@ class Store:
         try:
             with transaction(self.factory) as s:
                 exp = self.get_experiment(experiment_id, project, session=s)
+                # Lock the row: a concurrent patch or version bump between this read and the write is lost.
+                s.refresh(exp, with_for_update=True)
                 spec = dict(exp.spec)
                 if patch.budget is not None:
                     spec["budget"] = patch.budget.model_dump(mode="json")
@@ -195,18 +198,23 @@ class Store:
         return RunWrite(mixture=mixture, fidelity=fidelity, metrics=dict(body.metrics), cost=body.cost,
                         state=body.state, client_run_id=body.client_run_id, run_id=body.id, error=body.error)
 
-    def report_run(self, experiment_id: str, body: RunReport, project: str = "default") -> tuple[Run, bool]:
-        """Store one report; returns (run, created). Retries with the same client_run_id never duplicate."""
-        exp = self.get_experiment(experiment_id, project)
-        _require_active(exp)
-        write = self.validate_report(exp, body, "")
+    def report_run(self, experiment_id: str, body: RunReport, project: str = "default"
+                   ) -> tuple[Run, bool, Experiment]:
+        """Store one report; returns (run, created, experiment). Retries of a client_run_id never duplicate.
+
+        Reading, validating and writing share one session: on this hot path the cost is round trips to the
+        database, and a rejected report rolls back having written nothing.
+        """
         for attempt in range(3):
             try:
                 with transaction(self.factory) as s:
+                    exp = self.get_experiment(experiment_id, project, session=s)
+                    _require_active(exp)
+                    write = self.validate_report(exp, body, "")
                     run, created, changed = self._apply_report(s, exp, write, "")
                     if changed:
                         _bump_version(s, exp.id)
-                return run, created
+                return run, created, exp
             except IntegrityError:
                 # A concurrent report with the same client_run_id won the insert; read it back and apply ours.
                 if attempt == 2:
@@ -239,7 +247,7 @@ class Store:
     def _store_batch(self, s: Session, exp: Experiment, writes: list[RunWrite]) -> tuple[int, int, int, list[str]]:
         client_ids = [w.client_run_id for w in writes if w.client_run_id and not w.run_id]
         existing: dict[str, Run] = {}
-        for chunk in _chunks(client_ids, 900):
+        for chunk in _chunks(client_ids, _in_list_limit(s)):
             for r in s.scalars(select(Run).where(Run.experiment_id == exp.id, Run.client_run_id.in_(chunk))):
                 existing[r.client_run_id or ""] = r
         created = n_existing = updated = 0
@@ -299,7 +307,10 @@ class Store:
             raise Conflict("the fidelity differs from the stored run's", field=f"{prefix}fidelity",
                            code="fidelity_mismatch")
         if run.state == w.state and run.state in FINAL_STATES:
-            same = (run.metrics == w.metrics or not w.metrics) and (w.cost is None or run.cost == w.cost)
+            # A retry repeats its own metrics; the run may hold more (merged from earlier running reports).
+            stored = run.metrics or {}
+            same = (all(stored.get(k) == x for k, x in w.metrics.items())
+                    and (w.cost is None or run.cost == w.cost))
             if not same:
                 raise Conflict(f"run {run.id} is already {run.state} with other results",
                                field=f"{prefix}state", code="run_final")
@@ -385,12 +396,13 @@ class Store:
         done = [r for r in rows if r.state == RunState.completed.value and all(k in r.metrics for k in metrics)]
         pend = [r for r in rows if r.state != RunState.completed.value]
         obs = Observations(
-            mixtures=np.array([r.mixture for r in done], dtype=np.float64).reshape(-1, d),
-            fidelities=np.array([r.fidelity for r in done], dtype=np.float64).reshape(-1, m),
+            # Explicit row counts: ``reshape(-1, 0)`` is ambiguous, and an experiment without axes has m = 0.
+            mixtures=np.array([r.mixture for r in done], dtype=np.float64).reshape(len(done), d),
+            fidelities=np.array([r.fidelity for r in done], dtype=np.float64).reshape(len(done), m),
             metrics=np.array([[r.metrics[k] for k in metrics] for r in done], dtype=np.float64).reshape(-1, len(metrics)),
             costs=np.array([math.nan if r.cost is None else r.cost for r in done], dtype=np.float64),
-            pending_mixtures=np.array([r.mixture for r in pend], dtype=np.float64).reshape(-1, d),
-            pending_fidelities=np.array([r.fidelity for r in pend], dtype=np.float64).reshape(-1, m),
+            pending_mixtures=np.array([r.mixture for r in pend], dtype=np.float64).reshape(len(pend), d),
+            pending_fidelities=np.array([r.fidelity for r in pend], dtype=np.float64).reshape(len(pend), m),
         )
         return Snapshot(obs, [r.id for r in done], version)
 
@@ -402,9 +414,13 @@ class Store:
             s.add(job)
         return job
 
-    def get_job(self, job_id: str) -> Job:
+    def get_job(self, job_id: str, project: str | None = None) -> Job:
+        """A job by id; with ``project``, only a job of one of that project's experiments (else 404)."""
+        stmt = select(Job).where(Job.id == job_id)
+        if project is not None:
+            stmt = stmt.join(Experiment, Experiment.id == Job.experiment_id).where(Experiment.project == project)
         with self.factory() as s:
-            job = s.scalar(select(Job).where(Job.id == job_id))
+            job = s.scalar(stmt)
         if job is None:
             raise NotFound(f"job {job_id!r} not found", field="job_id")
         return job
@@ -706,6 +722,12 @@ def _new_run_row(exp_id: str, run_id: str, w: RunWrite, now: datetime) -> dict[s
         "client_run_id": w.client_run_id, "proposal_id": None, "error": w.error, "created_at": now,
         "updated_at": now, "heartbeat_at": now, "completed_at": now if w.state in FINAL_STATES else None,
     }
+
+
+def _in_list_limit(s: Session) -> int:
+    """Values per ``IN (...)``: SQLite builds before 3.32 take 999 parameters, PostgreSQL 65,535 (one query
+    per 10,000-run batch instead of twelve)."""
+    return 900 if s.get_bind().dialect.name == "sqlite" else 10_000
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:

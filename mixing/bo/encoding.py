@@ -11,8 +11,9 @@ no domain is singled out as the dropped "last" one and ARD gives every domain it
 * ``identity``: the raw weights.
 * ``logit``: ``log(w + eps)`` with ``eps = 1e-3``, the closest to a log-ratio that survives zeros.
 
-The default was chosen by held-out likelihood on data (see ``bench/bo_kernels.py`` and
-``bench/RESULTS.md``, section "Multi-fidelity Bayesian optimization"); the others stay selectable because other corpora may behave differently.
+The default was chosen by held-out likelihood on data (see ``bench/bo_kernels.py`` and the
+"Multi-fidelity Bayesian optimization" section of ``bench/RESULTS.md``); the others stay selectable
+because other corpora may behave differently.
 Fidelity axes are appended already normalised to [0, 1] by :meth:`FidelitySpace.normalise`.
 """
 

@@ -1,14 +1,17 @@
-"""The ``mixopt`` command line: serve, migrate, import, demo, replay (and the laws and worker groups)."""
+"""The ``mixopt`` command line: serve, migrate, import, export, import-bundle, demo, replay (and the laws,
+worker and token groups)."""
 
 from __future__ import annotations
 
 import click
 
+from service.cli.bundle import export, import_bundle
 from service.cli.data import import_runs
 from service.cli.demo import demo
 from service.cli.laws import laws
 from service.cli.replay import replay
 from service.cli.server import migrate, serve
+from service.cli.tokens import token
 from service.cli.worker import beat, worker
 
 
@@ -21,5 +24,5 @@ def main() -> None:
     """
 
 
-for command in (serve, migrate, import_runs, demo, replay, laws, worker, beat):
+for command in (serve, migrate, import_runs, export, import_bundle, demo, replay, laws, worker, beat, token):
     main.add_command(command)

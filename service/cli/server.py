@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
-from service.settings import get_settings
+from service.settings import InsecureConfigError, get_settings
 
 
 @click.command()
@@ -14,18 +16,30 @@ from service.settings import get_settings
 def serve(host: str | None, port: int | None, workers: int) -> None:
     """Start the REST API (docs at /docs, OpenAPI at /openapi.json).
 
-    On the embedded default (SQLite) migrations are applied at start-up and jobs run in this process.
+    On the embedded default (SQLite) migrations are applied at start-up and jobs run in this process. On
+    a loopback address the API runs open unless MIXOPT_AUTH=required; on any other it requires tokens.
     """
     import uvicorn
 
     from service.logs import configure_logging
 
+    # The app factory (in every worker process) reads the bind address from the settings, since it decides
+    # whether tokens are required; pass the options on the way settings are read.
+    if host is not None:
+        os.environ["MIXOPT_HOST"] = host
+    if port is not None:
+        os.environ["MIXOPT_PORT"] = str(port)
+    get_settings.cache_clear()
     settings = get_settings()
+    try:
+        auth = "tokens required" if settings.auth_enabled() else "OPEN, no tokens"
+    except InsecureConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     configure_logging(settings.log_level, settings.log_json)
-    click.echo(f"mixopt serving on http://{host or settings.host}:{port or settings.port} "
+    click.echo(f"mixopt serving on http://{settings.host}:{settings.port} "
                f"(database: {settings.database_url.split('://')[0]}, "
-               f"jobs: {'celery' if settings.broker_url else 'in-process'})", err=True)
-    uvicorn.run("service.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
+               f"jobs: {'celery' if settings.broker_url else 'in-process'}, auth: {auth})", err=True)
+    uvicorn.run("service.app:create_app", factory=True, host=settings.host, port=settings.port,
                 workers=workers, log_config=None)
 
 

@@ -19,6 +19,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
+from service.auth import get_project
 from service.dashboard.overview import build_overview, utc
 from service.dashboard.progress import MAX_POINTS
 from service.dashboard.schemas import Overview, Summary, SummaryList
@@ -27,7 +28,7 @@ from service.models import Experiment
 from service.presenters import RunPresenter
 from service.routers.runs import list_runs
 from service.schemas import RunOut, RunStateName
-from service.state import AppState, get_project, get_state
+from service.state import AppState, get_state
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 State = Annotated[AppState, Depends(get_state)]

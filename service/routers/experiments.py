@@ -6,9 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from service.auth import get_project
+from service.paging import PageSize
 from service.presenters import experiment_out
 from service.schemas import ExperimentCreate, ExperimentList, ExperimentOut, ExperimentPatch
-from service.state import AppState, get_project, get_state
+from service.state import AppState, get_state
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
 State = Annotated[AppState, Depends(get_state)]
@@ -23,7 +25,7 @@ def create_experiment(body: ExperimentCreate, st: State, project: Project) -> Ex
 
 @router.get("", response_model=ExperimentList)
 def list_experiments(st: State, project: Project,
-                     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+                     page_size: PageSize,
                      page_token: str | None = None,
                      state: Annotated[str | None, Query(pattern="^(active|archived)$")] = None,
                      q: Annotated[str | None, Query(max_length=200, description="name contains")] = None,

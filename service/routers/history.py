@@ -16,11 +16,13 @@ from pydantic import BaseModel, Field, model_validator
 
 from mixing.laws import LAWS
 from mixing.methods import method_names
+from service.auth import get_project
 from service.errors import InvalidInput, NotFound
 from service.models import Fit, Proposal, ReoptPolicy
+from service.paging import PageSize
 from service.presenters import RunPresenter, job_out
 from service.schemas import JobAccepted, PredictionOut, Strict
-from service.state import AppState, get_project, get_state
+from service.state import AppState, get_state
 from workers.refit import REFIT_KINDS
 
 router = APIRouter(prefix="/v1/experiments/{experiment_id}", tags=["fits"])
@@ -107,9 +109,8 @@ class PolicyOut(PolicyIn):
 
 
 @router.get("/fits", response_model=FitList)
-def list_fits(experiment_id: str, st: State, project: Project,
+def list_fits(experiment_id: str, st: State, project: Project, page_size: PageSize,
               latest: Annotated[bool, Query(description="only the newest refit's fits")] = False,
-              page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
               page_token: str | None = None) -> FitList:
     exp = st.store.get_experiment(experiment_id, project)
     if latest:

@@ -6,8 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 
+from service.auth import get_project
 from service.models import OnlineSession
 from service.online_sessions import OnlineSessions, current_directive
+from service.paging import PageSize
 from service.schemas_online import (
     DirectiveOut,
     ObservationIn,
@@ -18,7 +20,7 @@ from service.schemas_online import (
     OnlineSessionOut,
     TrajectoryPoint,
 )
-from service.state import AppState, get_project, get_state
+from service.state import AppState, get_state
 
 router = APIRouter(prefix="/v1/experiments/{experiment_id}/online-sessions", tags=["online"])
 State = Annotated[AppState, Depends(get_state)]
@@ -60,9 +62,11 @@ def create_session(experiment_id: str, body: OnlineSessionCreate, response: Resp
 
 
 @router.get("", response_model=OnlineSessionList)
-def list_sessions(experiment_id: str, st: State, project: Project) -> OnlineSessionList:
-    exp, rows = OnlineSessions(st.store).list(experiment_id, project)
-    return OnlineSessionList(sessions=[session_out(_domains(exp.spec), s) for s in rows])
+def list_sessions(experiment_id: str, st: State, project: Project, page_size: PageSize,
+                  page_token: str | None = None) -> OnlineSessionList:
+    exp, rows, token = OnlineSessions(st.store).list(experiment_id, project, page_size, page_token)
+    domains = _domains(exp.spec)
+    return OnlineSessionList(sessions=[session_out(domains, s) for s in rows], next_page_token=token)
 
 
 @router.get("/{session_id}", response_model=OnlineSessionDetail)

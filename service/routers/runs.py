@@ -6,10 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from service.auth import get_project
 from service.errors import InvalidInput
+from service.paging import PageSize
 from service.presenters import RunPresenter
 from service.schemas import BatchResult, RunBatch, RunList, RunOut, RunReport, RunStateName
-from service.state import AppState, get_project, get_state
+from service.state import AppState, get_state
 from service.validation import fidelity_vector
 
 router = APIRouter(prefix="/v1/experiments/{experiment_id}", tags=["runs"])
@@ -20,10 +22,10 @@ Project = Annotated[str, Depends(get_project)]
 @router.post("/runs", status_code=201, response_model=RunOut,
              responses={200: {"description": "an earlier report with this client_run_id or run id, returned"}})
 def report_run(experiment_id: str, body: RunReport, response: Response, st: State, project: Project) -> RunOut:
-    run, created = st.store.report_run(experiment_id, body, project)
+    run, created, exp = st.store.report_run(experiment_id, body, project)
+    st.metrics.count_reports("report", reported=1, created=int(created))
     if not created:
         response.status_code = 200
-    exp = st.store.get_experiment(experiment_id, project)
     return RunPresenter(exp).run(run)
 
 
@@ -33,14 +35,14 @@ def import_runs(experiment_id: str, body: RunBatch, st: State, project: Project)
         raise InvalidInput(f"at most {st.settings.max_batch_runs} runs per batch", field="runs",
                            code="batch_too_large")
     created, existing, updated, ids = st.store.report_batch(experiment_id, body.runs, project)
+    st.metrics.count_reports("batch", reported=len(ids), created=created)
     return BatchResult(created=created, existing=existing, updated=updated, run_ids=ids)
 
 
 @router.get("/runs", response_model=RunList)
-def list_runs(experiment_id: str, st: State, project: Project,
+def list_runs(experiment_id: str, st: State, project: Project, page_size: PageSize,
               state: Annotated[list[RunStateName] | None, Query()] = None,
               fidelity: Annotated[list[str] | None, Query(description="axis=value, repeatable")] = None,
-              page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
               page_token: str | None = None) -> RunList:
     exp = st.store.get_experiment(experiment_id, project)
     fid = None

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from mixing.errors import NotEnoughDataError
 from mixing.methods import available_methods, method_names, resolve_recommender
+from service.auth import get_project
 from service.errors import Conflict, InvalidInput
 from service.locks import experiment_lock
 from service.models import ExperimentState
@@ -23,7 +24,7 @@ from service.schemas import (
     SuggestionRequest,
     SuggestionResponse,
 )
-from service.state import AppState, get_project, get_state
+from service.state import AppState, get_state
 from service.validation import check_bounds, fidelity_vector, mixture_vector
 from workers import tasks
 from workers.context import search_context
@@ -119,7 +120,7 @@ def predict(experiment_id: str, body: PredictRequest, st: State, project: Projec
         metrics, objective, halfwidth = method.predict(ctx, x, fid)
     except NotEnoughDataError as exc:
         raise Conflict(f"cannot predict yet: {exc}", code="not_enough_data") from exc
-    names = exp.spec["objective"]["metrics"]
+    names = exp.spec["objective"]["metrics"] if metrics.shape[1] else []  # objective-only models: none
     points = [PredictedPoint(objective=float(o), lower=float(o - h), upper=float(o + h),
                              metrics={n: float(v) for n, v in zip(names, row, strict=True)})
               for o, h, row in zip(objective, halfwidth, metrics, strict=True)]

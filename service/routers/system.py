@@ -8,17 +8,19 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from service.auth import get_project
 from service.presenters import job_out
 from service.schemas import JobOut
 from service.state import AppState, get_state
 
 router = APIRouter(tags=["system"])
 State = Annotated[AppState, Depends(get_state)]
+Project = Annotated[str, Depends(get_project)]
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: str, st: State) -> JobOut:
-    return job_out(st.store.get_job(job_id))
+def get_job(job_id: str, st: State, project: Project) -> JobOut:
+    return job_out(st.store.get_job(job_id, project))
 
 
 @router.get("/healthz")

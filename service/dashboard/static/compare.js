@@ -181,7 +181,7 @@ async function pickExperiment() {
 }
 
 async function start() {
-  authWidget(() => {});
+  authWidget(() => location.reload()); // the selection lives in the URL; reload with the new token
   if (!view.expId) return pickExperiment();
   try {
     view.exp = await api(`/v1/experiments/${enc()}`);

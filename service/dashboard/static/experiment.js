@@ -214,6 +214,8 @@ async function start() {
     const missing = e instanceof ApiError && e.status === 404;
     replace(main, empty(missing ? "Experiment not found." : "Could not load the experiment.", errorText(e)),
       h("p", {}, h("a", { href: url("/dashboard") }, "All experiments")));
+    // Without a (valid) token the server answers 401: let one be entered, then start over with it.
+    if (e instanceof ApiError && e.status === 401) authWidget(() => location.reload());
     return;
   }
   document.title = `${exp.name} · mixopt`;

@@ -143,7 +143,7 @@ function start() {
   replace(main,
     h("div", { class: "page-head" }, h("h1", {}, "Experiments"), countEl),
     card("All experiments", { tools: [search, stateSel], testid: "experiments" }, tableSlot, h("div", { class: "pager" }, moreBtn)));
-  authWidget(() => {});
+  authWidget(() => load().catch(showError)); // another token may see other experiments
   load().catch(showError);
   poll(refresh, POLL_MS);
 }

@@ -1,0 +1,29 @@
+"""``GET /v1/experiments/{id}:export``: the experiment's bundle (see ``service/bundle.py``).
+
+Included before the experiments router: ``/v1/experiments/{experiment_id}`` would otherwise match
+``exp_…:export`` as an experiment id.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+
+from service import bundle
+from service.auth import get_project
+from service.state import AppState, get_state
+
+router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
+State = Annotated[AppState, Depends(get_state)]
+Project = Annotated[str, Depends(get_project)]
+
+
+@router.get("/{experiment_id}:export", response_class=Response,
+            responses={200: {"content": {"application/json": {}},
+                             "description": "the bundle; `mixopt import-bundle` restores it"}})
+def export_experiment(experiment_id: str, st: State, project: Project) -> Response:
+    exp = st.store.get_experiment(experiment_id, project)  # 404 for another project's experiment
+    text = bundle.dumps(bundle.export_experiment(st.store.engine, exp.id))
+    return Response(text, media_type="application/json",
+                    headers={"content-disposition": f'attachment; filename="{exp.id}.bundle.json"'})
