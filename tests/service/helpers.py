@@ -1,7 +1,8 @@
-"""Request bodies used across API tests."""
+"""Request bodies and polling helpers used across API tests."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -52,3 +53,14 @@ def state_of(api: TestClient, exp_id: str) -> tuple[int, dict[str, int], int]:
     exp = api.get(f"/v1/experiments/{exp_id}").json()
     listed = api.get(f"/v1/experiments/{exp_id}/runs", params={"page_size": 1000}).json()["runs"]
     return exp["data_version"], exp["run_counts"], len(listed)
+
+
+def wait_for_job(api: TestClient, job_id: str, polls: int = 1200) -> dict[str, Any]:
+    """Poll ``GET /v1/jobs/{id}`` until the job has finished (in-process jobs: a background thread)."""
+    for _ in range(polls):
+        job = api.get(f"/v1/jobs/{job_id}").json()
+        if job["state"] in ("succeeded", "failed"):
+            return job  # type: ignore[no-any-return]
+        time.sleep(0.05)
+    raise TimeoutError(job)
+

@@ -8,7 +8,6 @@ with observations, plus floats whose shortest repr has 17 digits and non-ASCII c
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,19 +24,10 @@ from service.cli import main
 from service.db import make_engine
 from service.models import Base
 from service.settings import Settings, get_settings
-from tests.service.helpers import create, seed_runs
+from tests.service.helpers import create, seed_runs, wait_for_job
 
 FAST_LAWS = ["regmix_linear", "data_mixing_law", "bimix"]
 REF = {"web": 3.0, "code": 2.5, "papers": 3.2, "math": 2.0}
-
-
-def _wait(api: TestClient, job_id: str) -> dict[str, Any]:
-    for _ in range(1200):
-        job = api.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] in ("succeeded", "failed"):
-            return job  # type: ignore[no-any-return]
-        time.sleep(0.05)
-    raise TimeoutError(job)
 
 
 def rich_experiment(api: TestClient) -> str:
@@ -56,7 +46,7 @@ def rich_experiment(api: TestClient) -> str:
     first = sugg.json()["runs"][0]["id"]
     assert api.post(f"/v1/experiments/{eid}/runs", json={"id": first, "state": "running"}).status_code == 200
     refit = api.post(f"/v1/experiments/{eid}/refits", json={"laws": FAST_LAWS})
-    assert _wait(api, refit.json()["job"]["id"])["state"] == "succeeded"
+    assert wait_for_job(api, refit.json()["job"]["id"])["state"] == "succeeded"
     policy = {"every_runs": 5, "every_minutes": 12.5, "ready_suggestions": 2, "method": "design"}
     assert api.put(f"/v1/experiments/{eid}/reoptimization", json=policy).status_code == 200
     base = f"/v1/experiments/{eid}/online-sessions"

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from fastapi.testclient import TestClient
 
 from service.state import AppState
-from tests.service.helpers import create, seed_runs
+from tests.service.helpers import create, seed_runs, wait_for_job
 from tests.workers.conftest import FAST_LAWS
 from workers import refit
 
 LAWS = FAST_LAWS.split(",")
-
-
-def _wait(api: TestClient, job_id: str) -> dict[str, Any]:
-    for _ in range(600):
-        job = api.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] in ("succeeded", "failed"):
-            return job  # type: ignore[no-any-return]
-        time.sleep(0.05)
-    raise TimeoutError(job)
 
 
 def test_refit_stores_fits_history_and_recommendation(api: TestClient) -> None:
@@ -29,7 +17,7 @@ def test_refit_stores_fits_history_and_recommendation(api: TestClient) -> None:
     seed_runs(api, exp["id"], 30)
     r = api.post(f"/v1/experiments/{exp['id']}/refits", json={"laws": LAWS})
     assert r.status_code == 202 and r.json()["job"]["kind"] == "refit"
-    job = _wait(api, r.json()["job"]["id"])
+    job = wait_for_job(api, r.json()["job"]["id"])
     assert job["state"] == "succeeded", job
     outcome = job["result"]["refit"]
     assert outcome["status"] == "applied" and outcome["n_runs"] == 30
@@ -52,7 +40,7 @@ def test_refit_stores_fits_history_and_recommendation(api: TestClient) -> None:
 
     seed_runs(api, exp["id"], 5, seed=3)
     posted = api.post(f"/v1/experiments/{exp['id']}/refits", json={"laws": LAWS})
-    second = _wait(api, posted.json()["job"]["id"])
+    second = wait_for_job(api, posted.json()["job"]["id"])
     assert second["result"]["refit"]["n_runs"] == 35
     history = api.get(f"/v1/experiments/{exp['id']}/history").json()
     assert [h["n_runs"] for h in history["refits"]] == [30, 35]
@@ -64,7 +52,7 @@ def test_refit_stores_fits_history_and_recommendation(api: TestClient) -> None:
 def test_refit_with_too_few_runs_reports_it(api: TestClient) -> None:
     exp = create(api)
     seed_runs(api, exp["id"], 2)
-    job = _wait(api, api.post(f"/v1/experiments/{exp['id']}/refits", json={"laws": LAWS}).json()["job"]["id"])
+    job = wait_for_job(api, api.post(f"/v1/experiments/{exp['id']}/refits", json={"laws": LAWS}).json()["job"]["id"])
     assert job["state"] == "succeeded" and job["result"]["refit"]["status"] == "not_enough_data"
     assert api.get(f"/v1/experiments/{exp['id']}/fits").json()["fits"] == []
 
