@@ -225,7 +225,7 @@ def generate(url: str, plan: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ the run
-def start_api(database_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_api(database_url: str, port: int, log: Path, workers: int = 1) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "MIXOPT_DATABASE_URL": database_url,
@@ -235,7 +235,8 @@ def start_api(database_url: str, port: int, log: Path) -> subprocess.Popen[bytes
         "PYTHONPATH": str(REPO),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from service.cli import main; main()", "serve", "--port", str(port)],
+        [sys.executable, "-c", "from service.cli import main; main()", "serve", "--port", str(port),
+         "--workers", str(workers)],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -283,6 +284,9 @@ def main() -> None:
     ap.add_argument("--suggestions", type=int, default=200)
     ap.add_argument("--reads", type=int, default=3000)
     ap.add_argument("--time-bound", type=float, default=60.0, help="seconds per phase at most")
+    ap.add_argument("--api-workers", type=int, default=1,
+                    help="uvicorn worker processes of the API (the issue's target is for one)")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "load_api.json")
     args = ap.parse_args()
     plan = {
         "reports": args.reports,
@@ -291,6 +295,7 @@ def main() -> None:
         "suggestions": args.suggestions,
         "reads": args.reads,
         "time_bound_s": args.time_bound,
+        "api_workers": args.api_workers,
     }
 
     admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
@@ -303,7 +308,7 @@ def main() -> None:
         upgrade(database_url)
         with tempfile.TemporaryDirectory() as tmp:
             port = _free_port()
-            proc = start_api(database_url, port, Path(tmp) / "api.log")
+            proc = start_api(database_url, port, Path(tmp) / "api.log", args.api_workers)
             load_before = os.getloadavg()
             with multiprocessing.get_context("spawn").Pool(1) as pool:
                 result = pool.apply(generate, (f"http://127.0.0.1:{port}", plan))
@@ -331,8 +336,8 @@ def main() -> None:
             f"{r['unit']:<12}{r['p50_ms']:>8.1f}{r['p99_ms']:>8.1f}{r['load_avg_1m']:>6.1f}"
         )
     print(f"runs sent vs stored: {sum(result['sent'].values())} vs {sum(stored.values())} (lost: {sum(lost.values())})")
-    out = REPO / "bench" / "results" / "load_api.json"
-    out.parent.mkdir(exist_ok=True)
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(
             {
