@@ -50,8 +50,7 @@ class BodySizeLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await send_json(send, 413, error_body("payload_too_large", _too_large_message(self.max_bytes)),
-                            headers=[(b"connection", b"close")])
+            await self._reject(send)
             return
         received = 0
         started = False
@@ -77,8 +76,11 @@ class BodySizeLimitMiddleware:
             # Only reached when no handler answered it (a route that reads the body itself).
             if started:
                 raise
-            await send_json(send, 413, error_body("payload_too_large", _too_large_message(self.max_bytes)),
-                            headers=[(b"connection", b"close")])
+            await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        await send_json(send, 413, error_body("payload_too_large", _too_large_message(self.max_bytes)),
+                        headers=[(b"connection", b"close")])
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -171,15 +171,12 @@ class SingleFidelityBayesOptMethod(BayesOptMethod):
         )
 
     def fixed_fidelity(self, ctx: SearchContext, fidelity: FloatArray | None) -> FloatArray | None:
-        if fidelity is not None and not np.allclose(
-            fidelity, ctx.problem.fidelity.target, rtol=1e-9, atol=0.0
-        ):
-            raise UnsupportedFidelityError("single-fidelity-bo proposes at the target fidelity only")
+        if fidelity is not None:
+            _require_target(ctx, fidelity, "proposes")
         return None
 
     def model_fidelity(self, ctx: SearchContext, fidelity: FloatArray) -> FloatArray:
-        if not np.allclose(fidelity, ctx.problem.fidelity.target, rtol=1e-9, atol=0.0):
-            raise UnsupportedFidelityError("single-fidelity-bo predicts at the target fidelity only")
+        _require_target(ctx, fidelity, "predicts")
         return np.zeros(0)
 
     def pool(self, ctx: SearchContext, candidates: Candidates) -> tuple[FloatArray, FloatArray]:
@@ -191,6 +188,11 @@ class SingleFidelityBayesOptMethod(BayesOptMethod):
 
     def proposed_fidelity(self, ctx: SearchContext, fidelity: FloatArray) -> FloatArray:
         return ctx.problem.fidelity.target.copy()
+
+
+def _require_target(ctx: SearchContext, fidelity: FloatArray, verb: str) -> None:
+    if not np.allclose(fidelity, ctx.problem.fidelity.target, rtol=1e-9, atol=0.0):
+        raise UnsupportedFidelityError(f"single-fidelity-bo {verb} at the target fidelity only")
 
 
 def _at(fidelities: FloatArray, target: FloatArray) -> np.ndarray:
