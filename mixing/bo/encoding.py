@@ -44,5 +44,7 @@ def encode_mixtures(mixtures: FloatArray, encoding: Encoding) -> FloatArray:
 
 def encode(mixtures: FloatArray, normalised_fidelities: FloatArray, encoding: Encoding) -> FloatArray:
     """GP inputs ``[encoded mixture | normalised fidelity axes]``, shape ``(n, d + m)``."""
-    fid = np.asarray(normalised_fidelities, dtype=np.float64).reshape(len(mixtures), -1)
+    fid = np.asarray(normalised_fidelities, dtype=np.float64)
+    if fid.ndim != 2:  # one row per mixture; an empty (0, m) block stays as it is (reshape(0, -1) cannot)
+        fid = fid.reshape(len(mixtures), -1)
     return np.concatenate([encode_mixtures(mixtures, encoding), fid], axis=1)

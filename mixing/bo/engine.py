@@ -25,8 +25,7 @@ from mixing.bo.device import DTYPE, as_tensor
 from mixing.bo.encoding import Encoding, encode
 from mixing.bo.pool import RADII, global_pool, local_pool
 from mixing.bo.posterior import ExactPosterior
-from mixing.bo.surrogate import MIN_RUNS, FitSettings, FittedGP, fit_gp
-from mixing.errors import NotEnoughDataError
+from mixing.bo.surrogate import FitSettings, FittedGP, fit_gp
 from mixing.methods.common import exclude_taken
 from mixing.problem import Observations, Problem
 from mixing.simplex import FloatArray
@@ -106,8 +105,6 @@ def fit_surrogate(
     loss = problem.loss(obs.metrics)
     ok = np.isfinite(loss)
     loss = loss[ok]
-    if len(loss) < MIN_RUNS:  # before encoding: an empty fidelity block cannot even be shaped
-        raise NotEnoughDataError("a GP needs completed runs with finite objectives", MIN_RUNS, len(loss))
     inputs = encode(obs.mixtures[ok], problem.fidelity.normalise(obs.fidelities[ok]), settings.encoding)
     gp = fit_gp(
         inputs,
