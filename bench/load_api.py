@@ -1,7 +1,8 @@
 """Load figures for one API process on PostgreSQL: run reports, batch imports and suggestions per second.
 
 One ``mixopt serve`` process (one uvicorn worker) on a scratch PostgreSQL database, on loopback; the load
-generator is a separate process (asyncio + httpx), so the API has its own interpreter and GIL. Every phase
+generator is a separate process (asyncio on bare streams, ``bench/rawhttp.py``: httpx would cost the shared
+two cores more CPU per request than the API itself), so the API has its own interpreter and GIL. Every phase
 sends a fixed number of requests under a time bound and stops by itself; afterwards the runs stored in the
 database are counted against the runs sent. The experiment is RegMix-shaped: 17 domains, 3 loss metrics.
 
@@ -33,6 +34,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.rawhttp import HTTPConnection  # noqa: E402
 from migrations import upgrade  # noqa: E402
 
 PG_ADMIN = os.environ.get("MIXOPT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -94,30 +97,39 @@ def report(i: int, prefix: str, rng: np.random.Generator) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------- load generator
+Send = Callable[[HTTPConnection, int], Awaitable[int]]
+
+
 async def _closed_loop(
-    n: int, concurrency: int, time_bound_s: float, send: Any
+    address: tuple[str, int], n: int, concurrency: int, time_bound_s: float, send: Send
 ) -> tuple[list[float], list[int], float]:
-    """``concurrency`` workers send requests ``0..n-1`` back to back; latencies in ms, statuses, wall s."""
+    """``concurrency`` workers, each on its own keep-alive connection, send requests ``0..n-1`` back to
+    back; latencies in ms, statuses (0: transport error), wall s."""
     latencies: list[float] = []
     statuses: list[int] = []
     counter = iter(range(n))
+    conns = [await HTTPConnection.open(*address) for _ in range(concurrency)]
     t0 = time.perf_counter()
     deadline = t0 + time_bound_s
 
-    async def worker() -> None:
+    async def worker(conn: HTTPConnection) -> None:
         for i in counter:
             if time.perf_counter() > deadline:
                 return
             t = time.perf_counter()
             try:
-                status = await send(i)
-            except httpx.HTTPError:
+                status = await send(conn, i)
+            except (OSError, asyncio.IncompleteReadError, ValueError):
                 status = 0
+                conn = await HTTPConnection.open(*address)
             latencies.append(1000 * (time.perf_counter() - t))
             statuses.append(status)
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies, statuses, time.perf_counter() - t0
+    await asyncio.gather(*(worker(c) for c in conns))
+    wall = time.perf_counter() - t0
+    for c in conns:
+        await c.close()
+    return latencies, statuses, wall
 
 
 def _summary(
@@ -148,80 +160,85 @@ def _summary(
     }
 
 
-async def _generate(url: str, plan: dict[str, Any]) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+async def _generate(address: tuple[str, int], plan: dict[str, Any]) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     sent: dict[str, int] = {}
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-        rng = np.random.default_rng(0)
-        warm = (await client.post("/v1/experiments", json=experiment_body("warm-up"))).json()
-        warm_bodies = [report(i, "warm", rng) for i in range(300)]
+    async def call(method: str, path: str, payload: Any) -> tuple[int, Any]:
+        # A connection per set-up call: one kept across phases would outlive the server's keep-alive.
+        conn = await HTTPConnection.open(*address)
+        try:
+            return await conn.request_json(method, path, payload)
+        finally:
+            await conn.close()
 
-        async def send_warm(i: int) -> int:
-            return (await client.post(f"/v1/experiments/{warm['id']}/runs", json=warm_bodies[i])).status_code
+    async def create(name: str) -> str:
+        status, body = await call("POST", "/v1/experiments", experiment_body(name))
+        assert status == 201, body
+        return str(body["id"])
 
-        await _closed_loop(len(warm_bodies), 8, 30, send_warm)  # first-request costs, not counted
-        for level in plan["levels"]:
-            exp = (await client.post("/v1/experiments", json=experiment_body(f"reports-c{level}"))).json()
-            bodies = [report(i, f"c{level}", rng) for i in range(plan["reports"])]
+    def encoded(prefix: str, n: int) -> list[bytes]:
+        # Bodies are encoded before the clock starts: the generator's JSON work is not the server's.
+        return [json.dumps(report(i, prefix, rng)).encode() for i in range(n)]
 
-            async def send_report(i: int, exp_id: str = exp["id"], bodies: list = bodies) -> int:
-                return (await client.post(f"/v1/experiments/{exp_id}/runs", json=bodies[i])).status_code
-
-            lat, st, wall = await _closed_loop(plan["reports"], level, plan["time_bound_s"], send_report)
-            rows.append(_summary("reports", level, "runs", 1, lat, st, wall))
-            sent[exp["id"]] = len(st)
-
-        # The same load spread over 8 experiments: reports of one experiment share its row lock (data_version).
-        spread = [
-            (await client.post("/v1/experiments", json=experiment_body(f"spread-{k}"))).json()["id"] for k in range(8)
-        ]
-        spread_bodies = [report(i, "spread", rng) for i in range(plan["reports"])]
-
-        async def send_spread(i: int) -> int:
-            exp_id = spread[i % len(spread)]
+    def poster(exp_ids: list[str], bodies: list[bytes]) -> Send:
+        async def send(conn: HTTPConnection, i: int) -> int:
+            exp_id = exp_ids[i % len(exp_ids)]
             sent[exp_id] = sent.get(exp_id, 0) + 1
-            return (await client.post(f"/v1/experiments/{exp_id}/runs", json=spread_bodies[i])).status_code
+            return (await conn.request("POST", f"/v1/experiments/{exp_id}/runs", bodies[i]))[0]
+        return send
 
-        lat, st, wall = await _closed_loop(plan["reports"], 8, plan["time_bound_s"], send_spread)
-        rows.append(_summary("reports, 8 experiments", 8, "runs", 1, lat, st, wall))
+    rng = np.random.default_rng(0)
+    warm = await create("warm-up")
+    await _closed_loop(address, 300, 8, 30, poster([warm], encoded("warm", 300)))  # first-request costs
+    sent.pop(warm)
+    for level in plan["levels"]:
+        exp = await create(f"reports-c{level}")
+        lat, st, wall = await _closed_loop(address, plan["reports"], level, plan["time_bound_s"],
+                                           poster([exp], encoded(f"c{level}", plan["reports"])))
+        rows.append(_summary("reports", level, "runs", 1, lat, st, wall))
 
-        exp = (await client.post("/v1/experiments", json=experiment_body("batch"))).json()
-        batches = [[report(i, f"b{k}", rng) for i in range(BATCH)] for k in range(plan["batches"])]
+    # The same load spread over 8 experiments: reports of one experiment share its row lock (data_version).
+    spread = [await create(f"spread-{k}") for k in range(8)]
+    lat, st, wall = await _closed_loop(address, plan["reports"], 8, plan["time_bound_s"],
+                                       poster(spread, encoded("spread", plan["reports"])))
+    rows.append(_summary("reports, 8 experiments", 8, "runs", 1, lat, st, wall))
 
-        async def send_batch(k: int) -> int:
-            r = await client.post(f"/v1/experiments/{exp['id']}/runs:batch", json={"runs": batches[k]})
-            return r.status_code
+    exp = await create("batch")
+    batches = [json.dumps({"runs": [report(i, f"b{k}", rng) for i in range(BATCH)]}).encode()
+               for k in range(plan["batches"])]
 
-        lat, st, wall = await _closed_loop(plan["batches"], 1, plan["time_bound_s"], send_batch)
-        rows.append(_summary("batch of 10,000", 1, "runs", BATCH, lat, st, wall))
-        sent[exp["id"]] = len(st) * BATCH
+    async def send_batch(conn: HTTPConnection, k: int) -> int:
+        return (await conn.request("POST", f"/v1/experiments/{exp}/runs:batch", batches[k]))[0]
 
-        exp = (await client.post("/v1/experiments", json=experiment_body("suggest"))).json()
+    lat, st, wall = await _closed_loop(address, plan["batches"], 1, plan["time_bound_s"], send_batch)
+    rows.append(_summary("batch of 10,000", 1, "runs", BATCH, lat, st, wall))
+    sent[exp] = sum(BATCH for s in st if 200 <= s < 300)
 
-        async def send_suggest(_: int) -> int:
-            r = await client.post(f"/v1/experiments/{exp['id']}/suggestions", json={"count": 1, "method": "design"})
-            return r.status_code
+    suggest_exp = await create("suggest")
+    suggest_body = json.dumps({"count": 1, "method": "design"}).encode()
 
-        lat, st, wall = await _closed_loop(plan["suggestions"], 4, plan["time_bound_s"], send_suggest)
-        rows.append(_summary("suggest (design, computed)", 4, "suggestions", 1, lat, st, wall))
+    async def send_suggest(conn: HTTPConnection, _: int) -> int:
+        return (await conn.request("POST", f"/v1/experiments/{suggest_exp}/suggestions", suggest_body))[0]
 
-        exp = (await client.post("/v1/experiments", json=experiment_body("ready-queue"))).json()
-        filled = await client.post(f"/v1/experiments/{exp['id']}/suggestions", json={"count": 64, "method": "design"})
-        assert filled.status_code == 201, filled.text
+    lat, st, wall = await _closed_loop(address, plan["suggestions"], 4, plan["time_bound_s"], send_suggest)
+    rows.append(_summary("suggest (design, computed)", 4, "suggestions", 1, lat, st, wall))
 
-        async def read_ready(_: int) -> int:
-            r = await client.get(f"/v1/experiments/{exp['id']}/runs", params={"state": "suggested", "page_size": 8})
-            return r.status_code
+    ready_exp = await create("ready-queue")
+    status, body = await call("POST", f"/v1/experiments/{ready_exp}/suggestions", {"count": 64, "method": "design"})
+    assert status == 201, body
+    ready_path = f"/v1/experiments/{ready_exp}/runs?state=suggested&page_size=8"
 
-        lat, st, wall = await _closed_loop(plan["reads"], 8, plan["time_bound_s"], read_ready)
-        rows.append(_summary("ready queue read (cached)", 8, "reads", 1, lat, st, wall))
+    async def read_ready(conn: HTTPConnection, _: int) -> int:
+        return (await conn.request("GET", ready_path))[0]
+
+    lat, st, wall = await _closed_loop(address, plan["reads"], 8, plan["time_bound_s"], read_ready)
+    rows.append(_summary("ready queue read (cached)", 8, "reads", 1, lat, st, wall))
     return {"rows": rows, "sent": sent}
 
 
-def generate(url: str, plan: dict[str, Any]) -> dict[str, Any]:
+def generate(address: tuple[str, int], plan: dict[str, Any]) -> dict[str, Any]:
     """Entry point of the generator process."""
-    return asyncio.run(_generate(url, plan))
+    return asyncio.run(_generate(address, plan))
 
 
 # ------------------------------------------------------------------------------------------ the run
@@ -311,7 +328,7 @@ def main() -> None:
             proc = start_api(database_url, port, Path(tmp) / "api.log", args.api_workers)
             load_before = os.getloadavg()
             with multiprocessing.get_context("spawn").Pool(1) as pool:
-                result = pool.apply(generate, (f"http://127.0.0.1:{port}", plan))
+                result = pool.apply(generate, (("127.0.0.1", port), plan))
             load_after = os.getloadavg()
             if any(r["errors"] for r in result["rows"]):
                 print((Path(tmp) / "api.log").read_text()[-4000:], file=sys.stderr)

@@ -10,8 +10,11 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and enforced foreign keys."""
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and enforced foreign keys.
+
+    ``pool_size`` is the number of PostgreSQL connections kept (``MIXOPT_DB_POOL_SIZE`` for the API).
+    """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -25,7 +28,7 @@ def make_engine(url: str) -> Engine:
 
         return engine
     # Multi-row INSERTs of 5,000 rows: a 10,000-run batch import is two statements instead of ten.
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=10,
                          insertmanyvalues_page_size=5000)
 
 

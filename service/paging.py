@@ -11,7 +11,6 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from service.errors import InvalidInput
-from service.state import get_state
 
 DEFAULT_PAGE_SIZE = 100
 
@@ -20,8 +19,9 @@ Size = Annotated[int | None, Query(ge=1, description="items per page (default 10
                                                     "MIXOPT_MAX_PAGE_SIZE (1000 unless set)")]
 
 
-def page_size(request: Request, page_size: Size = None) -> int:
-    limit = get_state(request).settings.max_page_size
+async def page_size(request: Request, page_size: Size = None) -> int:
+    """Async, like every cheap dependency here: a plain ``def`` would cost a thread-pool hop per request."""
+    limit = request.app.state.mixopt.settings.max_page_size
     if page_size is None:
         return min(DEFAULT_PAGE_SIZE, limit)
     if page_size > limit:

@@ -22,11 +22,11 @@ def experiment_out(exp: Experiment, counts: dict[str, int]) -> ExperimentOut:
 class RunPresenter:
     """Formats runs of one experiment; built once per request so the spec is parsed once."""
 
-    def __init__(self, exp: Experiment) -> None:
-        self.domains = [d["name"] for d in exp.spec["domains"]]
-        self.axes = [a["name"] for a in exp.spec.get("fidelities") or []]
-        self.metrics = exp.spec["objective"]["metrics"]
-        self.weights = metric_weights(exp.spec["objective"]).tolist()
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.domains = [d["name"] for d in spec["domains"]]
+        self.axes = [a["name"] for a in spec.get("fidelities") or []]
+        self.metrics = spec["objective"]["metrics"]
+        self.weights = metric_weights(spec["objective"]).tolist()
 
     def objective(self, metrics: dict[str, float]) -> float | None:
         if not metrics or any(m not in metrics for m in self.metrics):

@@ -24,6 +24,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; sqlite:///path (embedded) or postgresql+psycopg://user@host/db",
     )
     broker_url: str | None = Field(default=None, description="Celery broker (Redis); unset = in-process jobs")
+    #: PostgreSQL connections one process keeps open (opened on demand, never more than it uses at once).
+    #: The API runs requests in up to 40 threads (anyio's default), each holding a connection while it
+    #: talks to the database; a smaller pool overflows, and overflow connections are closed when handed
+    #: back, so under load every request would pay a new connection. Size PostgreSQL's max_connections
+    #: for (API processes + workers) x this.
+    db_pool_size: int = Field(default=40, ge=1)
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"

@@ -23,5 +23,6 @@ class AppState:
     metrics: Metrics
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    """Async on purpose: FastAPI runs a plain ``def`` dependency in the thread pool, a hop per request."""
     return request.app.state.mixopt  # type: ignore[no-any-return]

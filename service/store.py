@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import ARRAY, ColumnElement, Engine, String, any_, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,6 +37,7 @@ from service.models import (
     new_id,
     utcnow,
 )
+from service.run_insert import NewRunInsert, insert_runs
 from service.schemas import ExperimentCreate, ExperimentPatch, RunReport
 
 #: Which state changes a report may make to a stored run; a final state is never left.
@@ -90,10 +91,20 @@ class Snapshot:
     data_version: int
 
 
+#: Experiments whose specs :meth:`Store.report_run` keeps in memory, per process (a spec is ~2 KB).
+REPORT_SPEC_CACHE_SIZE = 4096
+
+
 class Store:
     def __init__(self, engine: Engine, factory: sessionmaker[Session]) -> None:
         self.engine = engine
         self.factory = factory
+        self._insert_new_run = NewRunInsert(engine)
+        #: (experiment id, project) -> (spec, its report rules), for experiments seen active. What a report
+        #: is validated against (domains, fidelity axes, objective metrics) never changes after creation,
+        #: and there is no delete, so an entry never goes stale; whether the experiment is still active is
+        #: checked by the insert itself.
+        self._report_specs: dict[tuple[str, str], tuple[dict[str, Any], v.ReportRules]] = {}
 
     # ----------------------------------------------------------------------------------- experiments
     def create_experiment(self, body: ExperimentCreate, project: str = "default") -> Experiment:
@@ -182,39 +193,54 @@ class Store:
                 exp.hints = {**(exp.hints or {}), **hints}
 
     # ------------------------------------------------------------------------------------------ runs
-    def validate_report(self, exp: Experiment, body: RunReport, field: str) -> RunWrite:
-        spec = exp.spec
-        mixture = v.mixture_vector(spec, body.mixture, f"{field}.mixture" if field else "mixture") \
+    @staticmethod
+    def validate_report(rules: v.ReportRules, body: RunReport, field: str) -> RunWrite:
+        mixture = rules.mixture(body.mixture, f"{field}.mixture" if field else "mixture") \
             if body.mixture is not None else None
         fid_field = f"{field}.fidelity" if field else "fidelity"
-        fidelity = v.fidelity_vector(spec, body.fidelity, fid_field) if body.fidelity is not None else None
+        fidelity = rules.fidelity(body.fidelity, fid_field) if body.fidelity is not None else None
         if body.id is None and mixture is None:
             raise InvalidInput("a run not matched to a suggestion needs a mixture",
                                field=f"{field}.mixture" if field else "mixture", code="invalid_mixture")
         if body.id is None and fidelity is None:
-            fidelity = v.fidelity_vector(spec, None, fid_field)
+            fidelity = rules.fidelity(None, fid_field)
         if body.state == RunState.completed:
-            v.check_metrics_complete(spec, body.metrics, f"{field}.metrics" if field else "metrics")
+            rules.check_metrics_complete(body.metrics, f"{field}.metrics" if field else "metrics")
         return RunWrite(mixture=mixture, fidelity=fidelity, metrics=dict(body.metrics), cost=body.cost,
                         state=body.state, client_run_id=body.client_run_id, run_id=body.id, error=body.error)
 
     def report_run(self, experiment_id: str, body: RunReport, project: str = "default"
-                   ) -> tuple[Run, bool, Experiment]:
-        """Store one report; returns (run, created, experiment). Retries of a client_run_id never duplicate.
+                   ) -> tuple[Run, bool, dict[str, Any]]:
+        """Store one report; returns (run, created, the experiment's spec). Retries never duplicate.
 
-        Reading, validating and writing share one session: on this hot path the cost is round trips to the
-        database, and a rejected report rolls back having written nothing.
+        A new run of an experiment seen before is one round trip (:class:`NewRunInsert`). Everything
+        else — the first report, retries, reports on suggested runs, archived or unknown experiments —
+        reads, validates and writes in one session, and a rejected report rolls back having written nothing.
         """
+        key = (experiment_id, project)
+        cached = self._report_specs.get(key)
+        if cached is not None and body.id is None:
+            spec, rules = cached
+            write = self.validate_report(rules, body, "")
+            now = utcnow()
+            row = _new_run_row(experiment_id, new_id("run"), write, now)
+            pk = self._insert_new_run(row, project, now)
+            if pk is not None:
+                return Run(pk=pk, **row), True, spec
         for attempt in range(3):
             try:
                 with transaction(self.factory) as s:
                     exp = self.get_experiment(experiment_id, project, session=s)
                     _require_active(exp)
-                    write = self.validate_report(exp, body, "")
+                    rules = v.ReportRules.of(exp.spec)
+                    write = self.validate_report(rules, body, "")
                     run, created, changed = self._apply_report(s, exp, write, "")
                     if changed:
                         _bump_version(s, exp.id)
-                return run, created, exp
+                if len(self._report_specs) >= REPORT_SPEC_CACHE_SIZE:
+                    self._report_specs.clear()
+                self._report_specs[key] = (exp.spec, rules)
+                return run, created, exp.spec
             except IntegrityError:
                 # A concurrent report with the same client_run_id won the insert; read it back and apply ours.
                 if attempt == 2:
@@ -226,7 +252,8 @@ class Store:
         """Validate every report first, then store all of them in one transaction (all or nothing)."""
         exp = self.get_experiment(experiment_id, project)
         _require_active(exp)
-        writes = [self.validate_report(exp, b, f"runs[{i}]") for i, b in enumerate(bodies)]
+        rules = v.ReportRules.of(exp.spec)
+        writes = [self.validate_report(rules, b, f"runs[{i}]") for i, b in enumerate(bodies)]
         seen: dict[str, int] = {}
         for i, w in enumerate(writes):
             key = w.client_run_id or w.run_id
@@ -247,8 +274,8 @@ class Store:
     def _store_batch(self, s: Session, exp: Experiment, writes: list[RunWrite]) -> tuple[int, int, int, list[str]]:
         client_ids = [w.client_run_id for w in writes if w.client_run_id and not w.run_id]
         existing: dict[str, Run] = {}
-        for chunk in _chunks(client_ids, _in_list_limit(s)):
-            for r in s.scalars(select(Run).where(Run.experiment_id == exp.id, Run.client_run_id.in_(chunk))):
+        for match in _any_of(s, Run.client_run_id, client_ids):
+            for r in s.scalars(select(Run).where(Run.experiment_id == exp.id, match)):
                 existing[r.client_run_id or ""] = r
         created = n_existing = updated = 0
         ids: list[str] = []
@@ -268,7 +295,7 @@ class Store:
             else:
                 n_existing += 1
         if fresh:
-            s.execute(Run.__table__.insert(), fresh)
+            insert_runs(s, fresh)
         if created or updated:
             _bump_version(s, exp.id)
         return created, n_existing, updated, ids
@@ -399,7 +426,8 @@ class Store:
             # Explicit row counts: ``reshape(-1, 0)`` is ambiguous, and an experiment without axes has m = 0.
             mixtures=np.array([r.mixture for r in done], dtype=np.float64).reshape(len(done), d),
             fidelities=np.array([r.fidelity for r in done], dtype=np.float64).reshape(len(done), m),
-            metrics=np.array([[r.metrics[k] for k in metrics] for r in done], dtype=np.float64).reshape(-1, len(metrics)),
+            metrics=np.array([[r.metrics[k] for k in metrics] for r in done],
+                             dtype=np.float64).reshape(-1, len(metrics)),
             costs=np.array([math.nan if r.cost is None else r.cost for r in done], dtype=np.float64),
             pending_mixtures=np.array([r.mixture for r in pend], dtype=np.float64).reshape(len(pend), d),
             pending_fidelities=np.array([r.fidelity for r in pend], dtype=np.float64).reshape(len(pend), m),
@@ -724,10 +752,19 @@ def _new_run_row(exp_id: str, run_id: str, w: RunWrite, now: datetime) -> dict[s
     }
 
 
-def _in_list_limit(s: Session) -> int:
-    """Values per ``IN (...)``: SQLite builds before 3.32 take 999 parameters, PostgreSQL 65,535 (one query
-    per 10,000-run batch instead of twelve)."""
-    return 900 if s.get_bind().dialect.name == "sqlite" else 10_000
+def _any_of(s: Session, column: Any, values: Sequence[str]) -> Iterable[ColumnElement[bool]]:
+    """Conditions that together match ``column`` against every value, one query each.
+
+    PostgreSQL gets one array parameter (``= ANY(:values)``): rendering and converting a 10,000-item
+    ``IN`` list cost more than running the query. SQLite builds before 3.32 take 999 parameters, so it
+    gets ``IN`` lists of 900.
+    """
+    if s.get_bind().dialect.name == "postgresql":
+        if values:
+            yield column == any_(bindparam("values", list(values), type_=ARRAY(String)))
+        return
+    for chunk in _chunks(values, 900):
+        yield column.in_(chunk)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:

@@ -7,6 +7,9 @@ request changes nothing stored.
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -73,30 +76,6 @@ def default_fidelity(spec: dict[str, Any]) -> list[float]:
     return [float(a["default"] if a.get("default") is not None else a["min"]) for a in spec.get("fidelities") or []]
 
 
-def mixture_vector(spec: dict[str, Any], mixture: dict[str, float], field: str) -> list[float]:
-    """The mixture as a list in domain order, renormalised to sum exactly to 1."""
-    names = [d["name"] for d in spec["domains"]]
-    unknown = sorted(set(mixture) - set(names))
-    if unknown:
-        raise InvalidInput(f"unknown domain {unknown[0]!r}; the experiment's domains are {names[:20]}",
-                           field=f"{field}.{unknown[0]}", code="invalid_mixture")
-    missing = [n for n in names if n not in mixture]
-    if missing:
-        raise InvalidInput(f"missing weight for domain {missing[0]!r} (every domain needs a weight, 0 allowed)",
-                           field=f"{field}.{missing[0]}", code="invalid_mixture")
-    w = [float(mixture[n]) for n in names]
-    for n, x in zip(names, w, strict=True):
-        if not math.isfinite(x):
-            raise InvalidInput("weight must be a finite number", field=f"{field}.{n}", code="invalid_mixture")
-        if x < 0:
-            raise InvalidInput(f"weight {x} is negative", field=f"{field}.{n}", code="invalid_mixture")
-    total = math.fsum(w)
-    if abs(total - 1.0) > MIXTURE_SUM_TOLERANCE:
-        raise InvalidInput(f"weights sum to {total:.9g}, not 1 (tolerance {MIXTURE_SUM_TOLERANCE:g})",
-                           field=field, code="invalid_mixture")
-    return [x / total for x in w]
-
-
 def check_bounds(spec: dict[str, Any], vector: list[float], field: str) -> None:
     """Reject a mixture that breaks a min/max weight or the epoch cap (applies to suggested points)."""
     c = constraints_from_spec(spec)
@@ -111,40 +90,111 @@ def check_bounds(spec: dict[str, Any], vector: list[float], field: str) -> None:
                                field=f"{field}.{names[i]}", code="constraint_violation")
 
 
+@dataclass(frozen=True)
+class ReportRules:
+    """What a run report is checked against, read once from a spec.
+
+    Domains, fidelity axes and objective metrics never change after an experiment is created, so the
+    report paths build this once per experiment (a 10,000-run batch, or every report the single-report
+    cache serves) instead of re-reading the spec for every run.
+    """
+
+    domains: tuple[str, ...]
+    domain_set: frozenset[str]
+    #: (name, min, max) per fidelity axis, in axis order.
+    axes: tuple[tuple[str, float, float], ...]
+    axis_set: frozenset[str]
+    default_fidelity: tuple[float, ...]
+    metrics: tuple[str, ...]
+    _in_domain_order: Callable[[dict[str, float]], tuple[float, ...]] = field(init=False, repr=False,
+                                                                              compare=False)
+
+    def __post_init__(self) -> None:
+        # One C call per mixture instead of a Python loop over the domains (a tuple even for one domain).
+        pick = operator.itemgetter(*self.domains)
+        object.__setattr__(self, "_in_domain_order",
+                           pick if len(self.domains) > 1 else lambda m: (pick(m),))
+
+    @classmethod
+    def of(cls, spec: dict[str, Any]) -> ReportRules:
+        names = tuple(d["name"] for d in spec["domains"])
+        axes = spec.get("fidelities") or []
+        return cls(domains=names, domain_set=frozenset(names),
+                   axes=tuple((a["name"], a["min"], a["max"]) for a in axes),
+                   axis_set=frozenset(a["name"] for a in axes),
+                   default_fidelity=tuple(default_fidelity(spec)), metrics=tuple(spec["objective"]["metrics"]))
+
+    def mixture(self, mixture: dict[str, float], field: str) -> list[float]:
+        """The mixture as a list in domain order, renormalised to sum exactly to 1."""
+        if mixture.keys() != self.domain_set:
+            unknown = sorted(set(mixture) - self.domain_set)
+            if unknown:
+                raise InvalidInput(f"unknown domain {unknown[0]!r}; the experiment's domains are "
+                                   f"{list(self.domains[:20])}", field=f"{field}.{unknown[0]}",
+                                   code="invalid_mixture")
+            missing = next(n for n in self.domains if n not in mixture)
+            raise InvalidInput(f"missing weight for domain {missing!r} (every domain needs a weight, 0 allowed)",
+                               field=f"{field}.{missing}", code="invalid_mixture")
+        w = self._in_domain_order(mixture)
+        total = math.fsum(w)
+        if not math.isfinite(total) or min(w) < 0:  # one scan in C; find the culprit only on failure
+            for n, x in zip(self.domains, w, strict=True):
+                if not math.isfinite(x):
+                    raise InvalidInput("weight must be a finite number", field=f"{field}.{n}",
+                                       code="invalid_mixture")
+                if x < 0:
+                    raise InvalidInput(f"weight {x} is negative", field=f"{field}.{n}", code="invalid_mixture")
+        if abs(total - 1.0) > MIXTURE_SUM_TOLERANCE:
+            raise InvalidInput(f"weights sum to {total:.9g}, not 1 (tolerance {MIXTURE_SUM_TOLERANCE:g})",
+                               field=field, code="invalid_mixture")
+        return [x / total for x in w]
+
+    def fidelity(self, fidelity: dict[str, float] | None, field: str, *, allow_partial: bool = False
+                 ) -> list[float]:
+        """Fidelity values in axis order; each must lie in its declared [min, max].
+
+        A missing axis takes the axis default when ``allow_partial`` (suggestion requests), else is an error,
+        except that an experiment without axes accepts an empty or missing fidelity.
+        """
+        given = fidelity or {}
+        if not given.keys() <= self.axis_set:
+            unknown = sorted(set(given) - self.axis_set)
+            raise InvalidInput(f"unknown fidelity axis {unknown[0]!r}; declared axes are "
+                               f"{[a[0] for a in self.axes]}", field=f"{field}.{unknown[0]}",
+                               code="invalid_fidelity")
+        out: list[float] = []
+        for (name, lo, hi), dflt in zip(self.axes, self.default_fidelity, strict=True):
+            if name not in given:
+                if allow_partial:
+                    out.append(dflt)
+                    continue
+                raise InvalidInput(f"missing value for fidelity axis {name!r}", field=f"{field}.{name}",
+                                   code="invalid_fidelity")
+            v = float(given[name])
+            if not (lo <= v <= hi):
+                raise InvalidInput(f"{v:g} is outside the declared range [{lo:g}, {hi:g}]",
+                                   field=f"{field}.{name}", code="invalid_fidelity")
+            out.append(v)
+        return out
+
+    def check_metrics_complete(self, metrics: dict[str, float], field: str) -> None:
+        """A completed run must report every metric the objective is built from."""
+        for m in self.metrics:
+            if m not in metrics:
+                raise InvalidInput(f"a completed run must report objective metric {m!r}", field=f"{field}.{m}",
+                                   code="missing_metric")
+
+
+def mixture_vector(spec: dict[str, Any], mixture: dict[str, float], field: str) -> list[float]:
+    return ReportRules.of(spec).mixture(mixture, field)
+
+
 def fidelity_vector(spec: dict[str, Any], fidelity: dict[str, float] | None, field: str,
                     *, allow_partial: bool = False) -> list[float]:
-    """Fidelity values in axis order; each must lie in its declared [min, max].
-
-    A missing axis takes the axis default when ``allow_partial`` (suggestion requests), else is an error,
-    except that an experiment without axes accepts an empty or missing fidelity.
-    """
-    axes = spec.get("fidelities") or []
-    given = fidelity or {}
-    names = [a["name"] for a in axes]
-    unknown = sorted(set(given) - set(names))
-    if unknown:
-        raise InvalidInput(f"unknown fidelity axis {unknown[0]!r}; declared axes are {names}",
-                           field=f"{field}.{unknown[0]}", code="invalid_fidelity")
-    out: list[float] = []
-    defaults = default_fidelity(spec)
-    for a, dflt in zip(axes, defaults, strict=True):
-        if a["name"] not in given:
-            if allow_partial:
-                out.append(dflt)
-                continue
-            raise InvalidInput(f"missing value for fidelity axis {a['name']!r}", field=f"{field}.{a['name']}",
-                               code="invalid_fidelity")
-        v = float(given[a["name"]])
-        if not (a["min"] <= v <= a["max"]):
-            raise InvalidInput(f"{v:g} is outside the declared range [{a['min']:g}, {a['max']:g}]",
-                               field=f"{field}.{a['name']}", code="invalid_fidelity")
-        out.append(v)
-    return out
+    return ReportRules.of(spec).fidelity(fidelity, field, allow_partial=allow_partial)
 
 
 def check_metrics_complete(spec: dict[str, Any], metrics: dict[str, float], field: str) -> None:
-    """A completed run must report every metric the objective is built from."""
-    for m in spec["objective"]["metrics"]:
-        if m not in metrics:
-            raise InvalidInput(f"a completed run must report objective metric {m!r}", field=f"{field}.{m}",
-                               code="missing_metric")
+    ReportRules.of(spec).check_metrics_complete(metrics, field)
+
+

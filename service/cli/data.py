@@ -59,12 +59,12 @@ def import_runs(url: str, experiment_id: str, mixtures: Path, metrics: Path | No
         if cost is not None:
             body["cost"] = cost
         runs.append(body)
-    with MixoptClient(url) as client:
-        with click.progressbar(length=len(runs), label="importing", file=click.get_text_stream("stderr")) as bar:
-            totals = {"created": 0, "existing": 0, "updated": 0}
-            for i in range(0, len(runs), 2000):
-                part = client.import_runs(experiment_id, runs[i : i + 2000])
-                for k in totals:
-                    totals[k] += part[k]
-                bar.update(len(runs[i : i + 2000]))
+    totals = {"created": 0, "existing": 0, "updated": 0}
+    with MixoptClient(url) as client, click.progressbar(length=len(runs), label="importing",
+                                                        file=click.get_text_stream("stderr")) as bar:
+        for i in range(0, len(runs), 2000):
+            part = client.import_runs(experiment_id, runs[i : i + 2000])
+            for k in totals:
+                totals[k] += part[k]
+            bar.update(len(runs[i : i + 2000]))
     click.echo(f"created {totals['created']}, already present {totals['existing']}, updated {totals['updated']}")

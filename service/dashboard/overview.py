@@ -82,7 +82,7 @@ def observe(st: AppState, exp: Experiment, present: RunPresenter, max_points: in
 
 def build_overview(st: AppState, exp: Experiment, max_points: int) -> Overview:
     """The summary (best observed, stored recommendation, last refit) and the best-so-far curves."""
-    present = RunPresenter(exp)
+    present = RunPresenter(exp.spec)
     observed = observe(st, exp, present, max_points)
     prop = st.store.latest_recommendation(exp.id)
     recommendation = None

@@ -124,7 +124,7 @@ def runs_csv(experiment_id: str, st: State, project: Project,
 
 def runs_to_csv(exp: Experiment, runs: list[RunOut]) -> str:
     """One row per run; objective metrics first, then any other metric a run reported, alphabetically."""
-    present = RunPresenter(exp)
+    present = RunPresenter(exp.spec)
     extra = sorted({m for r in runs for m in r.metrics} - set(present.metrics))
     metrics = [*present.metrics, *extra]
     buf = io.StringIO()

@@ -124,7 +124,7 @@ def history(experiment_id: str, st: State, project: Project,
             limit: Annotated[int, Query(ge=1, le=1000, description="newest refits to include")] = 200,
             ) -> History:
     exp = st.store.get_experiment(experiment_id, project)
-    present = RunPresenter(exp)
+    present = RunPresenter(exp.spec)
     recs = st.store.proposals(exp.id, "recommendation", limit=limit * 4)[::-1]
     rec_by_job = {p.job_id: p for p in recs if p.job_id}
     groups: dict[tuple[str | None, int], list[Fit]] = defaultdict(list)

@@ -22,11 +22,11 @@ Project = Annotated[str, Depends(get_project)]
 @router.post("/runs", status_code=201, response_model=RunOut,
              responses={200: {"description": "an earlier report with this client_run_id or run id, returned"}})
 def report_run(experiment_id: str, body: RunReport, response: Response, st: State, project: Project) -> RunOut:
-    run, created, exp = st.store.report_run(experiment_id, body, project)
+    run, created, spec = st.store.report_run(experiment_id, body, project)
     st.metrics.count_reports("report", reported=1, created=int(created))
     if not created:
         response.status_code = 200
-    return RunPresenter(exp).run(run)
+    return RunPresenter(spec).run(run)
 
 
 @router.post("/runs:batch", response_model=BatchResult)
@@ -58,11 +58,11 @@ def list_runs(experiment_id: str, st: State, project: Project, page_size: PageSi
                 raise InvalidInput(f"expected axis=value, got {item!r}", field="fidelity", code="invalid_fidelity")
         fid = fidelity_vector(exp.spec, given, "fidelity", allow_partial=False)
     rows, token = st.store.list_runs(exp, page_size, page_token, state or (), fid)
-    present = RunPresenter(exp)
+    present = RunPresenter(exp.spec)
     return RunList(runs=[present.run(r) for r in rows], next_page_token=token)
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
 def get_run(experiment_id: str, run_id: str, st: State, project: Project) -> RunOut:
     run = st.store.get_run(experiment_id, run_id, project)
-    return RunPresenter(st.store.get_experiment(experiment_id, project)).run(run)
+    return RunPresenter(st.store.get_experiment(experiment_id, project).spec).run(run)

@@ -63,7 +63,7 @@ def suggest(experiment_id: str, body: SuggestionRequest, st: State, project: Pro
     job = st.store.get_job(job.id)
     if job.state == "failed":
         raise Conflict(f"suggestion failed: {job.error}", code="suggestion_failed", details={"job_id": job.id})
-    present = RunPresenter(exp)
+    present = RunPresenter(exp.spec)
     ids = (job.result or {}).get("run_ids", [])
     return SuggestionResponse(runs=[present.run(st.store.get_run(exp.id, rid, project)) for rid in ids])
 
@@ -98,7 +98,7 @@ def recommendation(experiment_id: str, st: State, project: Project,
                     raise Conflict(f"no recommendation yet: {exc}", code="not_enough_data") from exc
                 prop = st.store.latest_recommendation(exp.id)
     assert prop is not None
-    present = RunPresenter(exp)
+    present = RunPresenter(exp.spec)
     p = prop.payload
     return RecommendationOut(mixture=present.mixture(p["mixture"]), fidelity=present.fidelity(p["fidelity"]),
                              predicted=p["predicted"], method=prop.method, n_runs=prop.n_runs,

@@ -39,10 +39,10 @@ def test_migrate_creates_the_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_import_csv_is_idempotent(live: str, regmix_dir: Path) -> None:
+    header = (regmix_dir / "train_mixture_1m.csv").read_text().splitlines()[0].strip().split(",")[1:]
     with MixoptClient(live) as client:
         exp = client.create_experiment({
-            "name": "import", "domains": [{"name": c.removeprefix("train_the_pile_")} for c in
-                                          open(regmix_dir / "train_mixture_1m.csv").readline().strip().split(",")[1:]],
+            "name": "import", "domains": [{"name": c.removeprefix("train_the_pile_")} for c in header],
             "objective": {"metrics": ["metric/the_pile_pile_cc_val_loss"], "aggregate": "single"}})
         args = ["import", "--url", live, "--experiment", exp["id"],
                 "--mixtures", str(regmix_dir / "train_mixture_1m.csv"),
