@@ -4,6 +4,8 @@ The pool is the 256 RegMix test mixtures trained at 1M and at 60M parameters; co
 parameters (1 and 60). Each method proposes runs from the pool (as ``candidates``, fidelity left to the
 method unless it is single-fidelity), :class:`~mixing.replay_pool.ReplayPool` answers them with the real
 results, and the replay stops when a 60M run within 1% of the pool's best 60M objective has been observed.
+A replay that spends ``MAX_COST`` without one has cost ``inf``, written as ``null`` in the results JSON
+(and so is a median or mean cost over seeds that is infinite).
 This is the pure-Python twin of the later HTTP ``mixopt replay`` benchmark, for tuning and evidence.
 
 Methods: ``bo`` (34 design runs at 1M -- the ``auto`` policy's initial design for 17 domains -- then
@@ -36,6 +38,7 @@ from mixing.problem import Candidates, FidelitySpace, Observations, Problem, Pro
 from mixing.replay_pool import ReplayPool  # noqa: E402
 from mixing.simplex import SimplexConstraints  # noqa: E402
 from service.regmix_data import PILE_TOKEN_SHARE, load_split  # noqa: E402
+from service.replay import finite_or_null  # noqa: E402
 
 DATA = Path(os.environ.get("MIXOPT_REGMIX_DATA", Path(__file__).resolve().parents[2] / "shared/data/regmix"))
 OUT = Path(__file__).resolve().parent / "results"
@@ -198,14 +201,17 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     (OUT / f"bo_replay_{args.objective}.json").write_text(
         json.dumps(
-            {
-                "objective": args.objective,
-                "seeds": args.seeds,
-                "batch": BATCH,
-                "results": results,
-                "summary": summary,
-            },
+            finite_or_null(
+                {
+                    "objective": args.objective,
+                    "seeds": args.seeds,
+                    "batch": BATCH,
+                    "results": results,
+                    "summary": summary,
+                }
+            ),
             indent=1,
+            allow_nan=False,
         )
     )
 

@@ -33,8 +33,11 @@ def regret_curves(result: dict[str, Any], grid: np.ndarray) -> dict[str, np.ndar
     out: dict[str, list[np.ndarray]] = {}
     for t in result["trajectories"]:
         costs, values = np.asarray(t["costs"]), np.asarray(t["values"])
-        idx = np.searchsorted(costs, grid, side="right") - 1
-        curve = np.where(idx >= 0, sign * (values[np.clip(idx, 0, None)] - best) / span, np.nan)
+        if len(values):
+            idx = np.searchsorted(costs, grid, side="right") - 1
+            curve = np.where(idx >= 0, sign * (values[np.clip(idx, 0, None)] - best) / span, np.nan)
+        else:  # never a recommendation to score (its final_regret is null)
+            curve = np.full(len(grid), np.nan)
         out.setdefault(t["method"], []).append(curve)
     return {m: np.vstack(c) for m, c in out.items()}
 

@@ -14,6 +14,7 @@ true target value. Each strategy spends the budget the way its paper does:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -69,7 +70,9 @@ class Trajectory:
     seed: int
     costs: list[float] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
+    #: Cost spent when the recommendation first came within the tolerance; None (null): it never did.
     cost_to_within: float | None = None
+    #: Regret of the last recommendation; None (null): there never was one to score.
     final_regret: float | None = None
     n_runs: int = 0
     wall_s: float = 0.0
@@ -172,16 +175,37 @@ def _model_value(client: MixoptClient, exp_id: str, table: ReplayTable, method: 
 
 
 def summarise(trajectories: list[Trajectory], budget: float) -> dict[str, Any]:
-    """Medians over seeds per method; an unreached tolerance counts as the full budget (censored)."""
+    """Medians over seeds per method; an unreached tolerance counts as an infinite cost (censored).
+
+    The medians stay floats here (``inf``, or NaN for a regret no seed has); :func:`finite_or_null`
+    turns them into JSON's ``null`` when the result is written.
+    """
     out: dict[str, Any] = {}
     for method in sorted({t.method for t in trajectories}):
         ts = [t for t in trajectories if t.method == method]
         reach = [t.cost_to_within if t.cost_to_within is not None else np.inf for t in ts]
         out[method] = {
             "seeds": len(ts),
+            # inf (null in JSON): the median seed did not get within 1% before the budget ran out
             "median_cost_to_within_1pct": float(np.median(reach)),
             "reached": int(sum(np.isfinite(reach))),
+            # NaN (null in JSON): no seed got a recommendation to score
             "median_final_regret": float(np.median([t.final_regret for t in ts if t.final_regret is not None])),
             "median_wall_s": float(np.median([t.wall_s for t in ts])),
         }
     return {"budget": budget, "methods": out, "trajectories": [asdict(t) for t in trajectories]}
+
+
+def finite_or_null(value: Any) -> Any:
+    """``value`` with every non-finite float (inside dicts and lists too) replaced by ``None``.
+
+    ``json.dumps`` would write ``Infinity`` or ``NaN``, which are not JSON; strict parsers (browsers,
+    ``jq``, most languages) reject the whole file. What a ``null`` means is noted next to each field.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_null(v) for v in value]
+    return value

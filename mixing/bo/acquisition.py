@@ -76,14 +76,13 @@ def greedy_batch(
     noise: float,
     cost: torch.Tensor,
     count: int,
-    group: np.ndarray,
 ) -> list[tuple[int, float, float]]:
-    """Pick up to ``count`` of ``m`` candidates; returns ``(index, gain, gain / cost)`` per pick.
+    """Pick ``min(count, m)`` of ``m`` distinct candidate runs; returns ``(index, gain, gain / cost)`` per pick.
 
     ``cov`` is the joint latent covariance of ``[the m candidate runs; the target points the gain looks
     at]``; ``gain(cov)`` scores all candidates under it. After each pick ``cov`` is conditioned on
-    the picked run's noisy observation. ``group[i]`` identifies candidate i's (mixture, fidelity) so an
-    exact repeat is never picked twice.
+    the picked run's noisy observation, and the pick leaves the candidates. The caller removes repeated
+    runs beforehand (see :func:`~mixing.methods.common.first_free_distinct`), so every pick is a new run.
     """
     m = cost.shape[0]
     cov = cov.clone()
@@ -93,10 +92,8 @@ def greedy_batch(
         value = gain(cov)
         utility = torch.where(allowed, value / cost, torch.full_like(value, -math.inf))
         best = int(torch.argmax(utility))
-        if not bool(allowed[best]):
-            break
         picks.append((best, float(value[best]), float(utility[best])))
-        allowed &= torch.as_tensor(group != group[best], device=cov.device)
+        allowed[best] = False
         column = cov[:, best].clone()
         cov -= torch.outer(column, column) / (column[best] + noise)
     return picks

@@ -26,7 +26,7 @@ from mixing.bo.encoding import Encoding, encode
 from mixing.bo.pool import RADII, global_pool, local_pool
 from mixing.bo.posterior import ExactPosterior
 from mixing.bo.surrogate import FitSettings, FittedGP, fit_gp
-from mixing.methods.common import exclude_taken
+from mixing.methods.common import first_free_distinct
 from mixing.problem import Observations, Problem
 from mixing.simplex import FloatArray
 
@@ -42,7 +42,7 @@ class BOSettings:
     #: Local perturbations per refinement round, spread over ``n_centres`` best points.
     n_local: int = 1024
     n_centres: int = 16
-    #: Best (mixture, fidelity) pairs kept for the greedy batch.
+    #: Best distinct (mixture, fidelity) pairs kept for the greedy batch (at least the batch size).
     n_batch_pool: int = 256
     #: Samples of the target minimum and the size of the support they are drawn on.
     n_min_samples: int = 32
@@ -213,8 +213,7 @@ class _Scorer:
             d = c.diagonal()
             return information_gain(mean_twin, d[m:], d[:m] + noise, c[idx, idx + m], self.min_values)
 
-        group = np.unique(np.round(np.column_stack([mixtures, fids]), 9), axis=0, return_inverse=True)[1]
-        return greedy_batch(gain, cov, noise, scored.cost[keep_t], count, group.reshape(-1))
+        return greedy_batch(gain, cov, noise, scored.cost[keep_t], count)
 
 
 def suggest(
@@ -230,6 +229,8 @@ def suggest(
     """``count`` runs that buy the most information about the target minimum per unit of cost.
 
     ``candidates`` = (mixtures, fidelities with NaN = "choose") restricts the search to a finite pool.
+    The runs are distinct and neither pending nor observed; there are exactly ``count`` of them unless
+    the pool holds fewer such runs, in which case all of those are returned.
     """
     problem = surrogate.problem
     post = surrogate.gp.posterior
@@ -252,7 +253,7 @@ def suggest(
         local = local_pool(top, settings.n_local, problem.constraints, rng)
         scored = scored.concat(scorer.score(*_cross(local, levels), rng))
 
-    keep = _allowed_top(scored, obs, settings.n_batch_pool, exhaustive=candidates is not None)
+    keep = _allowed_top(scored, obs, max(settings.n_batch_pool, count))
     if len(keep) == 0:
         return []
     picks = scorer.batch(scored, keep, count)
@@ -325,12 +326,11 @@ def _top(values: torch.Tensor, k: int) -> np.ndarray:
     return torch.topk(values, k).indices.cpu().numpy()
 
 
-def _allowed_top(scored: _Scored, obs: Observations, k: int, exhaustive: bool) -> np.ndarray:
-    """Indices of the ``k`` best pairs that are neither pending nor already observed at that fidelity.
+def _allowed_top(scored: _Scored, obs: Observations, k: int) -> np.ndarray:
+    """Indices of the ``k`` best distinct pairs that are neither pending nor already observed at that fidelity.
 
-    For a continuous pool only the best ``4k`` are checked (fresh random points never coincide with old
-    ones); a finite pool is checked in full, since most of it may be taken.
+    Every pair is a candidate, best first: the projection puts many local moves exactly on a vertex or
+    a bound's corner, and a finite pool may be mostly taken, so no shorter prefix is sure to hold ``k``.
     """
-    order = _top(scored.utility, scored.utility.shape[0] if exhaustive else 4 * k)
-    free = order[exclude_taken(scored.mixtures[order], scored.fids[order], obs)]
-    return free[:k]
+    order = torch.argsort(scored.utility, descending=True).cpu().numpy()
+    return order[first_free_distinct(scored.mixtures[order], scored.fids[order], obs, k)]

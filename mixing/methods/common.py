@@ -40,9 +40,35 @@ def exclude_taken(points: FloatArray, fidelities: FloatArray, obs: Observations)
     if len(taken_mix) == 0:
         return keep
     for i, (p, f) in enumerate(zip(points, fidelities, strict=True)):
-        same_mix = np.abs(taken_mix - p).sum(axis=1) < SAME_POINT_L1
-        if not same_mix.any():
-            continue
-        same_fid = np.all(np.isclose(taken_fid[same_mix], f, rtol=1e-9), axis=1) if f.size else True
-        keep[i] = not np.any(same_fid)
+        keep[i] = not _repeats(p, f, taken_mix, taken_fid)
     return keep
+
+
+def first_free_distinct(points: FloatArray, fidelities: FloatArray, obs: Observations, k: int) -> np.ndarray:
+    """Indices of the first ``k`` rows, in order, that are not taken and repeat no earlier row kept.
+
+    A batch must hand out different runs: rows that are the same run -- a pool listing a mixture twice,
+    or local moves that the projection put on the same vertex -- count once, so that they cannot crowd
+    out the runs that would complete the batch. The scan stops as soon as ``k`` rows are found.
+    """
+    d, m = points.shape[1], fidelities.shape[1]
+    seen_mix = np.concatenate([obs.pending_mixtures, obs.mixtures, np.empty((k, d))])
+    seen_fid = np.concatenate([obs.pending_fidelities, obs.fidelities, np.empty((k, m))])
+    n_seen = len(seen_mix) - k
+    chosen: list[int] = []
+    for i, (p, f) in enumerate(zip(points, fidelities, strict=True)):
+        if len(chosen) == k:
+            break
+        if not _repeats(p, f, seen_mix[:n_seen], seen_fid[:n_seen]):
+            seen_mix[n_seen], seen_fid[n_seen] = p, f
+            n_seen += 1
+            chosen.append(i)
+    return np.asarray(chosen, dtype=np.intp)
+
+
+def _repeats(point: FloatArray, fidelity: FloatArray, mixtures: FloatArray, fidelities: FloatArray) -> bool:
+    """Whether ``point`` at ``fidelity`` is the same run as a row of ``(mixtures, fidelities)``."""
+    same_mix = np.abs(mixtures - point).sum(axis=1) < SAME_POINT_L1
+    if not same_mix.any():
+        return False
+    return not fidelity.size or bool(np.any(np.all(np.isclose(fidelities[same_mix], fidelity, rtol=1e-9), axis=1)))

@@ -11,7 +11,7 @@ import click
 import pandas as pd
 
 from service.client import MixoptClient
-from service.replay import ReplayTable, run_replay, summarise
+from service.replay import ReplayTable, finite_or_null, run_replay, summarise
 from service.settings import Settings
 
 
@@ -29,15 +29,19 @@ from service.settings import Settings
 @click.option("--methods", default="bo,regmix,random,single-fidelity-bo", show_default=True)
 @click.option("--batch", type=int, default=4, show_default=True, help="suggestions per round")
 @click.option("--url", default=None, help="service to drive (default: an embedded one on a temporary SQLite)")
-@click.option("--json", "as_json", is_flag=True, help="print the full result as JSON")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="also write JSON here")
+@click.option("--json", "as_json", is_flag=True,
+              help="print the full result as JSON (a cost to 1% never reached is null)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write the JSON here")
 def replay(runs_csv: Path, mixture_prefix: str, fidelity_column: str, cost_column: str | None,
            objective_column: str, goal: str, target_fidelity: float, budget: float, seeds: int, methods: str,
            batch: int, url: str | None, as_json: bool, out: Path | None) -> None:
     """Replay search methods against a table of real runs, over the real HTTP API.
 
     Reports per method the median cost to recommend a mixture within 1% (of the objective's range) of the
-    pool's best target-fidelity value, and the median regret at the full budget.
+    pool's best target-fidelity value, and the median regret at the full budget. In the JSON, a median
+    cost of null means the median seed never got within 1% (censored), a median regret of null that no
+    seed got a recommendation.
     """
     table = ReplayTable.from_frame(pd.read_csv(runs_csv), mixture_prefix, fidelity_column, cost_column,
                                    objective_column)
@@ -57,11 +61,12 @@ def replay(runs_csv: Path, mixture_prefix: str, fidelity_column: str, cost_colum
     best, span = table.target_extent(target_fidelity, goal)
     result = {"objective": objective_column, "goal": goal, "target_fidelity": target_fidelity, "seeds": seeds,
               "objective_best": best, "objective_range": span, **summarise(trajectories, budget)}
+    text = json.dumps(finite_or_null(result), indent=2, allow_nan=False)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2))
+        out.write_text(text)
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        click.echo(text)
         return
     click.echo(f"{'method':<22}{'cost to 1%':>12}{'reached':>9}{'final regret':>14}{'wall s':>9}")
     for name, row in result["methods"].items():

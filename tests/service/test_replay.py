@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from service.cli.replay import replay
+from service.replay import Trajectory, summarise
 
 DOMAINS = ("web", "code", "math")
 LOW, HIGH = 1e6, 6e7
@@ -32,6 +37,15 @@ def pool_csv(tmp: Path, n: int = 40) -> tuple[Path, pd.DataFrame]:
     return path, frame
 
 
+def strict_json(text: str) -> Any:
+    """Parse JSON proper: Python's parser alone accepts the non-JSON tokens Infinity and NaN."""
+
+    def reject(token: str) -> None:
+        raise ValueError(f"{token} is not JSON")
+
+    return json.loads(text, parse_constant=reject)
+
+
 def test_replay_reports_trajectories_costs_and_regret(tmp_path: Path) -> None:
     path, frame = pool_csv(tmp_path)
     out = tmp_path / "replay.json"
@@ -40,7 +54,7 @@ def test_replay_reports_trajectories_costs_and_regret(tmp_path: Path) -> None:
         "--objective", "loss", "--target-fidelity", str(HIGH), "--budget", "600", "--seeds", "2",
         "--methods", "random,bo", "--batch", "4", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    data = json.loads(out.read_text())
+    data = strict_json(out.read_text())
     target = frame[frame.params == HIGH].loss
     assert data["objective_best"] == target.min() and np.isclose(data["objective_range"], np.ptp(target))
     assert set(data["methods"]) == {"random", "bo"} and data["seeds"] == 2
@@ -55,3 +69,37 @@ def test_replay_reports_trajectories_costs_and_regret(tmp_path: Path) -> None:
         if t["method"] == "random":  # model-free, at the target only: every run costs 60
             assert np.allclose(np.diff(np.concatenate([[0.0], costs])) % 60, 0)
     assert data["methods"]["bo"]["reached"] >= 1, "BO finds the bowl's bottom within the budget"
+
+
+def test_censored_costs_stay_infinite_in_memory_and_are_written_as_null(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random never gets within 1% on two seeds of three, and regmix never gets a recommendation."""
+    reached = {("random", 0): None, ("random", 1): None, ("random", 2): 120.0,
+               ("bo", 0): 12.0, ("bo", 1): 24.0, ("bo", 2): 36.0}
+
+    def fake_replay(client: object, table: object, method: str, seed: int, *args: object,
+                    **kwargs: object) -> Trajectory:
+        if method == "regmix":
+            return Trajectory(method, seed, n_runs=1)
+        cost = reached[method, seed]
+        return Trajectory(method, seed, [60.0, 120.0], [2.2, 2.0], cost, 0.0 if cost else 0.2, 2, 0.1)
+
+    # the package re-exports the command under the module's name, so fetch the module itself
+    monkeypatch.setattr(importlib.import_module("service.cli.replay"), "run_replay", fake_replay)
+    path, _ = pool_csv(tmp_path)
+    out = tmp_path / "replay.json"
+    result = CliRunner().invoke(replay, [
+        "--runs", str(path), "--mixture-prefix", "mix/", "--fidelity-column", "params", "--cost-column", "cost",
+        "--objective", "loss", "--target-fidelity", str(HIGH), "--budget", "600", "--seeds", "3",
+        "--methods", "random,bo,regmix", "--url", "http://127.0.0.1:9", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    trajectories = [fake_replay(None, None, m, s) for m in ("random", "bo", "regmix") for s in range(3)]
+    in_memory = summarise(trajectories, 600.0)["methods"]
+    assert in_memory["random"]["median_cost_to_within_1pct"] == math.inf
+    assert math.isnan(in_memory["regmix"]["median_final_regret"])
+    methods = strict_json(out.read_text())["methods"]
+    assert methods["random"]["median_cost_to_within_1pct"] is None and methods["random"]["reached"] == 1
+    assert methods["bo"]["median_cost_to_within_1pct"] == 24.0 and methods["bo"]["reached"] == 3
+    assert methods["regmix"]["median_cost_to_within_1pct"] is None
+    assert methods["regmix"]["median_final_regret"] is None

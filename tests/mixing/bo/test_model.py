@@ -80,7 +80,7 @@ def test_greedy_batch_matches_refitting_with_the_picked_runs_believed() -> None:
         return information_gain(mean_t, d[20:], d[:20] + post.noise, c[idx, idx + 20], min_values)
 
     cost = torch.ones(20, dtype=torch.float64)
-    picks = greedy_batch(gain, post.joint(torch.cat([z_obs, z_t]))[1], post.noise, cost, 2, np.arange(20))
+    picks = greedy_batch(gain, post.joint(torch.cat([z_obs, z_t]))[1], post.noise, cost, 2)
     first = picks[0][0]
     after = post.believe(z_obs[first : first + 1])
     _, var_o, _, var_t, cov_ot = after.paired(z_obs, z_t)
