@@ -135,6 +135,7 @@ class Run(Base):
         UniqueConstraint("experiment_id", "client_run_id", name="uq_runs_experiment_client_run_id"),
         Index("ix_runs_experiment_state", "experiment_id", "state"),
         Index("ix_runs_experiment_pk", "experiment_id", "pk"),
+        Index("ix_runs_experiment_client_id", "experiment_id", "client_id"),
     )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -154,6 +155,10 @@ class Run(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The client (``client_id`` of ``POST /suggestions``) a suggestion was handed to, if it named one.
+    client_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: When a suggestion was handed out; None for a ready-queue run still waiting for a taker.
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Job(Base):

@@ -45,7 +45,8 @@ class RunPresenter:
             id=r.id, experiment_id=r.experiment_id, mixture=self.mixture(r.mixture), fidelity=self.fidelity(r.fidelity),
             state=r.state, metrics=r.metrics or {}, objective=self.objective(r.metrics or {}), cost=r.cost,
             method=r.method, predicted=PredictionOut(**pred) if pred else None, client_run_id=r.client_run_id,
-            error=r.error, created_at=r.created_at, updated_at=r.updated_at, completed_at=r.completed_at,
+            client_id=r.client_id, claimed_at=r.claimed_at, error=r.error, created_at=r.created_at,
+            updated_at=r.updated_at, completed_at=r.completed_at,
         )
 
 

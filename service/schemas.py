@@ -192,6 +192,9 @@ class RunOut(BaseModel):
     method: str | None
     predicted: PredictionOut | None
     client_run_id: str | None
+    #: The client a suggestion was handed to (``client_id`` of its request), and when it was handed out.
+    client_id: str | None = None
+    claimed_at: datetime | None = None
     error: str | None
     created_at: datetime
     updated_at: datetime
@@ -221,6 +224,10 @@ class SuggestionRequest(Strict):
     method: str | None = None
     candidates: list[CandidateIn] | None = Field(default=None, max_length=200_000)
     seed: Annotated[int, Field(ge=0, lt=2**63)] | None = None
+    client_id: ClientKey | None = Field(
+        default=None,
+        description="the trainer asking (e.g. a worker's name). Its suggestions still pending are returned "
+                    "first, so a repeated or retried request gets the same runs back instead of new ones")
 
 
 class JobOut(BaseModel):

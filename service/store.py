@@ -393,7 +393,10 @@ class Store:
 
     def add_suggested_runs(self, exp_id: str, mixtures: np.ndarray, fidelities: np.ndarray, method: str,
                            predictions: list[dict[str, Any] | None], proposal: dict[str, Any] | None = None,
-                           job_id: str | None = None) -> list[Run]:
+                           job_id: str | None = None, handed_to: str | None = None, claimed: bool = True
+                           ) -> list[Run]:
+        """Store suggestions. ``claimed``: handed out now (to ``handed_to``, if the request named a client);
+        False for a ready queue's runs, which wait unclaimed until a request takes them."""
         now = utcnow()
         with transaction(self.factory) as s:
             prop_id = None
@@ -405,10 +408,42 @@ class Store:
                 prop_id = prop.id
             runs = [Run(id=new_id("run"), experiment_id=exp_id, mixture=[float(x) for x in m],
                         fidelity=[float(x) for x in f], state=RunState.suggested.value, metrics={},
-                        method=method, prediction=p, proposal_id=prop_id, created_at=now, updated_at=now)
+                        method=method, prediction=p, proposal_id=prop_id, created_at=now, updated_at=now,
+                        client_id=handed_to if claimed else None, claimed_at=now if claimed else None)
                     for m, f, p in zip(mixtures, fidelities, predictions, strict=True)]
             s.add_all(runs)
         return runs
+
+    def suggestions_held(self, exp_id: str, client_id: str, limit: int) -> list[Run]:
+        """Pending runs handed to ``client_id`` earlier, oldest first: what a repeated request gets back."""
+        with self.factory() as s:
+            return list(s.scalars(select(Run).where(Run.experiment_id == exp_id, Run.client_id == client_id,
+                                                    Run.state.in_([p.value for p in PENDING_STATES]))
+                                  .order_by(Run.pk).limit(limit)))
+
+    def claim_ready(self, exp_id: str, job_kind: str, count: int, client_id: str | None) -> list[Run]:
+        """Hand out ``count`` waiting ready-queue runs (proposed by ``job_kind`` jobs), oldest first, or none.
+
+        All or nothing, so a request is served either wholly from the queue or wholly by a fresh proposal,
+        and in one statement (it needs no transaction around it, which SQLite's driver would not open for
+        a statement that starts with WITH). Concurrent claims never share a run: on PostgreSQL the picked
+        rows are locked and other claims skip them (then find too few and take none); SQLite runs one
+        writer at a time; and the re-checked ``claimed_at IS NULL`` never hands a run out twice.
+        """
+        now = utcnow()
+        # MATERIALIZED: inlined into the IN, PostgreSQL may rescan the picking query, and each rescan with
+        # SKIP LOCKED picks rows the previous one locked past; the LIMIT would then bound nothing.
+        waiting = (select(Run.pk).join(Proposal, Proposal.id == Run.proposal_id).join(Job, Job.id == Proposal.job_id)
+                   .where(Run.experiment_id == exp_id, Run.state == RunState.suggested.value,
+                          Run.claimed_at.is_(None), Job.kind == job_kind)
+                   .order_by(Run.pk).limit(count).with_for_update(of=Run, skip_locked=True)
+                   .cte("waiting").prefix_with("MATERIALIZED"))
+        enough = select(func.count()).select_from(waiting).scalar_subquery() == count
+        with transaction(self.factory) as s:
+            pks = list(s.scalars(update(Run).where(Run.pk.in_(select(waiting.c.pk)), Run.claimed_at.is_(None), enough)
+                                 .values(claimed_at=now, client_id=client_id, updated_at=now)
+                                 .returning(Run.pk).execution_options(synchronize_session=False)))
+            return list(s.scalars(select(Run).where(Run.pk.in_(pks)).order_by(Run.pk))) if pks else []
 
     def snapshot(self, exp: Experiment) -> Snapshot:
         """Completed runs with every objective metric, plus pending points, as arrays."""
@@ -723,13 +758,14 @@ class Store:
         return rows[:page_size], token
 
     def ready_queue_size(self, exp_id: str, job_kind: str) -> int:
-        """Runs still ``suggested`` that jobs of ``job_kind`` proposed (the experiment's ready queue)."""
+        """Runs that jobs of ``job_kind`` proposed, still ``suggested`` and not yet handed out (the experiment's
+        ready queue)."""
         with self.factory() as s:
             return int(s.scalar(select(func.count()).select_from(Run)
                                 .join(Proposal, Proposal.id == Run.proposal_id)
                                 .join(Job, Job.id == Proposal.job_id)
                                 .where(Run.experiment_id == exp_id, Run.state == RunState.suggested.value,
-                                       Job.kind == job_kind)) or 0)
+                                       Run.claimed_at.is_(None), Job.kind == job_kind)) or 0)
 
 
 def _require_active(exp: Experiment) -> None:

@@ -186,6 +186,6 @@ def top_up_ready_queue(store: Store, exp: Experiment, target: int, method: str, 
     if missing <= 0:
         return []
     child = store.create_job(READY_KIND, exp.id, {"count": missing, "method": method, "project": exp.project,
-                                                  "seed": seed, "parent_job_id": parent_job_id})
+                                                  "seed": seed, "parent_job_id": parent_job_id, "ready_queue": True})
     result = tasks.propose(store, child.id) or {}
     return list(result.get("run_ids", []))

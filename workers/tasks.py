@@ -54,6 +54,9 @@ def propose(store: Store, job_id: str) -> dict[str, Any] | None:
                 proposal={"data_version": snap.data_version, "n_runs": snap.observations.n,
                           "payload": {"count": params["count"], "duration_s": time.perf_counter() - t0}},
                 job_id=job_id,
+                handed_to=params.get("client_id"),
+                # A ready queue's runs wait for a taker; a request's are handed out as they are made.
+                claimed=not params.get("ready_queue", False),
             )
             _store_hints(store, exp.id, [p.details for p in proposals])
         result = {"run_ids": [r.id for r in runs], "method": runs[0].method if runs else method.name,

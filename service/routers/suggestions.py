@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
 from mixing.errors import NotEnoughDataError
@@ -28,6 +28,7 @@ from service.state import AppState, get_state
 from service.validation import check_bounds, fidelity_vector, mixture_vector
 from workers import tasks
 from workers.context import search_context
+from workers.refit import READY_KIND
 
 router = APIRouter(prefix="/v1/experiments/{experiment_id}", tags=["optimization"])
 State = Annotated[AppState, Depends(get_state)]
@@ -42,20 +43,41 @@ def _check_method(name: str | None, field: str = "method") -> str:
 
 
 @router.post("/suggestions", status_code=201, response_model=SuggestionResponse,
-             responses={202: {"model": JobAccepted, "description": "still computing; poll the job"}})
-def suggest(experiment_id: str, body: SuggestionRequest, st: State, project: Project) -> Any:
+             responses={200: {"model": SuggestionResponse,
+                              "description": "every run returned was already handed to this client_id"},
+                        202: {"model": JobAccepted, "description": "still computing; poll the job"}})
+def suggest(experiment_id: str, body: SuggestionRequest, response: Response, st: State, project: Project) -> Any:
+    """Runs to train next: the client's own pending suggestions first, then the ready queue, then new ones.
+
+    With a ``client_id``, suggestions still pending that were handed to it earlier come back first (a
+    retried request never hands out a second batch). A request that pins nothing (no method, fidelity or
+    candidates) is then served from the ready queue a re-optimization policy keeps full, when the queue
+    holds enough: one UPDATE, no model. Only what is still missing is proposed by a job.
+    """
     exp = st.store.get_experiment(experiment_id, project)
     if exp.state != ExperimentState.active.value:
         raise Conflict(f"experiment {exp.id} is archived", field="experiment_id", code="experiment_archived")
     method = _check_method(body.method or (exp.spec.get("search") or {}).get("default_method"))
     fidelity = fidelity_vector(exp.spec, body.fidelity, "fidelity", allow_partial=True) \
         if body.fidelity is not None else None
-    params: dict[str, Any] = {"count": body.count, "method": method, "fidelity": fidelity, "project": project,
-                              "seed": body.seed if body.seed is not None else st.settings.seed}
-    if body.candidates is not None:
-        params["candidates"] = _candidates(exp.spec, body)
-        if len(params["candidates"]["mixtures"]) == 0:
-            raise InvalidInput("candidates must not be empty", field="candidates")
+    candidates = _candidates(exp.spec, body) if body.candidates is not None else None
+    if candidates is not None and len(candidates["mixtures"]) == 0:
+        raise InvalidInput("candidates must not be empty", field="candidates")
+    present = RunPresenter(exp.spec)
+    runs = st.store.suggestions_held(exp.id, body.client_id, body.count) if body.client_id else []
+    if len(runs) == body.count:
+        response.status_code = 200
+        return SuggestionResponse(runs=[present.run(r) for r in runs])
+    if body.method is None and body.fidelity is None and body.candidates is None:
+        runs += st.store.claim_ready(exp.id, READY_KIND, body.count - len(runs), body.client_id)
+    missing = body.count - len(runs)
+    if not missing:
+        return SuggestionResponse(runs=[present.run(r) for r in runs])
+    params: dict[str, Any] = {"count": missing, "method": method, "fidelity": fidelity, "project": project,
+                              "seed": body.seed if body.seed is not None else st.settings.seed,
+                              "client_id": body.client_id}
+    if candidates is not None:
+        params["candidates"] = candidates
     job = st.store.create_job("propose", exp.id, params)
     st.dispatcher.submit("propose", job.id)
     if not st.dispatcher.wait(job.id, st.settings.sync_budget_s):
@@ -63,9 +85,9 @@ def suggest(experiment_id: str, body: SuggestionRequest, st: State, project: Pro
     job = st.store.get_job(job.id)
     if job.state == "failed":
         raise Conflict(f"suggestion failed: {job.error}", code="suggestion_failed", details={"job_id": job.id})
-    present = RunPresenter(exp.spec)
     ids = (job.result or {}).get("run_ids", [])
-    return SuggestionResponse(runs=[present.run(st.store.get_run(exp.id, rid, project)) for rid in ids])
+    return SuggestionResponse(runs=[present.run(r) for r in runs]
+                              + [present.run(st.store.get_run(exp.id, rid, project)) for rid in ids])
 
 
 def _candidates(spec: dict[str, Any], body: SuggestionRequest) -> dict[str, list[list[Any]]]:

@@ -1,0 +1,102 @@
+"""Suggestions handed to a named client, and the ready queue served without a model.
+
+A trainer that names itself (``client_id``) gets its pending suggestions back on a repeated request instead
+of a second batch; a request that pins nothing takes runs from the ready queue a re-optimization policy
+keeps full, atomically, so concurrent trainers never train the same queued run twice.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from service.models import Job
+from service.store import Store
+from tests.service.helpers import create, seed_runs
+from workers.refit import READY_KIND, top_up_ready_queue
+
+
+def _store(api: TestClient) -> Store:
+    return api.app.state.mixopt.store  # type: ignore[attr-defined, no-any-return]
+
+
+def _propose_jobs(store: Store, exp_id: str) -> int:
+    with store.factory() as s:
+        return int(s.scalar(select(func.count()).select_from(Job)
+                            .where(Job.experiment_id == exp_id, Job.kind == "propose")) or 0)
+
+
+def _fill_queue(api: TestClient, exp_id: str, n: int) -> list[str]:
+    store = _store(api)
+    ids = top_up_ready_queue(store, store.get_experiment(exp_id), n, "design", 0, "job_test")
+    assert len(ids) == n and store.ready_queue_size(exp_id, READY_KIND) == n
+    return ids
+
+
+def test_a_named_client_gets_its_pending_suggestions_back(api: TestClient) -> None:
+    exp = create(api)
+    url = f"/v1/experiments/{exp['id']}/suggestions"
+    first = api.post(url, json={"count": 2, "client_id": "worker-1"})
+    assert first.status_code == 201
+    runs = first.json()["runs"]
+    assert [r["client_id"] for r in runs] == ["worker-1"] * 2 and all(r["claimed_at"] for r in runs)
+    again = api.post(url, json={"count": 2, "client_id": "worker-1"})
+    assert again.status_code == 200 and [r["id"] for r in again.json()["runs"]] == [r["id"] for r in runs]
+    other = api.post(url, json={"count": 1, "client_id": "worker-2"}).json()["runs"]
+    assert other[0]["id"] not in {r["id"] for r in runs}
+    # One run finished: the next request of count 2 returns the other pending run plus one new.
+    done = {"id": runs[0]["id"], "metrics": {"loss/web": 3.0, "loss/code": 3.1}, "cost": 1.0}
+    assert api.post(f"/v1/experiments/{exp['id']}/runs", json=done).status_code == 200
+    more = api.post(url, json={"count": 2, "client_id": "worker-1"})
+    assert more.status_code == 201
+    ids = [r["id"] for r in more.json()["runs"]]
+    assert ids[0] == runs[1]["id"] and ids[1] not in {r["id"] for r in runs + other}
+    listed = api.get(f"/v1/experiments/{exp['id']}/runs", params={"state": "suggested"}).json()["runs"]
+    assert len(listed) == 3  # worker-1's two pending and worker-2's one: nothing handed out twice
+
+
+def test_an_unpinned_request_is_served_from_the_ready_queue(api: TestClient) -> None:
+    exp = create(api)
+    store = _store(api)
+    queued = _fill_queue(api, exp["id"], 5)
+    jobs_before = _propose_jobs(store, exp["id"])
+    url = f"/v1/experiments/{exp['id']}/suggestions"
+    taken = api.post(url, json={"count": 3, "client_id": "w"})
+    assert taken.status_code == 201
+    assert [r["id"] for r in taken.json()["runs"]] == queued[:3]  # oldest first
+    assert store.ready_queue_size(exp["id"], READY_KIND) == 2
+    assert _propose_jobs(store, exp["id"]) == jobs_before  # no model ran
+    anonymous = api.post(url, json={"count": 2}).json()["runs"]
+    assert [r["id"] for r in anonymous] == queued[3:] and anonymous[0]["client_id"] is None
+    assert store.ready_queue_size(exp["id"], READY_KIND) == 0
+
+
+def test_the_queue_serves_whole_requests_only_and_never_pinned_ones(api: TestClient) -> None:
+    exp = create(api)
+    store = _store(api)
+    queued = _fill_queue(api, exp["id"], 2)
+    url = f"/v1/experiments/{exp['id']}/suggestions"
+    bigger = api.post(url, json={"count": 3}).json()["runs"]
+    assert not {r["id"] for r in bigger} & set(queued)  # computed: the queue had too few
+    pinned = api.post(url, json={"count": 1, "method": "design"}).json()["runs"]
+    assert pinned[0]["id"] not in queued
+    assert store.ready_queue_size(exp["id"], READY_KIND) == 2
+
+
+def test_concurrent_claims_never_share_a_queued_run(api: TestClient) -> None:
+    exp = create(api)
+    seed_runs(api, exp["id"], 3)
+    queued = set(_fill_queue(api, exp["id"], 6))
+    store = _store(api)
+
+    def claim(i: int) -> list[Any]:
+        return [r.id for r in store.claim_ready(exp["id"], READY_KIND, 1, f"w{i}")]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(claim, range(8)))
+    claimed = [rid for ids in results for rid in ids]
+    assert len(claimed) == len(set(claimed)) == 6 and set(claimed) == queued
+    assert sorted(len(ids) for ids in results) == [0, 0, 1, 1, 1, 1, 1, 1]
