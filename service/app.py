@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Data-mixture optimization for language-model pretraining.",
                   dependencies=[Depends(authorize)])
     app.state.mixopt = state
-    install_error_handlers(app)
+    install_error_handlers(app, authorize)
 
     # Outermost last: metrics see every response (500s and rejections included), the request id is set
     # before anything can fail, and CORS headers reach rate-limit and size rejections too.

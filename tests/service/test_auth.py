@@ -167,6 +167,26 @@ def test_scopes_are_enforced_and_a_hidden_experiment_stays_404(secured: Secured)
     assert reader.get(f"/v1/experiments/{eid}").json()["run_counts"]["completed"] == 1
 
 
+def test_a_body_that_fails_validation_is_answered_only_after_the_token(secured: Secured) -> None:
+    """FastAPI validates the body before dependencies run; a 422 must not reach a caller without a token."""
+    writer = secured.client("team-a", "write")
+    reader = secured.client("team-a", "read")
+    outsider = secured.client("team-b", "write")
+    eid = create(writer)["id"]
+    url = f"/v1/experiments/{eid}/runs"
+    headers = {"content-type": "application/json"}
+    for body in (b"{not json", b'{"mixture": "not a dict"}'):
+        assert_unauthenticated(secured.anonymous.post(url, content=body, headers=headers), "needs a token")
+        assert reader.post(url, content=body, headers=headers).status_code == 403
+        # another project's experiment answers exactly like one that does not exist
+        missing = outsider.post("/v1/experiments/exp_missing/runs", content=body, headers=headers)
+        assert outsider.post(url, content=body, headers=headers).json() == missing.json()
+        r = writer.post(url, content=body, headers=headers)
+        assert r.status_code == 422 and r.json()["error"]["field"] in ("body", "mixture"), r.text
+    assert_unauthenticated(secured.anonymous.post("/v1/experiments", content=b"[", headers=headers),
+                           "needs a token")
+
+
 def test_every_route_is_classified(secured_sqlite: Callable[..., Secured]) -> None:
     """A new route must be put in a scope list on purpose (unlisted non-GET routes need admin)."""
     sec = secured_sqlite()
