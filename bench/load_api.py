@@ -13,7 +13,8 @@ Phases:
                then at concurrency 8 spread over 8 experiments
   batch        ``POST /runs:batch`` of 10,000 runs, one at a time: runs/s
   suggest      ``POST /suggestions`` (count 1, ``design``): computed per request, one lock per experiment
-  ready-queue  ``GET /runs?state=suggested`` on pre-computed suggestions: the cached path a trainer reads
+  cached       ``POST /suggestions`` (count 1, a client_id each) served from a ready queue filled beforehand
+               (the cached path: one claiming UPDATE, no model); every answer is checked to be a queued run
 
 Rate limiting is switched off (``MIXOPT_RATE_LIMIT_PER_S=0``): the default per-caller limit (1000/s) would
 otherwise be what the single-client generator measures. Prints a table, writes bench/results/load_api.json.
@@ -223,17 +224,38 @@ async def _generate(address: tuple[str, int], plan: dict[str, Any]) -> dict[str,
     lat, st, wall = await _closed_loop(address, plan["suggestions"], 4, plan["time_bound_s"], send_suggest)
     rows.append(_summary("suggest (design, computed)", 4, "suggestions", 1, lat, st, wall))
 
+    # Cached suggestions: a ready queue filled beforehand (as a re-optimization policy keeps it), then
+    # trainers take one run each with POST /suggestions; every answer must come from the queue.
     ready_exp = await create("ready-queue")
-    status, body = await call("POST", f"/v1/experiments/{ready_exp}/suggestions", {"count": 64, "method": "design"})
-    assert status == 201, body
-    ready_path = f"/v1/experiments/{ready_exp}/runs?state=suggested&page_size=8"
+    queued = set(await asyncio.to_thread(_fill_ready_queue, plan["database_url"], ready_exp, plan["claims"]))
+    served_from_queue = 0
 
-    async def read_ready(conn: HTTPConnection, _: int) -> int:
-        return (await conn.request("GET", ready_path))[0]
+    async def claim(conn: HTTPConnection, i: int) -> int:
+        nonlocal served_from_queue
+        status, raw = await conn.request("POST", f"/v1/experiments/{ready_exp}/suggestions",
+                                         b'{"count": 1, "client_id": "trainer-%d"}' % i)
+        if status == 201:
+            served_from_queue += json.loads(raw)["runs"][0]["id"] in queued
+        return status
 
-    lat, st, wall = await _closed_loop(address, plan["reads"], 8, plan["time_bound_s"], read_ready)
-    rows.append(_summary("ready queue read (cached)", 8, "reads", 1, lat, st, wall))
+    lat, st, wall = await _closed_loop(address, plan["claims"], 8, plan["time_bound_s"], claim)
+    rows.append({**_summary("suggest (ready queue, cached)", 8, "suggestions", 1, lat, st, wall),
+                 "served_from_queue": served_from_queue})
     return {"rows": rows, "sent": sent}
+
+
+def _fill_ready_queue(database_url: str, exp_id: str, n: int) -> list[str]:
+    """``n`` waiting ready-queue runs, proposed the way a re-optimization policy's top-up does."""
+    from service.db import make_engine, make_session_factory
+    from service.store import Store
+    from workers.refit import top_up_ready_queue
+
+    engine = make_engine(database_url)
+    store = Store(engine, make_session_factory(engine))
+    try:
+        return top_up_ready_queue(store, store.get_experiment(exp_id), n, "design", 0, "bench")
+    finally:
+        engine.dispose()
 
 
 def generate(address: tuple[str, int], plan: dict[str, Any]) -> dict[str, Any]:
@@ -299,7 +321,7 @@ def main() -> None:
     ap.add_argument("--levels", default="1,8,32", help="concurrency levels of the single-report phase")
     ap.add_argument("--batches", type=int, default=5, help="10,000-run batches to import")
     ap.add_argument("--suggestions", type=int, default=200)
-    ap.add_argument("--reads", type=int, default=3000)
+    ap.add_argument("--claims", type=int, default=3000, help="suggestions taken from the ready queue")
     ap.add_argument("--time-bound", type=float, default=60.0, help="seconds per phase at most")
     ap.add_argument("--api-workers", type=int, default=1,
                     help="uvicorn worker processes of the API (the issue's target is for one)")
@@ -310,7 +332,7 @@ def main() -> None:
         "levels": [int(x) for x in args.levels.split(",")],
         "batches": args.batches,
         "suggestions": args.suggestions,
-        "reads": args.reads,
+        "claims": args.claims,
         "time_bound_s": args.time_bound,
         "api_workers": args.api_workers,
     }
@@ -320,6 +342,7 @@ def main() -> None:
     with admin.connect() as c:
         c.execute(sa.text(f'CREATE DATABASE "{name}"'))
     database_url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    plan["database_url"] = database_url
     proc = None
     try:
         upgrade(database_url)

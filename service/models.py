@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -129,13 +129,18 @@ class Experiment(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+_WAITING = text("state = 'suggested' AND claimed_at IS NULL")
+
+
 class Run(Base):
     __tablename__ = "runs"
     __table_args__ = (
         UniqueConstraint("experiment_id", "client_run_id", name="uq_runs_experiment_client_run_id"),
         Index("ix_runs_experiment_state", "experiment_id", "state"),
         Index("ix_runs_experiment_pk", "experiment_id", "pk"),
-        Index("ix_runs_experiment_client_id", "experiment_id", "client_id"),
+        Index("ix_runs_experiment_client_id", "experiment_id", "client_id", "pk"),
+        # The ready queue's waiting runs (Store.claim_ready).
+        Index("ix_runs_waiting", "experiment_id", "pk", postgresql_where=_WAITING, sqlite_where=_WAITING),
     )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -440,10 +440,10 @@ class Store:
                    .cte("waiting").prefix_with("MATERIALIZED"))
         enough = select(func.count()).select_from(waiting).scalar_subquery() == count
         with transaction(self.factory) as s:
-            pks = list(s.scalars(update(Run).where(Run.pk.in_(select(waiting.c.pk)), Run.claimed_at.is_(None), enough)
-                                 .values(claimed_at=now, client_id=client_id, updated_at=now)
-                                 .returning(Run.pk).execution_options(synchronize_session=False)))
-            return list(s.scalars(select(Run).where(Run.pk.in_(pks)).order_by(Run.pk))) if pks else []
+            runs = list(s.scalars(update(Run).where(Run.pk.in_(select(waiting.c.pk)), Run.claimed_at.is_(None), enough)
+                                  .values(claimed_at=now, client_id=client_id, updated_at=now)
+                                  .returning(Run).execution_options(synchronize_session=False)))
+        return sorted(runs, key=lambda r: r.pk)
 
     def snapshot(self, exp: Experiment) -> Snapshot:
         """Completed runs with every objective metric, plus pending points, as arrays."""
