@@ -2,7 +2,10 @@
 
 Rule: the law with the best cross-validated Spearman correlation of the *objective* (formed from its
 per-metric predictions) wins; ties go to the lower cross-validated MAE. Rank correlation is what matters
-for picking mixtures, and cross-validation is the only honest score available at fitting time.
+for picking mixtures, and cross-validation is the only honest score available at fitting time. A law whose
+cross-validated R² is below :data:`MIN_PLAUSIBLE_R2` is passed over while any other law is eligible: its
+errors are tens of the targets' standard deviations, a fit that diverged on some fold, and its ranks there
+are luck that the optimizer, which goes where the law is extreme, will not share.
 
 Stacking: a convex combination (non-negative weights summing to one) of the laws' out-of-fold
 predictions, fitted by least squares. Convexity keeps the ensemble on the metrics' own scale (so it can
@@ -104,15 +107,24 @@ def nested_stack(oof: ArrayLike, target: ArrayLike, fold_of: ArrayLike) -> Float
     return out
 
 
+#: Cross-validated R² below this (squared errors 100x the targets' variance) marks a diverged law.
+#: Deliberately loose: a law that ranks well but is offset (e.g. one fidelity-blind law scored on runs
+#: pooled over sizes) has R² well below 0 and stays eligible.
+MIN_PLAUSIBLE_R2 = -100.0
+
+
 def select_law(cv_scores: Mapping[str, Mapping[str, float | None] | None]) -> str | None:
-    """The name with the best cross-validated Spearman (then lowest MAE); None if nothing was scored."""
-    best: tuple[float, float] | None = None
+    """The name with the best cross-validated Spearman (then lowest MAE), preferring plausible laws;
+    None if nothing was scored."""
+    best: tuple[bool, float, float] | None = None
     chosen = None
     for name, scores in cv_scores.items():
         if not scores:
             continue
-        rho, mae = scores.get("spearman"), scores.get("mae")
-        key = (-_finite(rho, -np.inf), _finite(mae, np.inf))
+        rho, mae, r2 = scores.get("spearman"), scores.get("mae"), scores.get("r2")
+        diverged = bool(r2 is not None and np.isfinite(r2) and r2 < MIN_PLAUSIBLE_R2) \
+            or bool(mae is not None and not np.isfinite(mae))
+        key = (diverged, -_finite(rho, -np.inf), _finite(mae, np.inf))
         if best is None or key < best:
             best, chosen = key, name
     return chosen

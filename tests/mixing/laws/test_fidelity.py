@@ -118,6 +118,16 @@ def test_selection_rule_breaks_ties_by_mae_and_ignores_missing_scores() -> None:
     assert select_law({}) is None
 
 
+def test_selection_passes_over_a_law_that_diverged_out_of_fold() -> None:
+    """The tiny-LM search's report: the ensemble ranked best but carried a diverged member (MAE 2e10)."""
+    scores = {"ensemble": {"spearman": 0.715, "mae": 2.15e10, "r2": -3.31e23},
+              "gp": {"spearman": 0.616, "mae": 0.0807, "r2": 0.752},
+              "offset": {"spearman": 0.60, "mae": 0.5, "r2": -20.0}}
+    assert select_law(scores) == "gp"
+    assert select_law({k: v for k, v in scores.items() if k != "gp"}) == "offset"  # offset, not diverged
+    assert select_law({"ensemble": scores["ensemble"]}) == "ensemble"  # nothing better: still a choice
+
+
 def test_stacking_weights_are_convex_and_nested_stacking_is_out_of_fold() -> None:
     rng = np.random.default_rng(5)
     target = rng.normal(size=200)
