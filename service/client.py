@@ -126,9 +126,15 @@ class MixoptClient:
 
     def suggest(self, experiment_id: str, count: int = 1, *, method: str | None = None,
                 fidelity: Mapping[str, float] | None = None, candidates: Sequence[Mapping[str, Any]] | None = None,
-                poll_s: float = 0.5, wait_s: float = 600.0) -> list[Suggestion]:
-        """Ask for ``count`` runs; waits for the job when the service answers 202."""
-        body: dict[str, Any] = {"count": count}
+                client_id: str | None = None, poll_s: float = 0.5, wait_s: float = 600.0) -> list[Suggestion]:
+        """Ask for ``count`` runs; waits for the job when the service answers 202.
+
+        With ``client_id`` (this trainer's name) a repeated call returns the runs still pending for it
+        instead of new ones. Without one, the call names itself (``call-<random>``), so that the client's
+        own retry after a lost response gets the same runs back rather than a second batch.
+        """
+        client_id = client_id or f"call-{uuid.uuid4().hex[:16]}"
+        body: dict[str, Any] = {"count": count, "client_id": client_id}
         if method:
             body["method"] = method
         if fidelity:
@@ -137,8 +143,9 @@ class MixoptClient:
             body["candidates"] = list(candidates)
         resp = self.request("POST", f"/v1/experiments/{experiment_id}/suggestions", json=body)
         if resp.status_code == 202:
-            job = self.wait_job(resp.json()["job"]["id"], poll_s, wait_s)
-            runs = [self.get_run(experiment_id, rid) for rid in job["result"]["run_ids"]]
+            self.wait_job(resp.json()["job"]["id"], poll_s, wait_s)
+            # The job made the runs still missing; asking again returns all of them, now held for us.
+            runs = self.request("POST", f"/v1/experiments/{experiment_id}/suggestions", json=body).json()["runs"]
         else:
             runs = resp.json()["runs"]
         return [Suggestion(r["id"], r["mixture"], r["fidelity"], r.get("method"), r.get("predicted")) for r in runs]

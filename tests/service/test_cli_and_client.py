@@ -65,19 +65,34 @@ def test_demo_runs_a_loop_end_to_end(live: str, regmix_dir: Path) -> None:
 
 
 class DropFirstResponse(httpx.HTTPTransport):
-    """Forwards each request, but loses the first response to a run report, as a flaky network would."""
+    """Forwards each request, but loses the first response to a POST on ``path_suffix``, as a flaky network
+    would."""
 
-    def __init__(self) -> None:
+    def __init__(self, path_suffix: str = "/runs") -> None:
         super().__init__()
         self.dropped = 0
+        self.path_suffix = path_suffix
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = super().handle_request(request)
-        if request.method == "POST" and request.url.path.endswith("/runs") and self.dropped == 0:
+        if request.method == "POST" and request.url.path.endswith(self.path_suffix) and self.dropped == 0:
             response.read()
             self.dropped += 1
             raise httpx.ReadError("connection reset after the server answered", request=request)
         return response
+
+
+def test_client_retry_of_a_suggestion_request_hands_out_one_batch(live: str) -> None:
+    transport = DropFirstResponse("/suggestions")
+    with MixoptClient(live, transport=transport) as client:
+        exp = client.create_experiment(spec())
+        sugg = client.suggest(exp["id"], 3)
+        assert transport.dropped == 1
+        pending = client.list_runs(exp["id"], state=["suggested"])
+        assert sorted(s.id for s in sugg) == sorted(r["id"] for r in pending) and len(pending) == 3
+        assert len({r["client_id"] for r in pending}) == 1  # the call named itself
+        again = client.suggest(exp["id"], 3)  # a new call: new runs
+        assert not {s.id for s in again} & {s.id for s in sugg}
 
 
 def test_client_retry_after_lost_response_stores_one_run(live: str) -> None:
