@@ -44,8 +44,8 @@ _BUMP = "UPDATE experiments SET data_version = data_version + 1, updated_at = :n
 
 
 #: Parameters that need a type's bind processing (JSON encoding, UTC tagging) on the way in.
-_TYPES: dict[str, Any] = {"mixture": JsonType, "fidelity": JsonType, "metrics": JsonType, "now": UTCDateTime(),
-          "completed_at": UTCDateTime()}
+_TYPES: dict[str, Any] = {"mixture": JsonType, "fidelity": JsonType, "metrics": JsonType,
+                          "now": UTCDateTime(), "completed_at": UTCDateTime()}
 
 
 def _typed(sql: str) -> TextClause:
