@@ -14,7 +14,8 @@ Phases:
   batch        ``POST /runs:batch`` of 10,000 runs, one at a time: runs/s
   suggest      ``POST /suggestions`` (count 1, ``design``): computed per request, one lock per experiment
   cached       ``POST /suggestions`` (count 1, a client_id each) served from a ready queue filled beforehand
-               (the cached path: one claiming UPDATE, no model); every answer is checked to be a queued run
+               (the cached path: one claiming UPDATE, no model); every answer is checked to be a queued run;
+               then each trainer reports its run's result by id
 
 Rate limiting is switched off (``MIXOPT_RATE_LIMIT_PER_S=0``): the default per-caller limit (1000/s) would
 otherwise be what the single-client generator measures. Prints a table, writes bench/results/load_api.json.
@@ -228,19 +229,30 @@ async def _generate(address: tuple[str, int], plan: dict[str, Any]) -> dict[str,
     # trainers take one run each with POST /suggestions; every answer must come from the queue.
     ready_exp = await create("ready-queue")
     queued = set(await asyncio.to_thread(_fill_ready_queue, plan["database_url"], ready_exp, plan["claims"]))
-    served_from_queue = 0
+    claimed: list[str] = []
 
     async def claim(conn: HTTPConnection, i: int) -> int:
-        nonlocal served_from_queue
         status, raw = await conn.request("POST", f"/v1/experiments/{ready_exp}/suggestions",
                                          b'{"count": 1, "client_id": "trainer-%d"}' % i)
         if status == 201:
-            served_from_queue += json.loads(raw)["runs"][0]["id"] in queued
+            claimed.append(json.loads(raw)["runs"][0]["id"])
         return status
 
     lat, st, wall = await _closed_loop(address, plan["claims"], 8, plan["time_bound_s"], claim)
     rows.append({**_summary("suggest (ready queue, cached)", 8, "suggestions", 1, lat, st, wall),
-                 "served_from_queue": served_from_queue})
+                 "served_from_queue": len(queued.intersection(claimed))})
+
+    # The trainers report their results on the runs they took, by id: the usual end of the loop.
+    results = [json.dumps({"id": rid, "metrics": {m: float(3 + rng.random()) for m in METRICS}, "cost": 1.0}
+                          ).encode() for rid in claimed]
+
+    async def report_result(conn: HTTPConnection, i: int) -> int:
+        status = (await conn.request("POST", f"/v1/experiments/{ready_exp}/runs", results[i]))[0]
+        sent[ready_exp] = sent.get(ready_exp, 0) + (status == 200)
+        return status
+
+    lat, st, wall = await _closed_loop(address, len(results), 8, plan["time_bound_s"], report_result)
+    rows.append(_summary("reports on suggested runs", 8, "runs", 1, lat, st, wall))
     return {"rows": rows, "sent": sent}
 
 

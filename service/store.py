@@ -37,7 +37,7 @@ from service.models import (
     new_id,
     utcnow,
 )
-from service.run_insert import NewRunInsert, insert_runs
+from service.run_writes import NewRunInsert, PendingRunAdvance, insert_runs
 from service.schemas import ExperimentCreate, ExperimentPatch, RunReport
 
 #: Which state changes a report may make to a stored run; a final state is never left.
@@ -100,6 +100,7 @@ class Store:
         self.engine = engine
         self.factory = factory
         self._insert_new_run = NewRunInsert(engine)
+        self._advance_pending_run = PendingRunAdvance(engine)
         #: (experiment id, project) -> (spec, its report rules), for experiments seen active. What a report
         #: is validated against (domains, fidelity axes, objective metrics) never changes after creation,
         #: and there is no delete, so an entry never goes stale; whether the experiment is still active is
@@ -213,20 +214,28 @@ class Store:
                    ) -> tuple[Run, bool, dict[str, Any]]:
         """Store one report; returns (run, created, the experiment's spec). Retries never duplicate.
 
-        A new run of an experiment seen before is one round trip (:class:`NewRunInsert`). Everything
-        else — the first report, retries, reports on suggested runs, archived or unknown experiments —
-        reads, validates and writes in one session, and a rejected report rolls back having written nothing.
+        For an experiment seen before, a new run and a plain result for a pending run are one round trip
+        each (``service/run_writes.py``). Everything else — the first report, retries, runs already final,
+        reports that repeat a mixture to check, archived or unknown experiments — reads, validates and
+        writes in one session, and a rejected report rolls back having written nothing.
         """
         key = (experiment_id, project)
         cached = self._report_specs.get(key)
-        if cached is not None and body.id is None:
+        if cached is not None:
             spec, rules = cached
             write = self.validate_report(rules, body, "")
             now = utcnow()
-            row = _new_run_row(experiment_id, new_id("run"), write, now)
-            pk = self._insert_new_run(row, project, now)
-            if pk is not None:
-                return Run(pk=pk, **row), True, spec
+            if body.id is None:
+                row = _new_run_row(experiment_id, new_id("run"), write, now)
+                pk = self._insert_new_run(row, project, now)
+                if pk is not None:
+                    return Run(pk=pk, **row), True, spec
+            elif body.mixture is None and body.fidelity is None and body.client_run_id is None:
+                advanced = self._advance_pending_run(experiment_id, project, body.id, write.state,
+                                                     write.state in FINAL_STATES, write.metrics, write.cost,
+                                                     write.error, now)
+                if advanced is not None:
+                    return advanced, False, spec
         for attempt in range(3):
             try:
                 with transaction(self.factory) as s:

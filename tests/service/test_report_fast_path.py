@@ -1,8 +1,9 @@
-"""The one-round-trip path for new runs (``service/run_insert.py``) against the general path it shortcuts.
+"""The one-round-trip report paths (``service/run_writes.py``) against the general path they shortcut.
 
-Every report after an experiment's first goes through the single conditional INSERT; these tests prove it
-is taken (not silently skipped), stores exactly what the general path stores, bumps the data version once
-per new run, and hands everything it must not decide — retries, archived experiments — to the general path.
+After an experiment's first report, a new run goes through one conditional INSERT and a result for a
+pending run through one conditional UPDATE; these tests prove each is taken (not silently skipped), stores
+exactly what the general path stores, bumps the data version once per change, and hands everything it must
+not decide — retries, final runs, archived experiments — to the general path.
 """
 
 from __future__ import annotations
@@ -21,19 +22,27 @@ REPORT: dict[str, Any] = {"mixture": {"web": 0.4, "code": 0.3, "papers": 0.2, "m
                           "cost": 2.5}
 
 
-@pytest.fixture
-def fast_inserts(api: TestClient) -> list[int | None]:
-    """What each call of the one-round-trip insert returned (a pk, or None for "not mine")."""
-    store: Store = api.app.state.mixopt.store  # type: ignore[attr-defined]
-    inner: Callable[..., int | None] = store._insert_new_run
-    seen: list[int | None] = []
+def _spy(store: Store, attribute: str) -> list[Any]:
+    """Record what each call of a fast path returned (None: "not mine", the general path decides)."""
+    inner: Callable[..., Any] = getattr(store, attribute)
+    seen: list[Any] = []
 
-    def counting(*args: Any) -> int | None:
+    def counting(*args: Any) -> Any:
         seen.append(inner(*args))
         return seen[-1]
 
-    store._insert_new_run = counting  # type: ignore[assignment]
+    setattr(store, attribute, counting)
     return seen
+
+
+@pytest.fixture
+def fast_inserts(api: TestClient) -> list[int | None]:
+    return _spy(api.app.state.mixopt.store, "_insert_new_run")  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def fast_advances(api: TestClient) -> list[Any]:
+    return _spy(api.app.state.mixopt.store, "_advance_pending_run")  # type: ignore[attr-defined]
 
 
 def test_new_runs_take_one_round_trip_and_store_what_the_general_path_stores(
@@ -88,3 +97,35 @@ def test_invalid_reports_are_rejected_before_the_insert(api: TestClient, fast_in
     assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "fidelity.tokens"
     assert fast_inserts == []
     assert state_of(api, exp["id"])[2] == 1
+
+
+def test_results_for_suggested_runs_take_one_round_trip_and_match_the_general_path(
+        api: TestClient, fast_advances: list[Any]) -> None:
+    exp = create(api)
+    url = f"/v1/experiments/{exp['id']}/runs"
+    first, fast, general = api.post(f"/v1/experiments/{exp['id']}/suggestions",
+                                    json={"count": 3, "client_id": "w"}).json()["runs"]
+    assert api.post(url, json={"id": first["id"], "state": "running"}).status_code == 200  # caches the spec
+    assert fast_advances == []
+    version = state_of(api, exp["id"])[0]
+    partial = {"loss/web": 3.5, "loss/other": 9.0}
+    done = {"metrics": {"loss/web": 3.0, "loss/code": 3.2}, "cost": 2.0}
+    for run, extra in ((fast, {}), (general, {"mixture": general["mixture"]})):  # a mixture to check: general
+        r = api.post(url, json={"id": run["id"], "state": "running", "metrics": partial, **extra})
+        assert r.status_code == 200 and r.json()["state"] == "running" and r.json()["metrics"] == partial
+        r = api.post(url, json={"id": run["id"], **done, **extra})
+        assert r.status_code == 200 and r.json()["state"] == "completed"
+    assert len(fast_advances) == 2 and all(a is not None for a in fast_advances)
+    a, b = (api.get(f"{url}/{r['id']}").json() for r in (fast, general))
+    for key in ("state", "metrics", "objective", "cost", "method", "predicted", "client_id", "error"):
+        assert a[key] == b[key], key
+    assert a["metrics"] == {"loss/web": 3.0, "loss/code": 3.2, "loss/other": 9.0}  # merged, later reports win
+    assert a["completed_at"] is not None and a["claimed_at"] == fast["claimed_at"]
+    assert state_of(api, exp["id"])[0] == version + 4  # one bump per change, on either path
+    retry = api.post(url, json={"id": fast["id"], **done})
+    assert retry.status_code == 200 and fast_advances[-1] is None  # final already: the general path says so
+    clash = api.post(url, json={"id": fast["id"], "metrics": {"loss/web": 1.0, "loss/code": 1.0}})
+    assert clash.status_code == 409 and clash.json()["error"]["code"] == "run_final"
+    assert state_of(api, exp["id"])[0] == version + 4
+    missing = api.post(url, json={"id": "run_missing", "state": "running"})
+    assert missing.status_code == 404 and fast_advances[-1] is None
