@@ -387,11 +387,17 @@ class Store:
         if after is not None:
             stmt = stmt.where(Run.pk > after)
         stmt = stmt.order_by(Run.pk)
+        if fidelity is None:
+            # One row past the page says whether there is a next one; a server-side cursor streaming
+            # thousands of rows (below) costs more than the page itself when nothing is filtered in Python.
+            stmt = stmt.limit(page_size + 1)
+        else:
+            stmt = stmt.execution_options(yield_per=2000)
         out: list[Run] = []
         last_pk: int | None = None
         with self.factory() as s:
             # Fidelity is stored as JSON; filter in Python, scanning pages until one is full.
-            for run in s.scalars(stmt.execution_options(yield_per=2000)):
+            for run in s.scalars(stmt):
                 if fidelity is not None and not np.allclose(run.fidelity, fidelity, rtol=1e-9, atol=0):
                     continue
                 if len(out) == page_size:
