@@ -13,14 +13,15 @@ import numpy as np
 from mixing.design import space_filling_design
 from mixing.errors import NotEnoughDataError
 from mixing.methods.base import SearchContext
-from mixing.methods.common import exclude_taken, nearest_fidelity_rows
+from mixing.methods.common import SAME_POINT_L1, exclude_taken, nearest_fidelity_rows
 from mixing.problem import Candidates, Prediction, Proposal, Recommendation
 from mixing.sampling import uniform_candidates
 from mixing.simplex import FloatArray
 
 
 class DesignMethod:
-    """Space-filling designs around the prior; ``from_pool`` picks from candidates the same way."""
+    """Space-filling designs around the prior, each level's baselines first; ``from_pool`` picks from
+    candidates the same way."""
 
     name: ClassVar[str] = "design"
 
@@ -31,8 +32,10 @@ class DesignMethod:
         taken = np.concatenate([obs.mixtures, obs.pending_mixtures])
         if candidates is not None:
             return _pick_from_pool(self.name, ctx, candidates, fid, count, taken, cheapest_only=fidelity is None)
-        points = space_filling_design(count, problem.constraints, problem.prior, ctx.rng, existing=taken)
-        return [Proposal(mixture=p, fidelity=fid.copy(), method=self.name) for p in points]
+        first = baselines_not_run(ctx, fid)[:count]
+        rest = space_filling_design(count - len(first), problem.constraints, problem.prior, ctx.rng,
+                                    existing=np.concatenate([taken, first]))
+        return [Proposal(mixture=p, fidelity=fid.copy(), method=self.name) for p in [*first, *rest]]
 
     def recommend(self, ctx: SearchContext) -> Recommendation:
         return best_observed(ctx, self.name)
@@ -56,6 +59,28 @@ class RandomMethod:
 
     def recommend(self, ctx: SearchContext) -> Recommendation:
         return best_observed(ctx, self.name)
+
+
+def baselines_not_run(ctx: SearchContext, fidelity: FloatArray) -> FloatArray:
+    """The prior (natural) mixture and the uniform one, made feasible, that no run has or will have at
+    ``fidelity``.
+
+    They are the mixtures a recommendation has to beat, so each fidelity level's design measures them
+    first. Without them a model extrapolates the large-scale loss of the baselines from small proxies,
+    which rank mixtures differently, and may recommend a mixture that loses to uniform while predicting
+    it wins (the tiny-LM search did, twice).
+    """
+    problem, obs = ctx.problem, ctx.observations
+    c = problem.constraints
+    wanted = [c.chebyshev_center()]  # the projection of the uniform mixture
+    if problem.prior is not None:
+        wanted.insert(0, c.project(problem.prior)[0])
+    out: list[FloatArray] = []
+    for w in wanted:
+        repeat = any(np.abs(p - w).sum() < SAME_POINT_L1 for p in out)
+        if not repeat and exclude_taken(w[None, :], fidelity[None, :], obs)[0]:
+            out.append(w)
+    return np.asarray(out, dtype=np.float64).reshape(len(out), c.n_domains)
 
 
 def best_observed(ctx: SearchContext, method: str) -> Recommendation:

@@ -65,3 +65,27 @@ def test_design_from_a_multi_fidelity_pool_explores_at_its_cheapest_level() -> N
     assert len(props) == 6 and all(p.fidelity.tolist() == [1e7] for p in props)
     spread = {p.fidelity[0] for p in DesignMethod().suggest(_ctx(_obs(0)), 14, None, cands)}
     assert spread == {1e7, 1e9}, "once the cheap level is used up, the design moves to the next"
+
+
+def test_each_fidelity_levels_design_measures_the_prior_and_uniform_mixtures_first() -> None:
+    prior = np.array([0.7, 0.1, 0.1, 0.1])
+    bounded = SimplexConstraints(lower=np.zeros(4), upper=np.array([0.6, 1.0, 1.0, 1.0]))
+    problem = Problem(domains=("a", "b", "c", "d"), constraints=bounded, metric_names=("m1", "m2"),
+                      metric_weights=np.array([0.5, 0.5]), goal="minimize", prior=prior,
+                      fidelity=FidelitySpace(("params",), np.array([1e6]), np.array([1e9]), np.array([1e9])))
+    empty = _obs(0)
+    first = DesignMethod().suggest(SearchContext(problem, empty, np.random.default_rng(0)), 5)
+    got = np.array([p.mixture for p in first])
+    assert np.allclose(got[0], [0.6, 0.4 / 3, 0.4 / 3, 0.4 / 3])  # the prior, made feasible (a <= 0.6)
+    assert np.allclose(got[1], 0.25) and bounded.contains(got).all()
+    assert np.abs(got[2:, None] - got[None, :2]).sum(axis=2).min() > 0.05  # then space-filling
+    # Both measured at 1e6: a design at 1e9 measures them there first; at 1e6 it does not repeat them.
+    seen = Observations(got[:2], np.full((2, 1), 1e6), np.full((2, 2), 3.0), np.ones(2), np.zeros((0, 4)),
+                        np.zeros((0, 1)))
+    ctx = SearchContext(problem, seen, np.random.default_rng(1))
+    high = DesignMethod().suggest(ctx, 3, np.array([1e9]))
+    assert np.allclose([p.mixture for p in high[:2]], got[:2]) and all(p.fidelity[0] == 1e9 for p in high)
+    low = np.array([p.mixture for p in DesignMethod().suggest(ctx, 3, np.array([1e6]))])
+    assert np.abs(low[:, None] - got[None, :2]).sum(axis=2).min() > 0.05
+    one = DesignMethod().suggest(SearchContext(problem, empty, np.random.default_rng(0)), 1)
+    assert len(one) == 1 and np.allclose(one[0].mixture, got[0])  # one run: the prior
