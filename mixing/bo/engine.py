@@ -3,7 +3,8 @@
 Suggest: fit the GP (warm-started), believe the pending runs, score a feasible pool of (mixture, fidelity)
 pairs by information about the target-fidelity minimum per unit cost, refine around the best, then build
 the batch greedily (see :mod:`mixing.bo.acquisition`). Recommend: minimise the posterior mean at the
-target fidelity over the same kind of pool, refined locally, and report its interval.
+target fidelity over the same kind of pool, refined locally, and report its interval -- unless a mixture
+already run at the target is not confidently beaten (see :func:`recommend`).
 
 Fidelity is chosen among *levels*: the distinct fidelities already run plus the cheapest and the target
 ones the problem declares (or exactly the one the caller fixes). Proxy scales are discrete in practice --
@@ -271,7 +272,14 @@ def suggest(
 def recommend(
     surrogate: Surrogate, obs: Observations, rng: np.random.Generator, settings: BOSettings
 ) -> tuple[FloatArray, float, float]:
-    """The mixture minimising the posterior mean at the target fidelity, with (mean, sd) there."""
+    """The mixture minimising the posterior mean at the target fidelity, with (mean, sd) there.
+
+    Guarded by the runs already made at the target: when the optimum's pessimistic bound (mean plus the
+    reported interval's half-width) does not beat the posterior mean of the best mixture measured there,
+    that measured mixture is recommended instead. Away from target-scale data the optimum rests on what
+    small proxies say, and they can rank mixtures differently from the target (the tiny-LM search: a
+    confident extrapolation lost to the uniform mixture it had measured at the target size).
+    """
     problem = surrogate.problem
     target = problem.fidelity.target
     seen = (
@@ -290,7 +298,23 @@ def recommend(
         pool, mean = np.concatenate([pool, local]), np.concatenate([mean, local_mean])
     best = pool[int(np.argmin(mean))]
     m, s = surrogate.predict(best[None], target)
+    measured = _measured_at(obs, target, problem)
+    if len(measured):
+        measured_mean, _ = surrogate.predict(measured, target)
+        i = int(np.argmin(measured_mean))
+        if m[0] + settings.interval_z * s[0] >= measured_mean[i]:
+            best = measured[i]
+            m, s = surrogate.predict(best[None], target)
     return best, float(m[0]), float(s[0])
+
+
+def _measured_at(obs: Observations, fidelity: FloatArray, problem: Problem) -> FloatArray:
+    """The feasible mixtures of completed runs made at ``fidelity``."""
+    if obs.n == 0:
+        return np.zeros((0, problem.n_domains))
+    here = np.all(np.isclose(obs.fidelities, fidelity, rtol=1e-9), axis=1)
+    mixtures = obs.mixtures[here]
+    return mixtures[problem.constraints.contains(mixtures)]
 
 
 def _incumbents(surrogate: Surrogate, obs: Observations, k: int) -> FloatArray:
