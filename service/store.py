@@ -387,12 +387,9 @@ class Store:
         if after is not None:
             stmt = stmt.where(Run.pk > after)
         stmt = stmt.order_by(Run.pk)
-        if fidelity is None:
-            # One row past the page says whether there is a next one; a server-side cursor streaming
-            # thousands of rows (below) costs more than the page itself when nothing is filtered in Python.
-            stmt = stmt.limit(page_size + 1)
-        else:
-            stmt = stmt.execution_options(yield_per=2000)
+        # Unfiltered, one row past the page says whether there is a next one; a server-side cursor
+        # streaming thousands of rows costs more than the page itself when nothing is filtered in Python.
+        stmt = stmt.limit(page_size + 1) if fidelity is None else stmt.execution_options(yield_per=2000)
         out: list[Run] = []
         last_pk: int | None = None
         with self.factory() as s:
