@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Boolean, Engine, Float, Integer, Row, String, Text, TextClause, bindparam, insert, text
+from sqlalchemy import Boolean, Engine, Integer, Row, TextClause, bindparam, insert, text
 from sqlalchemy.orm import Session
 
 from service.models import JsonType, Run, UTCDateTime
@@ -35,14 +35,9 @@ _INSERT_NEW = """
     ON CONFLICT (experiment_id, client_run_id) DO NOTHING
     RETURNING pk"""
 
-#: Every column of a run, as the ORM would load it, with the types that decode them.
-_RUN_COLUMNS: dict[str, Any] = {
-    "pk": Integer(), "id": String(), "experiment_id": String(), "mixture": JsonType, "fidelity": JsonType,
-    "state": String(), "metrics": JsonType, "cost": Float(), "method": String(), "prediction": JsonType,
-    "client_run_id": String(), "proposal_id": String(), "error": Text(), "created_at": UTCDateTime(),
-    "updated_at": UTCDateTime(), "heartbeat_at": UTCDateTime(), "completed_at": UTCDateTime(),
-    "client_id": String(), "claimed_at": UTCDateTime(),
-}
+#: Every column of a run, as the ORM would load it, with the types that decode them (from the model, so
+#: a column added there is returned here too).
+_RUN_COLUMNS: dict[str, Any] = {c.name: c.type for c in Run.__table__.columns}
 
 #: What ``Store._advance`` does to a pending run, as SQL. ``{merge}`` adds the reported metrics to the
 #: stored ones (reported keys win), in the dialect's JSON.
@@ -79,15 +74,11 @@ class _WriteWithBump:
 
     def __init__(self, engine: Engine, dml: str, returns: dict[str, Any]) -> None:
         self._single = engine.dialect.name == "postgresql"
+        self._engine: Engine
         if self._single:
             self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-            self._statement = _typed(f"""
-WITH w AS ({dml}
-), bump AS (
-    UPDATE experiments SET data_version = data_version + 1, updated_at = :now
-    WHERE id = :experiment_id AND EXISTS (SELECT 1 FROM w)
-)
-SELECT * FROM w""", returns)
+            self._statement = _typed(f"WITH w AS ({dml}\n), bump AS (\n    {_BUMP} AND EXISTS (SELECT 1 FROM w)\n)\n"
+                                     "SELECT * FROM w", returns)
         else:
             self._engine = engine
             self._statement = _typed(dml, returns)

@@ -92,11 +92,11 @@ def check_bounds(spec: dict[str, Any], vector: list[float], field: str) -> None:
 
 @dataclass(frozen=True)
 class ReportRules:
-    """What a run report is checked against, read once from a spec.
+    """What a run report (or a candidate, or a mixture to predict) is checked against, read once from a spec.
 
-    Domains, fidelity axes and objective metrics never change after an experiment is created, so the
-    report paths build this once per experiment (a 10,000-run batch, or every report the single-report
-    cache serves) instead of re-reading the spec for every run.
+    Domains, fidelity axes and objective metrics never change after an experiment is created, so callers
+    build this once per experiment or request (a 10,000-run batch, 200,000 candidates, every report the
+    single-report cache serves) instead of re-reading the spec for every item.
     """
 
     domains: tuple[str, ...]
@@ -183,18 +183,3 @@ class ReportRules:
             if m not in metrics:
                 raise InvalidInput(f"a completed run must report objective metric {m!r}", field=f"{field}.{m}",
                                    code="missing_metric")
-
-
-def mixture_vector(spec: dict[str, Any], mixture: dict[str, float], field: str) -> list[float]:
-    return ReportRules.of(spec).mixture(mixture, field)
-
-
-def fidelity_vector(spec: dict[str, Any], fidelity: dict[str, float] | None, field: str,
-                    *, allow_partial: bool = False) -> list[float]:
-    return ReportRules.of(spec).fidelity(fidelity, field, allow_partial=allow_partial)
-
-
-def check_metrics_complete(spec: dict[str, Any], metrics: dict[str, float], field: str) -> None:
-    ReportRules.of(spec).check_metrics_complete(metrics, field)
-
-

@@ -12,7 +12,7 @@ from service.paging import PageSize
 from service.presenters import RunPresenter
 from service.schemas import BatchResult, RunBatch, RunList, RunOut, RunReport, RunStateName
 from service.state import AppState, get_state
-from service.validation import fidelity_vector
+from service.validation import ReportRules
 
 router = APIRouter(prefix="/v1/experiments/{experiment_id}", tags=["runs"])
 State = Annotated[AppState, Depends(get_state)]
@@ -56,7 +56,7 @@ def list_runs(experiment_id: str, st: State, project: Project, page_size: PageSi
                 sep = ""
             if not sep:
                 raise InvalidInput(f"expected axis=value, got {item!r}", field="fidelity", code="invalid_fidelity")
-        fid = fidelity_vector(exp.spec, given, "fidelity", allow_partial=False)
+        fid = ReportRules.of(exp.spec).fidelity(given, "fidelity", allow_partial=False)
     rows, token = st.store.list_runs(exp, page_size, page_token, state or (), fid)
     present = RunPresenter(exp.spec)
     return RunList(runs=[present.run(r) for r in rows], next_page_token=token)

@@ -25,7 +25,7 @@ from service.schemas import (
     SuggestionResponse,
 )
 from service.state import AppState, get_state
-from service.validation import check_bounds, fidelity_vector, mixture_vector
+from service.validation import ReportRules, check_bounds
 from workers import tasks
 from workers.context import search_context
 from workers.refit import READY_KIND
@@ -58,7 +58,7 @@ def suggest(experiment_id: str, body: SuggestionRequest, response: Response, st:
     if exp.state != ExperimentState.active.value:
         raise Conflict(f"experiment {exp.id} is archived", field="experiment_id", code="experiment_archived")
     method = _check_method(body.method or (exp.spec.get("search") or {}).get("default_method"))
-    fidelity = fidelity_vector(exp.spec, body.fidelity, "fidelity", allow_partial=True) \
+    fidelity = ReportRules.of(exp.spec).fidelity(body.fidelity, "fidelity", allow_partial=True) \
         if body.fidelity is not None else None
     candidates = _candidates(exp.spec, body) if body.candidates is not None else None
     if candidates is not None and len(candidates["mixtures"]) == 0:
@@ -93,12 +93,13 @@ def suggest(experiment_id: str, body: SuggestionRequest, response: Response, st:
 def _candidates(spec: dict[str, Any], body: SuggestionRequest) -> dict[str, list[list[Any]]]:
     """Validated pool, in domain order; a candidate without fidelity stores None (the method chooses)."""
     mixtures, fidelities = [], []
-    n_axes = len(spec.get("fidelities") or [])
+    rules = ReportRules.of(spec)
+    n_axes = len(rules.axes)
     for i, c in enumerate(body.candidates or []):
-        vec = mixture_vector(spec, c.mixture, f"candidates[{i}].mixture")
+        vec = rules.mixture(c.mixture, f"candidates[{i}].mixture")
         check_bounds(spec, vec, f"candidates[{i}].mixture")
         mixtures.append(vec)
-        fidelities.append(fidelity_vector(spec, c.fidelity, f"candidates[{i}].fidelity")
+        fidelities.append(rules.fidelity(c.fidelity, f"candidates[{i}].fidelity")
                           if c.fidelity is not None else [None] * n_axes)
     return {"mixtures": mixtures, "fidelities": fidelities}
 
@@ -131,8 +132,9 @@ def recommendation(experiment_id: str, st: State, project: Project,
 def predict(experiment_id: str, body: PredictRequest, st: State, project: Project) -> PredictResponse:
     exp = st.store.get_experiment(experiment_id, project)
     method_name = _check_method(body.method)
-    x = np.array([mixture_vector(exp.spec, m, f"mixtures[{i}]") for i, m in enumerate(body.mixtures)])
-    fid = np.asarray(fidelity_vector(exp.spec, body.fidelity, "fidelity", allow_partial=True)) \
+    rules = ReportRules.of(exp.spec)
+    x = np.array([rules.mixture(m, f"mixtures[{i}]") for i, m in enumerate(body.mixtures)])
+    fid = np.asarray(rules.fidelity(body.fidelity, "fidelity", allow_partial=True)) \
         if body.fidelity is not None else None
     ctx, _ = search_context(st.store, exp, st.settings.seed)
     method = resolve_recommender(method_name, ctx)
