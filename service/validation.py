@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,18 +76,21 @@ def default_fidelity(spec: dict[str, Any]) -> list[float]:
     return [float(a["default"] if a.get("default") is not None else a["min"]) for a in spec.get("fidelities") or []]
 
 
-def check_bounds(spec: dict[str, Any], vector: list[float], field: str) -> None:
-    """Reject a mixture that breaks a min/max weight or the epoch cap (applies to suggested points)."""
-    c = constraints_from_spec(spec)
-    names = [d["name"] for d in spec["domains"]]
+def check_bounds(constraints: SimplexConstraints, domains: Sequence[str], vector: list[float], field: str) -> None:
+    """Reject a mixture that breaks a min/max weight or the epoch cap (applies to suggested points).
+
+    Takes the constraints rather than the spec: a pool of candidates is checked against one
+    :func:`constraints_from_spec`, not one per candidate.
+    """
+    c = constraints
     for i, x in enumerate(vector):
         if x < c.lower[i] - MIXTURE_SUM_TOLERANCE:
             raise InvalidInput(f"weight {x:.6g} is below the domain's minimum {c.lower[i]:.6g}",
-                               field=f"{field}.{names[i]}", code="constraint_violation")
+                               field=f"{field}.{domains[i]}", code="constraint_violation")
         if x > c.upper[i] + MIXTURE_SUM_TOLERANCE:
             raise InvalidInput(f"weight {x:.6g} exceeds the domain's maximum {c.upper[i]:.6g} "
                                "(max_weight or tokens_available x max_epochs / target_tokens)",
-                               field=f"{field}.{names[i]}", code="constraint_violation")
+                               field=f"{field}.{domains[i]}", code="constraint_violation")
 
 
 @dataclass(frozen=True)

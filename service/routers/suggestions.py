@@ -25,7 +25,7 @@ from service.schemas import (
     SuggestionResponse,
 )
 from service.state import AppState, get_state
-from service.validation import ReportRules, check_bounds
+from service.validation import ReportRules, check_bounds, constraints_from_spec
 from workers import tasks
 from workers.context import search_context
 from workers.refit import READY_KIND
@@ -94,10 +94,11 @@ def _candidates(spec: dict[str, Any], body: SuggestionRequest) -> dict[str, list
     """Validated pool, in domain order; a candidate without fidelity stores None (the method chooses)."""
     mixtures, fidelities = [], []
     rules = ReportRules.of(spec)
+    constraints = constraints_from_spec(spec)
     n_axes = len(rules.axes)
     for i, c in enumerate(body.candidates or []):
         vec = rules.mixture(c.mixture, f"candidates[{i}].mixture")
-        check_bounds(spec, vec, f"candidates[{i}].mixture")
+        check_bounds(constraints, rules.domains, vec, f"candidates[{i}].mixture")
         mixtures.append(vec)
         fidelities.append(rules.fidelity(c.fidelity, f"candidates[{i}].fidelity")
                           if c.fidelity is not None else [None] * n_axes)
