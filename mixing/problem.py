@@ -129,6 +129,17 @@ class Observations:
             return np.ones(self.n, dtype=bool)
         return np.all(np.isclose(self.fidelities, f, rtol=rtol, atol=0.0), axis=1)
 
+    def completed_subset(self, rows: NDMask) -> Observations:
+        """These completed runs only; pending runs are kept, they are still in flight."""
+        return Observations(
+            self.mixtures[rows],
+            self.fidelities[rows],
+            self.metrics[rows],
+            self.costs[rows],
+            self.pending_mixtures,
+            self.pending_fidelities,
+        )
+
     def distinct_fidelities(self) -> FloatArray:
         if self.n == 0:
             return np.zeros((0, self.fidelities.shape[1]))

@@ -39,7 +39,8 @@ PUBLIC_ROUTES = frozenset({
     ("GET", "/dashboard"), ("GET", "/dashboard/experiments/{experiment_id}"), ("GET", "/dashboard/compare"),
     ("GET", "/dashboard/static/{name}"),
 })
-#: Operations that need ``write``; ``predict`` is a POST that only reads, so it needs ``read``.
+#: Operations that need ``write``; ``predict`` and the recommendation among candidates are POSTs that only
+#: read, so they need ``read``.
 WRITE_OPERATIONS = frozenset({
     ("POST", "/v1/experiments"),
     ("PATCH", "/v1/experiments/{experiment_id}"),
@@ -50,7 +51,8 @@ WRITE_OPERATIONS = frozenset({
     ("POST", "/v1/experiments/{experiment_id}/online-sessions"),
     ("POST", "/v1/experiments/{experiment_id}/online-sessions/{session_id}/observations"),
 })
-READ_OPERATIONS = frozenset({("POST", "/v1/experiments/{experiment_id}/predict")})
+READ_OPERATIONS = frozenset({("POST", "/v1/experiments/{experiment_id}/predict"),
+                             ("POST", "/v1/experiments/{experiment_id}/recommendation")})
 
 
 def required_scope(method: str, route_path: str) -> Scope:

@@ -126,7 +126,8 @@ class MixoptClient:
 
     def suggest(self, experiment_id: str, count: int = 1, *, method: str | None = None,
                 fidelity: Mapping[str, float] | None = None, candidates: Sequence[Mapping[str, Any]] | None = None,
-                client_id: str | None = None, poll_s: float = 0.5, wait_s: float = 600.0) -> list[Suggestion]:
+                client_id: str | None = None, seed: int | None = None, poll_s: float = 0.5, wait_s: float = 600.0
+                ) -> list[Suggestion]:
         """Ask for ``count`` runs; waits for the job when the service answers 202.
 
         With ``client_id`` (this trainer's name) a repeated call returns the runs still pending for it
@@ -134,9 +135,7 @@ class MixoptClient:
         own retry after a lost response gets the same runs back rather than a second batch.
         """
         client_id = client_id or f"call-{uuid.uuid4().hex[:16]}"
-        body: dict[str, Any] = {"count": count, "client_id": client_id}
-        if method:
-            body["method"] = method
+        body = _with_options({"count": count, "client_id": client_id}, method=method, seed=seed)
         if fidelity:
             body["fidelity"] = dict(fidelity)
         if candidates is not None:
@@ -211,9 +210,23 @@ class MixoptClient:
         return self.request("GET", f"/v1/experiments/{experiment_id}/recommendation",
                             params={"refresh": "true"} if refresh else None).json()
 
+    def recommendation_among(self, experiment_id: str, candidates: Sequence[Mapping[str, float]], *,
+                             method: str | None = None, seed: int | None = None) -> dict[str, Any]:
+        """The best of ``candidates`` at the target fidelity for the current data (computed, not stored)."""
+        body: dict[str, Any] = {"candidates": [renormalise(m) for m in candidates]}
+        return self.request("POST", f"/v1/experiments/{experiment_id}/recommendation",
+                            json=_with_options(body, method=method, seed=seed)).json()
+
     def predict(self, experiment_id: str, mixtures: Sequence[Mapping[str, float]],
-                fidelity: Mapping[str, float] | None = None) -> dict[str, Any]:
+                fidelity: Mapping[str, float] | None = None, *, method: str | None = None,
+                seed: int | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"mixtures": [renormalise(m) for m in mixtures]}
         if fidelity:
             body["fidelity"] = dict(fidelity)
-        return self.request("POST", f"/v1/experiments/{experiment_id}/predict", json=body).json()
+        return self.request("POST", f"/v1/experiments/{experiment_id}/predict",
+                            json=_with_options(body, method=method, seed=seed)).json()
+
+
+def _with_options(body: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """``body`` plus the options that are set (the service applies its defaults to the rest)."""
+    return {**body, **{k: v for k, v in options.items() if v is not None}}

@@ -1,10 +1,11 @@
 """Replay benchmark: a simulated orchestrator that drives the real service over HTTP from a table of runs.
 
 Pool mode: the candidates are the table's rows (each a mixture at one fidelity), so every suggestion can
-be answered with a real measured result. After each batch the orchestrator asks for the current best
-mixture at the target fidelity, restricted to the pool (the arg-min of the method's predictions over the
-pool's mixtures, or the best observed target run for model-free methods), and scores it by the table's
-true target value. Each strategy spends the budget the way its paper does:
+be answered with a real measured result. After each batch the orchestrator asks the service for its
+recommendation among the pool's mixtures (``POST /recommendation``: the method's own choice, with its
+guard, or the best observed run for model-free methods and before a model can fit), and scores it by the
+table's true target value. Every request carries a seed derived from the replay's, so a replay is
+repeatable. Each strategy spends the budget the way its paper does:
 
 - ``random``: random pool mixtures, trained at the target fidelity.
 - ``regmix``: the whole budget on the cheapest fidelity (design, then RegMix/laws), then extrapolate.
@@ -14,6 +15,7 @@ true target value. Each strategy spends the budget the way its paper does:
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -24,8 +26,6 @@ import numpy as np
 import pandas as pd
 
 from service.client import MixoptClient, MixoptError
-
-MODEL_FREE = {"random"}
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,10 @@ class Trajectory:
     values: list[float] = field(default_factory=list)
     #: Cost spent when the recommendation first came within the tolerance; None (null): it never did.
     cost_to_within: float | None = None
+    #: Cost from which every later recommendation stayed within the tolerance, to the end of the budget;
+    #: None (null): the last one was outside. First passage rewards a lucky early pick that the method
+    #: then abandons; this is the cost after which a team could have stopped searching.
+    cost_to_stay_within: float | None = None
     #: Regret of the last recommendation; None (null): there never was one to score.
     final_regret: float | None = None
     n_runs: int = 0
@@ -90,7 +94,8 @@ def run_replay(client: MixoptClient, table: ReplayTable, method: str, seed: int,
     best, span = table.target_extent(target, goal)
     best_true = sign * best
     pool_rows = _pool_rows(table, method, target)
-    target_mixtures = np.array([table.mixtures[i] for i in np.flatnonzero(np.isclose(table.fidelity, target))])
+    target_mixtures = [dict(zip(table.domains, table.mixtures[i].tolist(), strict=True))
+                       for i in np.flatnonzero(np.isclose(table.fidelity, target))]
     exp = client.create_experiment({
         "name": f"replay-{method}-{seed}-{time.time_ns()}",
         "domains": [{"name": d} for d in table.domains],
@@ -105,9 +110,13 @@ def run_replay(client: MixoptClient, table: ReplayTable, method: str, seed: int,
     traj = Trajectory(method=method, seed=seed)
     spent = 0.0
     t0 = time.perf_counter()
-    api_method = "auto" if method == "regmix" else method
-    while spent < budget and len(candidates) > traj.n_runs:
-        suggestions = client.suggest(exp["id"], batch, method=api_method, candidates=candidates)
+    api_method = None if method == "regmix" else method  # regmix: the service's own choice of law
+    for step in itertools.count():
+        if spent >= budget or len(candidates) <= traj.n_runs:
+            break
+        # One seed per request: a replay is repeatable, and its seeds differ from each other.
+        call_seed = seed * 1_000_000 + step
+        suggestions = client.suggest(exp["id"], batch, method=api_method, candidates=candidates, seed=call_seed)
         if not suggestions:
             break
         for s in suggestions:
@@ -117,9 +126,13 @@ def run_replay(client: MixoptClient, table: ReplayTable, method: str, seed: int,
                           cost=float(table.cost[row]))
             spent += float(table.cost[row])
             traj.n_runs += 1
-        value = _current_value(client, exp["id"], table, method, target, target_mixtures, truth, sign)
-        if value is None:  # nothing to recommend yet (too few runs for the model, none at the target)
-            continue
+        try:
+            rec = client.recommendation_among(exp["id"], target_mixtures, method=api_method, seed=call_seed)
+        except MixoptError as exc:
+            if exc.code != "not_enough_data":
+                raise
+            continue  # nothing to recommend from yet
+        value = truth[_key(np.array([rec["mixture"][d] for d in table.domains]))]
         traj.costs.append(spent)
         traj.values.append(value)
         if traj.cost_to_within is None and sign * value - best_true <= tolerance * span:
@@ -127,6 +140,10 @@ def run_replay(client: MixoptClient, table: ReplayTable, method: str, seed: int,
         if progress:
             progress(f"{method} seed {seed}: cost {spent:.0f}/{budget:.0f}, current {value:.4f}")
     traj.final_regret = (sign * traj.values[-1] - best_true) if traj.values else None
+    inside = [sign * v - best_true <= tolerance * span for v in traj.values]
+    start = len(inside) - next((i for i, ok in enumerate(reversed(inside)) if not ok), len(inside))
+    if start < len(inside):  # the last recommendation is inside; the unbroken run of them began at start
+        traj.cost_to_stay_within = traj.costs[start]
     traj.wall_s = time.perf_counter() - t0
     return traj
 
@@ -140,40 +157,6 @@ def _pool_rows(table: ReplayTable, method: str, target: float) -> np.ndarray:
     return np.arange(len(table.fidelity))
 
 
-def _current_value(client: MixoptClient, exp_id: str, table: ReplayTable, method: str, target: float,
-                   target_mixtures: np.ndarray, truth: dict[bytes, float], sign: float) -> float | None:
-    """True target value of the pool mixture the method would recommend now (None: nothing yet).
-
-    Model-free methods recommend their best observed target run; a model whose method cannot predict yet
-    (too few runs) falls back to the same, as an orchestrator would.
-    """
-    if method not in MODEL_FREE:
-        try:
-            return _model_value(client, exp_id, table, method, target, target_mixtures, truth, sign)
-        except MixoptError as exc:
-            if exc.code != "not_enough_data":
-                raise
-    done = [r for r in client.list_runs(exp_id, state=["completed"])
-            if np.isclose(r["fidelity"][table.fidelity_name], target)]
-    if not done:
-        return None
-    best = min(done, key=lambda r: sign * r["objective"])
-    return truth[_key(np.array([best["mixture"][d] for d in table.domains]))]
-
-
-def _model_value(client: MixoptClient, exp_id: str, table: ReplayTable, method: str, target: float,
-                 target_mixtures: np.ndarray, truth: dict[bytes, float], sign: float) -> float:
-    """True target value of the pool mixture with the best predicted target-fidelity objective."""
-    mixtures = [dict(zip(table.domains, m.tolist(), strict=True)) for m in target_mixtures]
-    model = {"regmix": None, "bo": "bo", "single-fidelity-bo": "single-fidelity-bo"}.get(method, method)
-    body: dict[str, Any] = {"mixtures": mixtures, "fidelity": {table.fidelity_name: float(target)}}
-    if model:
-        body["method"] = model
-    preds = client.request("POST", f"/v1/experiments/{exp_id}/predict", json=body).json()["predictions"]
-    i = int(np.argmin([sign * p["objective"] for p in preds]))
-    return truth[_key(target_mixtures[i])]
-
-
 def summarise(trajectories: list[Trajectory], budget: float) -> dict[str, Any]:
     """Medians over seeds per method; an unreached tolerance counts as an infinite cost (censored).
 
@@ -184,11 +167,14 @@ def summarise(trajectories: list[Trajectory], budget: float) -> dict[str, Any]:
     for method in sorted({t.method for t in trajectories}):
         ts = [t for t in trajectories if t.method == method]
         reach = [t.cost_to_within if t.cost_to_within is not None else np.inf for t in ts]
+        stay = [t.cost_to_stay_within if t.cost_to_stay_within is not None else np.inf for t in ts]
         out[method] = {
             "seeds": len(ts),
             # inf (null in JSON): the median seed did not get within 1% before the budget ran out
             "median_cost_to_within_1pct": float(np.median(reach)),
             "reached": int(sum(np.isfinite(reach))),
+            "median_cost_to_stay_within_1pct": float(np.median(stay)),
+            "stayed": int(sum(np.isfinite(stay))),
             # NaN (null in JSON): no seed got a recommendation to score
             "median_final_regret": float(np.median([t.final_regret for t in ts if t.final_regret is not None])),
             "median_wall_s": float(np.median([t.wall_s for t in ts])),

@@ -20,6 +20,7 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"
 Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 #: A client's idempotency key (``client_run_id``, ``client_session_id``).
 ClientKey = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+Seed = Annotated[int, Field(ge=0, lt=2**63)]
 RunStateName = Literal["suggested", "running", "completed", "failed", "abandoned"]
 
 
@@ -223,7 +224,7 @@ class SuggestionRequest(Strict):
     fidelity: dict[str, Finite] | None = None
     method: str | None = None
     candidates: list[CandidateIn] | None = Field(default=None, max_length=200_000)
-    seed: Annotated[int, Field(ge=0, lt=2**63)] | None = None
+    seed: Seed | None = None
     client_id: ClientKey | None = Field(
         default=None,
         description="the trainer asking (e.g. a worker's name). Its suggestions still pending are returned "
@@ -266,6 +267,14 @@ class PredictRequest(Strict):
     mixtures: list[dict[str, Weight]] = Field(min_length=1, max_length=100_000)
     fidelity: dict[str, Finite] | None = None
     method: str | None = None
+    seed: Seed | None = Field(default=None, description="fixed seed: the same data gives the same model")
+
+
+class RecommendationRequest(Strict):
+    candidates: list[dict[str, Weight]] = Field(
+        min_length=1, max_length=100_000, description="the mixtures to choose among (e.g. a replay's pool)")
+    method: str | None = None
+    seed: Seed | None = Field(default=None, description="fixed seed: the same data gives the same answer")
 
 
 class PredictedPoint(BaseModel):

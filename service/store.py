@@ -433,6 +433,18 @@ class Store:
                                                     Run.state.in_([p.value for p in PENDING_STATES]))
                                   .order_by(Run.pk).limit(limit)))
 
+    def inflight_propose_job(self, exp_id: str, client_id: str) -> Job | None:
+        """The oldest propose job still queued or running for ``client_id``, if any.
+
+        Few propose jobs are in flight per experiment at once, so the ``client_id`` inside the JSON params
+        is matched here rather than by an index.
+        """
+        with self.factory() as s:
+            jobs = s.scalars(select(Job).where(Job.experiment_id == exp_id, Job.kind == "propose",
+                                               Job.state.in_([JobState.queued.value, JobState.running.value]))
+                             .order_by(Job.pk))
+            return next((j for j in jobs if (j.params or {}).get("client_id") == client_id), None)
+
     def claim_ready(self, exp_id: str, job_kind: str, count: int, client_id: str | None) -> list[Run]:
         """Hand out ``count`` waiting ready-queue runs (proposed by ``job_kind`` jobs), oldest first, or none.
 

@@ -15,8 +15,9 @@ import numpy as np
 from mixing.errors import NotEnoughDataError
 from mixing.methods import resolve_method, resolve_recommender
 from mixing.methods.design import best_observed
-from mixing.problem import Candidates
+from mixing.problem import Candidates, Recommendation
 from service.locks import experiment_lock
+from service.models import Experiment
 from service.store import Store
 from workers.context import prediction_dict, search_context
 
@@ -75,12 +76,25 @@ def recommend(store: Store, experiment_id: str, project: str = "default", method
               seed: int | None = None, job_id: str | None = None) -> dict[str, Any]:
     """Compute and store the recommendation for the experiment's current data."""
     exp = store.get_experiment(experiment_id, project)
+    rec, data_version, payload = compute_recommendation(store, exp, method_name, seed)
+    prop = store.save_recommendation(exp.id, rec.method, data_version, rec.n_runs, payload, job_id)
+    _store_hints(store, exp.id, [rec.details])
+    return {"proposal_id": prop.id, "method": rec.method, "data_version": data_version}
+
+
+def compute_recommendation(store: Store, exp: Experiment, method_name: str = "auto", seed: int | None = None,
+                           candidates: np.ndarray | None = None) -> tuple[Recommendation, int, dict[str, Any]]:
+    """(recommendation, data version it saw, its stored form) for the current data; stores nothing.
+
+    ``candidates`` (mixtures, in domain order) restricts the choice to them. A model that cannot fit yet
+    gives way to the best observed run.
+    """
     ctx, snap = search_context(store, exp, seed)
     t0 = time.perf_counter()
     try:
-        rec = resolve_recommender(method_name, ctx).recommend(ctx)
+        rec = resolve_recommender(method_name, ctx).recommend(ctx, candidates)
     except NotEnoughDataError:
-        rec = best_observed(ctx, "best-observed")
+        rec = best_observed(ctx, "best-observed", candidates)
     payload = {
         "mixture": [float(x) for x in rec.mixture],
         "fidelity": [float(x) for x in rec.fidelity],
@@ -88,9 +102,7 @@ def recommend(store: Store, experiment_id: str, project: str = "default", method
         "details": _jsonable(rec.details),
         "duration_s": time.perf_counter() - t0,
     }
-    prop = store.save_recommendation(exp.id, rec.method, snap.data_version, rec.n_runs, payload, job_id)
-    _store_hints(store, exp.id, [rec.details])
-    return {"proposal_id": prop.id, "method": rec.method, "data_version": snap.data_version}
+    return rec, snap.data_version, payload
 
 
 def _candidates(params: dict[str, Any]) -> Candidates | None:

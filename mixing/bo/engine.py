@@ -3,8 +3,9 @@
 Suggest: fit the GP (warm-started), believe the pending runs, score a feasible pool of (mixture, fidelity)
 pairs by information about the target-fidelity minimum per unit cost, refine around the best, then build
 the batch greedily (see :mod:`mixing.bo.acquisition`). Recommend: minimise the posterior mean at the
-target fidelity over the same kind of pool, refined locally, and report its interval -- unless a mixture
-already run at the target is not confidently beaten (see :func:`recommend`).
+target fidelity over the same kind of pool, refined locally (or over the caller's mixtures), and report
+its interval -- unless a mixture already run at the target is not confidently beaten (see
+:func:`recommend`).
 
 Fidelity is chosen among *levels*: the distinct fidelities already run plus the cheapest and the target
 ones the problem declares (or exactly the one the caller fixes). Proxy scales are discrete in practice --
@@ -27,7 +28,7 @@ from mixing.bo.encoding import Encoding, encode
 from mixing.bo.pool import RADII, global_pool, local_pool
 from mixing.bo.posterior import ExactPosterior
 from mixing.bo.surrogate import FitSettings, FittedGP, fit_gp
-from mixing.methods.common import first_free_distinct
+from mixing.methods.common import first_free_distinct, members
 from mixing.problem import Observations, Problem
 from mixing.simplex import FloatArray
 
@@ -75,6 +76,12 @@ class Surrogate:
     def predict(self, mixtures: FloatArray, fidelities: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Posterior (mean, sd) of the latent loss, in loss units."""
         return self.gp.to_loss(*self.gp.posterior.mean_var(self.inputs(mixtures, fidelities)))
+
+    def difference(self, a: FloatArray, b: FloatArray, fidelity: FloatArray) -> tuple[float, float]:
+        """Posterior (mean, sd) of ``loss(a) - loss(b)`` at ``fidelity``, in loss units, from their joint."""
+        mean, cov = self.gp.posterior.joint(self.inputs(np.stack([a, b]), fidelity))
+        var = float(cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1])
+        return float(mean[0] - mean[1]) * self.gp.y_std, float(np.sqrt(max(var, 0.0))) * self.gp.y_std
 
 
 @dataclass(frozen=True)
@@ -270,16 +277,49 @@ def suggest(
 
 
 def recommend(
-    surrogate: Surrogate, obs: Observations, rng: np.random.Generator, settings: BOSettings
+    surrogate: Surrogate,
+    obs: Observations,
+    rng: np.random.Generator,
+    settings: BOSettings,
+    pool: FloatArray | None = None,
 ) -> tuple[FloatArray, float, float]:
     """The mixture minimising the posterior mean at the target fidelity, with (mean, sd) there.
 
-    Guarded by the runs already made at the target: when the optimum's pessimistic bound (mean plus the
-    reported interval's half-width) does not beat the posterior mean of the best mixture measured there,
-    that measured mixture is recommended instead. Away from target-scale data the optimum rests on what
+    ``pool`` restricts the choice to those mixtures (a caller who can only train some); otherwise the
+    constrained simplex is searched.
+
+    Guarded by the runs already made at the target: the optimum replaces the best mixture measured
+    there only if the posterior is confident that it is better -- if the upper bound of the reported
+    interval on their *difference* is below zero. Away from target-scale data the optimum rests on what
     small proxies say, and they can rank mixtures differently from the target (the tiny-LM search: a
-    confident extrapolation lost to the uniform mixture it had measured at the target size).
+    confident extrapolation lost to the uniform mixture it had measured at the target size). The
+    difference, not the optimum's own interval, is what decides: the target-scale loss is often
+    uncertain mostly by an offset shared by every mixture, which says nothing about which one is better.
     """
+    problem = surrogate.problem
+    target = problem.fidelity.target
+    measured = _measured_at(obs, target, problem)
+    if pool is None:
+        best = _posterior_mean_optimum(surrogate, obs, rng, settings)
+    else:
+        pool = np.atleast_2d(pool)
+        mean, _ = surrogate.predict(pool, target)
+        best = pool[int(np.argmin(mean))]
+        measured = measured[members(measured, pool)]
+    if len(measured):
+        measured_mean, _ = surrogate.predict(measured, target)
+        incumbent = measured[int(np.argmin(measured_mean))]
+        gap, gap_sd = surrogate.difference(best, incumbent, target)
+        if gap + settings.interval_z * gap_sd >= 0.0:
+            best = incumbent
+    m, s = surrogate.predict(best[None], target)
+    return best, float(m[0]), float(s[0])
+
+
+def _posterior_mean_optimum(
+    surrogate: Surrogate, obs: Observations, rng: np.random.Generator, settings: BOSettings
+) -> FloatArray:
+    """Minimise the posterior mean at the target over a global pool, refined in shrinking local rounds."""
     problem = surrogate.problem
     target = problem.fidelity.target
     seen = (
@@ -296,16 +336,7 @@ def recommend(
         )
         local_mean, _ = surrogate.predict(local, target)
         pool, mean = np.concatenate([pool, local]), np.concatenate([mean, local_mean])
-    best = pool[int(np.argmin(mean))]
-    m, s = surrogate.predict(best[None], target)
-    measured = _measured_at(obs, target, problem)
-    if len(measured):
-        measured_mean, _ = surrogate.predict(measured, target)
-        i = int(np.argmin(measured_mean))
-        if m[0] + settings.interval_z * s[0] >= measured_mean[i]:
-            best = measured[i]
-            m, s = surrogate.predict(best[None], target)
-    return best, float(m[0]), float(s[0])
+    return pool[int(np.argmin(mean))]
 
 
 def _measured_at(obs: Observations, fidelity: FloatArray, problem: Problem) -> FloatArray:

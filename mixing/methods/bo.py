@@ -89,10 +89,10 @@ class BayesOptMethod:
             for p in picks
         ]
 
-    def recommend(self, ctx: SearchContext) -> Recommendation:
+    def recommend(self, ctx: SearchContext, candidates: FloatArray | None = None) -> Recommendation:
         with cpu_threads():
             surrogate, obs = self.fit(ctx)
-            mixture, mean, sd = engine.recommend(surrogate, obs, ctx.rng, self.settings)
+            mixture, mean, sd = engine.recommend(surrogate, obs, ctx.rng, self.settings, candidates)
         return Recommendation(
             mixture=mixture,
             fidelity=ctx.problem.fidelity.target.copy(),

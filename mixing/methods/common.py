@@ -1,8 +1,11 @@
-"""Helpers shared by search methods: data selection by fidelity and pending-point exclusion."""
+"""Helpers shared by search methods: data selection by fidelity, pending-point exclusion, pool choice."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+from scipy.spatial import cKDTree
 
 from mixing.problem import Observations, Problem
 from mixing.simplex import FloatArray
@@ -72,3 +75,22 @@ def _repeats(point: FloatArray, fidelity: FloatArray, mixtures: FloatArray, fide
     if not same_mix.any():
         return False
     return not fidelity.size or bool(np.any(np.all(np.isclose(fidelities[same_mix], fidelity, rtol=1e-9), axis=1)))
+
+
+def best_candidate(loss: Callable[[FloatArray], FloatArray], candidates: FloatArray) -> tuple[FloatArray, float]:
+    """(mixture, loss) of the candidate with the lowest predicted loss.
+
+    A recommendation restricted to a pool is the pool's best point itself: averaging the top few, as the
+    simplex optimisers do against one over-optimistic prediction, would leave the pool.
+    """
+    losses = loss(candidates)
+    i = int(np.argmin(losses))
+    return candidates[i], float(losses[i])
+
+
+def members(mixtures: FloatArray, pool: FloatArray) -> np.ndarray:
+    """Mask of ``mixtures`` that are rows of ``pool`` (within :data:`SAME_POINT_L1`)."""
+    if len(mixtures) == 0 or len(pool) == 0:
+        return np.zeros(len(mixtures), dtype=bool)
+    dist, _ = cKDTree(pool).query(mixtures, k=1, p=1)  # pools run to 10^5 rows: no pairwise matrix
+    return np.asarray(dist < SAME_POINT_L1)

@@ -13,7 +13,7 @@ import numpy as np
 from mixing.design import space_filling_design
 from mixing.errors import NotEnoughDataError
 from mixing.methods.base import SearchContext
-from mixing.methods.common import SAME_POINT_L1, exclude_taken, nearest_fidelity_rows
+from mixing.methods.common import SAME_POINT_L1, exclude_taken, members, nearest_fidelity_rows
 from mixing.problem import Candidates, Prediction, Proposal, Recommendation
 from mixing.sampling import uniform_candidates
 from mixing.simplex import FloatArray
@@ -37,8 +37,8 @@ class DesignMethod:
                                     existing=np.concatenate([taken, first]))
         return [Proposal(mixture=p, fidelity=fid.copy(), method=self.name) for p in [*first, *rest]]
 
-    def recommend(self, ctx: SearchContext) -> Recommendation:
-        return best_observed(ctx, self.name)
+    def recommend(self, ctx: SearchContext, candidates: FloatArray | None = None) -> Recommendation:
+        return best_observed(ctx, self.name, candidates)
 
 
 class RandomMethod:
@@ -57,8 +57,8 @@ class RandomMethod:
         points = uniform_candidates(count, ctx.problem.constraints, ctx.rng)
         return [Proposal(mixture=p, fidelity=fid.copy(), method=self.name) for p in points]
 
-    def recommend(self, ctx: SearchContext) -> Recommendation:
-        return best_observed(ctx, self.name)
+    def recommend(self, ctx: SearchContext, candidates: FloatArray | None = None) -> Recommendation:
+        return best_observed(ctx, self.name, candidates)
 
 
 def baselines_not_run(ctx: SearchContext, fidelity: FloatArray) -> FloatArray:
@@ -83,11 +83,17 @@ def baselines_not_run(ctx: SearchContext, fidelity: FloatArray) -> FloatArray:
     return np.asarray(out, dtype=np.float64).reshape(len(out), c.n_domains)
 
 
-def best_observed(ctx: SearchContext, method: str) -> Recommendation:
-    """The best completed run at the fidelity nearest the target (no model, so no interval)."""
+def best_observed(ctx: SearchContext, method: str, candidates: FloatArray | None = None) -> Recommendation:
+    """The best completed run at the fidelity nearest the target (no model, so no interval).
+
+    With ``candidates``, only runs of those mixtures count.
+    """
     problem, obs = ctx.problem, ctx.observations
+    if candidates is not None:
+        obs = obs.completed_subset(members(obs.mixtures, candidates))
     if obs.n == 0:
-        raise NotEnoughDataError("a recommendation needs completed runs", 1, 0)
+        where = " of a candidate mixture" if candidates is not None else ""
+        raise NotEnoughDataError(f"a recommendation needs completed runs{where}", 1, 0)
     rows = nearest_fidelity_rows(problem, obs, problem.fidelity.target, 1)
     loss = problem.loss(obs.metrics[rows])
     best = rows[int(np.argmin(loss))]

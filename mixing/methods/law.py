@@ -26,7 +26,7 @@ from mixing.laws.base import MixingLaw
 from mixing.laws.gp import NORMAL_Q90, SimplexGP
 from mixing.laws.threads import single_threaded
 from mixing.methods.base import SearchContext
-from mixing.methods.common import SAME_POINT_L1, exclude_taken, nearest_fidelity_rows
+from mixing.methods.common import SAME_POINT_L1, best_candidate, exclude_taken, nearest_fidelity_rows
 from mixing.optimize import candidate_pool, optimize_mixture
 from mixing.problem import Candidates, Prediction, Proposal, Recommendation
 from mixing.selection import ENSEMBLE
@@ -172,24 +172,29 @@ class LawMethod:
         return conformal_halfwidth(oof - loss(y))
 
     # ------------------------------------------------------------------------------------ the interface
-    def recommend(self, ctx: SearchContext) -> Recommendation:
+    def recommend(self, ctx: SearchContext, candidates: FloatArray | None = None) -> Recommendation:
         problem = ctx.problem
         fitted = self.fit(ctx)
-        opt = optimize_mixture(
-            lambda m: fitted.loss(ctx, m),
-            problem.constraints,
-            prior=problem.prior,
-            rng=ctx.rng,
-            differentiable=fitted.law.differentiable,
-            n_candidates=self.n_candidates,
-            top_k=self.top_k,
-            interval_fn=fitted.interval_fn(ctx),
-        )
-        half = float(fitted.halfwidths(ctx, opt.mixture[None, :])[0])
+        if candidates is None:
+            opt = optimize_mixture(
+                lambda m: fitted.loss(ctx, m),
+                problem.constraints,
+                prior=problem.prior,
+                rng=ctx.rng,
+                differentiable=fitted.law.differentiable,
+                n_candidates=self.n_candidates,
+                top_k=self.top_k,
+                interval_fn=fitted.interval_fn(ctx),
+            )
+            mixture, value, optimizer = opt.mixture, opt.value, opt.details
+        else:
+            mixture, value = best_candidate(lambda m: fitted.loss(ctx, m), candidates)
+            optimizer = {"pool": len(candidates)}
+        half = float(fitted.halfwidths(ctx, mixture[None, :])[0])
         return Recommendation(
-            mixture=opt.mixture,
+            mixture=mixture,
             fidelity=problem.fidelity.target,
-            predicted=fitted.prediction(ctx, opt.value, half),
+            predicted=fitted.prediction(ctx, value, half),
             method=self.name,
             n_runs=len(fitted.rows),
             details={
@@ -197,7 +202,7 @@ class LawMethod:
                 "selection": fitted.selection,
                 "interval": fitted.interval_source,
                 "interval_coverage": 0.9,
-                "optimizer": opt.details,
+                "optimizer": optimizer,
                 "fitted_on_fidelities": "all" if fitted.at is not None else "nearest",
             },
         )

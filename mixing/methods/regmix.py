@@ -16,7 +16,7 @@ from mixing.conformal import conformal_halfwidth, oof_predictions
 from mixing.errors import NotEnoughDataError
 from mixing.laws.regmix import RegMixLightGBM
 from mixing.methods.base import SearchContext
-from mixing.methods.common import exclude_taken, nearest_fidelity_rows
+from mixing.methods.common import best_candidate, exclude_taken, nearest_fidelity_rows
 from mixing.problem import Candidates, Prediction, Proposal, Recommendation
 from mixing.sampling import prior_candidates
 from mixing.search import average_top_k
@@ -69,16 +69,21 @@ class RegMixMethod:
         level = obs.fidelities[rows[0]] if problem.fidelity.n_axes else np.zeros(0)
         return FittedRegMix(make().fit(x, None, y), halfwidth, rows, level)
 
-    def recommend(self, ctx: SearchContext) -> Recommendation:
+    def recommend(self, ctx: SearchContext, candidates: FloatArray | None = None) -> Recommendation:
         fitted = self.fit(ctx)
-        cands = prior_candidates(self.n_candidates, ctx.problem.constraints, ctx.problem.prior, ctx.rng)
-        top = average_top_k(lambda m: fitted.loss(ctx, m), cands, ctx.problem.constraints, self.top_k)
-        loss = float(fitted.loss(ctx, top.mixture[None, :])[0])
+        if candidates is None:
+            cands = prior_candidates(self.n_candidates, ctx.problem.constraints, ctx.problem.prior, ctx.rng)
+            top = average_top_k(lambda m: fitted.loss(ctx, m), cands, ctx.problem.constraints, self.top_k)
+            mixture = top.mixture
+            loss = float(fitted.loss(ctx, mixture[None, :])[0])
+        else:
+            mixture, loss = best_candidate(lambda m: fitted.loss(ctx, m), candidates)
         return Recommendation(
-            mixture=top.mixture, fidelity=ctx.problem.fidelity.target, predicted=fitted.prediction(ctx, loss),
+            mixture=mixture, fidelity=ctx.problem.fidelity.target, predicted=fitted.prediction(ctx, loss),
             method=self.name, n_runs=len(fitted.rows),
             details={"fitted_at_fidelity": fitted.fidelity.tolist(), "top_k": self.top_k,
-                     "n_candidates": self.n_candidates, "conformal_halfwidth_90": fitted.halfwidth},
+                     "n_candidates": self.n_candidates if candidates is None else len(candidates),
+                     "conformal_halfwidth_90": fitted.halfwidth},
         )
 
     def suggest(self, ctx: SearchContext, count: int, fidelity: FloatArray | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -68,7 +69,14 @@ def replay(runs_csv: Path, mixture_prefix: str, fidelity_column: str, cost_colum
     if as_json:
         click.echo(text)
         return
-    click.echo(f"{'method':<22}{'cost to 1%':>12}{'reached':>9}{'final regret':>14}{'wall s':>9}")
+    click.echo(f"{'method':<22}{'cost to 1%':>12}{'reached':>9}{'stays in 1% from':>18}{'stayed':>8}"
+               f"{'final regret':>14}{'wall s':>9}")
     for name, row in result["methods"].items():
-        click.echo(f"{name:<22}{row['median_cost_to_within_1pct']:>12.0f}{row['reached']:>6}/{row['seeds']:<2}"
+        click.echo(f"{name:<22}{_cost(row['median_cost_to_within_1pct']):>12}{row['reached']:>6}/{row['seeds']:<2}"
+                   f"{_cost(row['median_cost_to_stay_within_1pct']):>18}{row['stayed']:>5}/{row['seeds']:<2}"
                    f"{row['median_final_regret']:>14.4f}{row['median_wall_s']:>9.1f}")
+
+
+def _cost(value: float) -> str:
+    """A median cost, or ``never`` where the median seed did not get there (inf; null in the JSON)."""
+    return f"{value:.0f}" if math.isfinite(value) else "never"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import numpy as np
@@ -21,6 +23,7 @@ from service.schemas import (
     PredictRequest,
     PredictResponse,
     RecommendationOut,
+    RecommendationRequest,
     SuggestionRequest,
     SuggestionResponse,
 )
@@ -64,27 +67,40 @@ def suggest(experiment_id: str, body: SuggestionRequest, response: Response, st:
     if candidates is not None and len(candidates["mixtures"]) == 0:
         raise InvalidInput("candidates must not be empty", field="candidates")
     present = RunPresenter(exp.spec)
-    runs = st.store.suggestions_held(exp.id, body.client_id, body.count) if body.client_id else []
-    if len(runs) == body.count:
-        response.status_code = 200
-        return SuggestionResponse(runs=[present.run(r) for r in runs])
-    if body.method is None and body.fidelity is None and body.candidates is None:
-        runs += st.store.claim_ready(exp.id, READY_KIND, body.count - len(runs), body.client_id)
-    missing = body.count - len(runs)
-    if not missing:
-        return SuggestionResponse(runs=[present.run(r) for r in runs])
-    params: dict[str, Any] = {"count": missing, "method": method, "fidelity": fidelity, "project": project,
-                              "seed": body.seed if body.seed is not None else st.settings.seed,
-                              "client_id": body.client_id}
-    if candidates is not None:
-        params["candidates"] = candidates
-    job = st.store.create_job("propose", exp.id, params)
-    st.dispatcher.submit("propose", job.id)
+    # One request per client at a time up to the job: a retry sent while the first request is still
+    # computing joins the first one's job instead of proposing a second batch.
+    with experiment_lock(st.store.engine, exp.id, f"client {body.client_id}") if body.client_id \
+            else nullcontext():
+        runs = st.store.suggestions_held(exp.id, body.client_id, body.count) if body.client_id else []
+        if len(runs) == body.count:
+            response.status_code = 200
+            return SuggestionResponse(runs=[present.run(r) for r in runs])
+        joined = st.store.inflight_propose_job(exp.id, body.client_id) if body.client_id else None
+        if joined is None:
+            if body.method is None and body.fidelity is None and body.candidates is None:
+                runs += st.store.claim_ready(exp.id, READY_KIND, body.count - len(runs), body.client_id)
+            missing = body.count - len(runs)
+            if not missing:
+                return SuggestionResponse(runs=[present.run(r) for r in runs])
+            params: dict[str, Any] = {"count": missing, "method": method, "fidelity": fidelity,
+                                      "project": project,
+                                      "seed": body.seed if body.seed is not None else st.settings.seed,
+                                      "client_id": body.client_id}
+            if candidates is not None:
+                params["candidates"] = candidates
+            job = st.store.create_job("propose", exp.id, params)
+            st.dispatcher.submit("propose", job.id)
+        else:
+            job = joined
     if not st.dispatcher.wait(job.id, st.settings.sync_budget_s):
         return JSONResponse(JobAccepted(job=job_out(st.store.get_job(job.id))).model_dump(mode="json"), 202)
     job = st.store.get_job(job.id)
     if job.state == "failed":
         raise Conflict(f"suggestion failed: {job.error}", code="suggestion_failed", details={"job_id": job.id})
+    if joined is not None:  # every run is the earlier request's, handed to this client: as a retry gets them
+        response.status_code = 200
+        return SuggestionResponse(runs=[present.run(r) for r in
+                                        st.store.suggestions_held(exp.id, job.params["client_id"], body.count)])
     ids = (job.result or {}).get("run_ids", [])
     return SuggestionResponse(runs=[present.run(r) for r in runs]
                               + [present.run(st.store.get_run(exp.id, rid, project)) for rid in ids])
@@ -122,11 +138,40 @@ def recommendation(experiment_id: str, st: State, project: Project,
                     raise Conflict(f"no recommendation yet: {exc}", code="not_enough_data") from exc
                 prop = st.store.latest_recommendation(exp.id)
     assert prop is not None
-    present = RunPresenter(exp.spec)
-    p = prop.payload
-    return RecommendationOut(mixture=present.mixture(p["mixture"]), fidelity=present.fidelity(p["fidelity"]),
-                             predicted=p["predicted"], method=prop.method, n_runs=prop.n_runs,
-                             data_version=prop.data_version, details=p.get("details", {}), created_at=prop.created_at)
+    return _recommendation_out(exp.spec, prop.payload, prop.method, prop.n_runs, prop.data_version,
+                               prop.created_at)
+
+
+@router.post("/recommendation", response_model=RecommendationOut)
+def recommendation_among(experiment_id: str, body: RecommendationRequest, st: State, project: Project
+                         ) -> RecommendationOut:
+    """The best of the given mixtures at the target fidelity, for a caller who can only train those.
+
+    Computed for the current data and not stored: the experiment's own recommendation (GET) stays the
+    one over the whole constrained simplex.
+    """
+    exp = st.store.get_experiment(experiment_id, project)
+    method_name = _check_method(body.method)
+    rules = ReportRules.of(exp.spec)
+    constraints = constraints_from_spec(exp.spec)
+    candidates = np.array([rules.mixture(m, f"candidates[{i}]") for i, m in enumerate(body.candidates)])
+    for i, vec in enumerate(candidates):
+        check_bounds(constraints, rules.domains, vec, f"candidates[{i}]")
+    seed = body.seed if body.seed is not None else st.settings.seed
+    try:
+        rec, data_version, payload = tasks.compute_recommendation(st.store, exp, method_name, seed, candidates)
+    except NotEnoughDataError as exc:
+        raise Conflict(f"no recommendation yet: {exc}", code="not_enough_data") from exc
+    return _recommendation_out(exp.spec, payload, rec.method, rec.n_runs, data_version, datetime.now(UTC))
+
+
+def _recommendation_out(spec: dict[str, Any], payload: dict[str, Any], method: str, n_runs: int,
+                        data_version: int, created_at: datetime) -> RecommendationOut:
+    present = RunPresenter(spec)
+    return RecommendationOut(mixture=present.mixture(payload["mixture"]),
+                             fidelity=present.fidelity(payload["fidelity"]), predicted=payload["predicted"],
+                             method=method, n_runs=n_runs, data_version=data_version,
+                             details=payload.get("details", {}), created_at=created_at)
 
 
 @router.post("/predict", response_model=PredictResponse)
@@ -137,7 +182,7 @@ def predict(experiment_id: str, body: PredictRequest, st: State, project: Projec
     x = np.array([rules.mixture(m, f"mixtures[{i}]") for i, m in enumerate(body.mixtures)])
     fid = np.asarray(rules.fidelity(body.fidelity, "fidelity", allow_partial=True)) \
         if body.fidelity is not None else None
-    ctx, _ = search_context(st.store, exp, st.settings.seed)
+    ctx, _ = search_context(st.store, exp, body.seed if body.seed is not None else st.settings.seed)
     method = resolve_recommender(method_name, ctx)
     if not hasattr(method, "predict"):
         method = available_methods()["regmix"]()

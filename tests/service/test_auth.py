@@ -155,6 +155,8 @@ def test_scopes_are_enforced_and_a_hidden_experiment_stays_404(secured: Secured)
     assert reader.post(f"/v1/experiments/{eid}/suggestions", json={"count": 1}).status_code == 403
     # predict is a POST that only reads: a read token may call it (409: no data to predict from yet)
     assert reader.post(f"/v1/experiments/{eid}/predict", json={"mixtures": [MIXTURE]}).status_code == 409
+    assert reader.post(f"/v1/experiments/{eid}/recommendation", json={"candidates": [MIXTURE]}
+                       ).status_code == 409
     # a too-weak token on another project's experiment learns nothing: 404, not 403
     r = outsider.post(f"/v1/experiments/{eid}/runs", json=REPORT)
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"

@@ -66,6 +66,10 @@ def test_replay_reports_trajectories_costs_and_regret(tmp_path: Path) -> None:
         assert np.isclose(t["final_regret"], values[-1] - data["objective_best"])
         within = np.flatnonzero(values - data["objective_best"] <= 0.01 * data["objective_range"])
         assert t["cost_to_within"] == (costs[within[0]] if len(within) else None)
+        outside = np.flatnonzero(values - data["objective_best"] > 0.01 * data["objective_range"])
+        stays = None if len(outside) and outside[-1] == len(values) - 1 else \
+            costs[outside[-1] + 1 if len(outside) else 0]
+        assert t["cost_to_stay_within"] == stays
         if t["method"] == "random":  # model-free, at the target only: every run costs 60
             assert np.allclose(np.diff(np.concatenate([[0.0], costs])) % 60, 0)
     assert data["methods"]["bo"]["reached"] >= 1, "BO finds the bowl's bottom within the budget"
@@ -83,7 +87,7 @@ def test_censored_costs_stay_infinite_in_memory_and_are_written_as_null(
         if method == "regmix":
             return Trajectory(method, seed, n_runs=1)
         cost = reached[method, seed]
-        return Trajectory(method, seed, [60.0, 120.0], [2.2, 2.0], cost, 0.0 if cost else 0.2, 2, 0.1)
+        return Trajectory(method, seed, [60.0, 120.0], [2.2, 2.0], cost, cost, 0.0 if cost else 0.2, 2, 0.1)
 
     # the package re-exports the command under the module's name, so fetch the module itself
     monkeypatch.setattr(importlib.import_module("service.cli.replay"), "run_replay", fake_replay)
@@ -101,5 +105,25 @@ def test_censored_costs_stay_infinite_in_memory_and_are_written_as_null(
     methods = strict_json(out.read_text())["methods"]
     assert methods["random"]["median_cost_to_within_1pct"] is None and methods["random"]["reached"] == 1
     assert methods["bo"]["median_cost_to_within_1pct"] == 24.0 and methods["bo"]["reached"] == 3
+    assert methods["random"]["median_cost_to_stay_within_1pct"] is None and methods["random"]["stayed"] == 1
+    assert methods["bo"]["median_cost_to_stay_within_1pct"] == 24.0
     assert methods["regmix"]["median_cost_to_within_1pct"] is None
     assert methods["regmix"]["median_final_regret"] is None
+
+
+def test_a_replay_is_repeatable_and_its_seeds_differ(tmp_path: Path) -> None:
+    """Every request carries a seed derived from the replay's, so the same seed gives the same trajectory."""
+    path, _ = pool_csv(tmp_path)
+
+    def trajectories(name: str) -> list[dict[str, Any]]:
+        out = tmp_path / name
+        result = CliRunner().invoke(replay, [
+            "--runs", str(path), "--mixture-prefix", "mix/", "--fidelity-column", "params", "--cost-column",
+            "cost", "--objective", "loss", "--target-fidelity", str(HIGH), "--budget", "200", "--seeds", "2",
+            "--methods", "bo", "--batch", "4", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        return [{k: t[k] for k in ("seed", "costs", "values")} for t in strict_json(out.read_text())["trajectories"]]
+
+    first, second = trajectories("a.json"), trajectories("b.json")
+    assert first == second
+    assert first[0]["costs"] != first[1]["costs"] or first[0]["values"] != first[1]["values"]

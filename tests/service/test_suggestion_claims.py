@@ -10,12 +10,17 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
+import numpy as np
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from service.app import create_app
+from service.embedded import embedded_server
 from service.models import Job
+from service.settings import Settings
 from service.store import Store
-from tests.service.helpers import create, seed_runs
+from tests.service.helpers import DOMAINS, create, seed_runs, spec, synthetic_losses, wait_for_job
 from workers.refit import READY_KIND, top_up_ready_queue
 
 
@@ -100,3 +105,46 @@ def test_concurrent_claims_never_share_a_queued_run(api: TestClient) -> None:
     claimed = [rid for ids in results for rid in ids]
     assert len(claimed) == len(set(claimed)) == 6 and set(claimed) == queued
     assert sorted(len(ids) for ids in results) == [0, 0, 1, 1, 1, 1, 1, 1]
+
+
+def test_simultaneous_requests_of_one_client_share_one_batch(database_url: str) -> None:
+    """A retry sent while the first request is still proposing joins its job: one batch, not one per request."""
+    with embedded_server(Settings(database_url=database_url, auto_migrate=True)) as url:
+        exp = httpx.post(f"{url}/v1/experiments", json=spec()).json()
+        runs = [{"mixture": dict(zip(DOMAINS, w.tolist(), strict=True)), "fidelity": {"params": 1e6},
+                 "metrics": synthetic_losses(w), "client_run_id": f"r{i}"}
+                for i, w in enumerate(np.random.default_rng(0).dirichlet(np.ones(4), 40))]
+        assert httpx.post(f"{url}/v1/experiments/{exp['id']}/runs:batch", json={"runs": runs}).status_code == 200
+        body = {"count": 2, "client_id": "trainer-7", "method": "regmix"}  # a model fit: the request takes time
+
+        def ask(_: int) -> httpx.Response:
+            return httpx.post(f"{url}/v1/experiments/{exp['id']}/suggestions", json=body, timeout=120)
+
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(ask, range(4)))
+        suggested = httpx.get(f"{url}/v1/experiments/{exp['id']}/runs", params={"state": "suggested"}).json()
+    assert all(a.status_code in (200, 201) for a in answers), [a.text for a in answers]
+    ids = [sorted(r["id"] for r in a.json()["runs"]) for a in answers]
+    assert all(i == ids[0] for i in ids) and len(ids[0]) == 2
+    assert sorted(r["id"] for r in suggested["runs"]) == ids[0]
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 201]
+
+
+def test_a_retry_while_the_job_runs_gets_the_same_job_and_then_the_same_runs(settings: Settings) -> None:
+    with TestClient(create_app(settings.model_copy(update={"sync_budget_s": 0.0}))) as api:
+        exp = create(api)
+        seed_runs(api, exp["id"], 40)
+        url = f"/v1/experiments/{exp['id']}/suggestions"
+        body = {"count": 2, "client_id": "trainer-9", "method": "regmix"}
+        first = api.post(url, json=body)
+        assert first.status_code == 202
+        retry = api.post(url, json=body)
+        if retry.status_code == 202:  # the job is still running: the retry was given the same one
+            assert retry.json()["job"]["id"] == first.json()["job"]["id"]
+        wait_for_job(api, first.json()["job"]["id"])
+        final = api.post(url, json=body)
+        assert final.status_code == 200 and len(final.json()["runs"]) == 2
+        assert retry.status_code == 202 or retry.json()["runs"] == final.json()["runs"]
+        assert _propose_jobs(_store(api), exp["id"]) == 1
+        suggested = api.get(f"/v1/experiments/{exp['id']}/runs", params={"state": "suggested"}).json()["runs"]
+        assert sorted(r["id"] for r in suggested) == sorted(r["id"] for r in final.json()["runs"])

@@ -176,3 +176,48 @@ def test_predict_with_bo_answers_from_the_gp_at_the_requested_fidelity(api: Test
     off = api.post(f"/v1/experiments/{exp['id']}/predict",
                    json={**body, "method": "single-fidelity-bo", "fidelity": {"params": 1e6}})
     assert off.status_code == 422 and off.json()["error"]["field"] == "fidelity", off.text
+
+
+def test_recommendation_among_candidates_picks_the_best_of_them_and_stores_nothing(api: TestClient) -> None:
+    exp = create(api, domains=[{"name": "web", "max_weight": 0.8}, {"name": "code"}, {"name": "papers"},
+                               {"name": "math"}])
+    url = f"/v1/experiments/{exp['id']}/recommendation"
+    pool = np.random.default_rng(4).dirichlet(np.ones(4), size=15) * np.array([0.8, 1, 1, 1])
+    pool /= pool.sum(axis=1, keepdims=True)
+    pool = pool[pool[:, 0] <= 0.8]
+    cands = [dict(zip(DOMAINS, p.tolist(), strict=True)) for p in pool]
+    assert api.post(url, json={"candidates": cands}).json()["error"]["code"] == "not_enough_data"
+    seed_runs(api, exp["id"], 120)
+    truth = np.array([np.mean(list(synthetic_losses(p).values())) for p in pool])
+    for method in ("law", "regmix"):
+        r = api.post(url, json={"candidates": cands, "method": method, "seed": 3})
+        assert r.status_code == 200, r.text
+        got = _vec(r.json()["mixture"])
+        i = int(np.argmin(np.abs(pool - got).sum(axis=1)))
+        assert np.abs(pool[i] - got).sum() < 1e-9, method  # one of the candidates itself ...
+        assert truth[i] <= np.sort(truth)[2], method  # ... and among the truly best three
+    # Model-free: the best run measured on a candidate mixture, and none has been measured yet.
+    assert api.post(url, json={"candidates": cands, "method": "design"}).status_code == 409
+    api.post(f"/v1/experiments/{exp['id']}/runs", json={
+        "mixture": cands[0], "fidelity": {"params": 1e6}, "metrics": synthetic_losses(pool[0])})
+    r = api.post(url, json={"candidates": cands, "method": "design"})
+    assert r.status_code == 200 and np.allclose(_vec(r.json()["mixture"]), pool[0])
+    # a query: the experiment's own recommendation is still computed over the whole simplex
+    assert api.get(url).json()["details"].get("optimizer", {}).get("pool") is None
+
+
+@pytest.mark.parametrize(("body", "field", "code"), [
+    ({"candidates": []}, "candidates", "invalid_input"),
+    ({"candidates": [{"web": 0.5, "code": 0.5, "papers": 0, "math": 0}], "method": "magic"}, "method",
+     "unknown_method"),
+    ({"candidates": [{"web": 0.9, "code": 0.1, "papers": 0, "math": 0}]}, "candidates[0].web",
+     "constraint_violation"),
+    ({"candidates": [{"web": 0.5, "code": 0.5, "papers": 0, "spam": 0}]}, "candidates[0].spam", "invalid_mixture"),
+])
+def test_bad_recommendation_requests_name_the_field(api: TestClient, body: dict, field: str, code: str) -> None:
+    exp = create(api, domains=[{"name": "web", "max_weight": 0.8}, {"name": "code"}, {"name": "papers"},
+                               {"name": "math"}])
+    seed_runs(api, exp["id"], 5)
+    r = api.post(f"/v1/experiments/{exp['id']}/recommendation", json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"].startswith(field) and r.json()["error"]["code"] == code, r.json()

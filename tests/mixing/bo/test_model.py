@@ -42,6 +42,23 @@ def test_exact_posterior_matches_botorch() -> None:
     assert torch.allclose(joint, model.posterior(z[:5]).mvn.covariance_matrix, atol=1e-8)
 
 
+def test_difference_of_two_mixtures_is_botorchs_joint_posterior_in_loss_units() -> None:
+    s = _fitted()
+    post = s.gp.posterior
+    model = botorch_model(post.x, post.y, 4, 1, s.gp.state["params"])
+    a, b = np.random.default_rng(2).dirichlet(np.ones(4), 2)
+    gap, gap_sd = s.difference(a, b, np.array([HIGH]))
+    with torch.no_grad():
+        mvn = model.posterior(s.inputs(np.stack([a, b]), np.array([HIGH]))).mvn
+    cov = mvn.covariance_matrix
+    assert np.isclose(gap, float(mvn.mean[0] - mvn.mean[1]) * s.gp.y_std, rtol=1e-6)
+    assert np.isclose(gap_sd, float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]) ** 0.5 * s.gp.y_std, rtol=1e-4)
+    # the loss-unit means of predict() agree, and a mixture does not differ from itself
+    m, _ = s.predict(np.stack([a, b]), np.array([HIGH]))
+    assert np.isclose(gap, m[0] - m[1], rtol=1e-6)
+    assert s.difference(a, a, np.array([HIGH])) == (0.0, 0.0)
+
+
 def test_information_gain_matches_botorch_gibbon() -> None:
     s = _fitted(0, 30, seed=2)  # single level: BoTorch's single-fidelity GIBBON applies directly
     post = s.gp.posterior
