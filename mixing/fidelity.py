@@ -209,18 +209,25 @@ def evaluate_laws(
     n_jobs: int = 1,
     ensemble: bool = True,
     progress: Progress | None = None,
+    score_rows: ArrayLike | None = None,
 ) -> FidelityReport:
     """Cross-validate every law (default: all registered) and score it on held-out sets.
 
     ``y`` is ``(n, k)``; the objective is ``y @ metric_weights`` (default: the mean), with
     ``goal_sign = -1`` when it is maximised. ``heldout`` is one ``(mixtures, fidelity, y)`` triple
     (reported as ``"heldout"``) or a mapping of named triples. ``n_jobs`` processes share the fits.
+
+    ``score_rows`` (indices) are the runs the cross-validation predicts and scores, e.g. those at the
+    fidelity where the law will be used; the folds split them, and each fold trains a fidelity-aware law
+    on every other run but a fidelity-blind one on the other ``score_rows`` only -- each law as it
+    would be fitted for real, so that the laws compete on the same predictions. Default: all runs.
     """
     t0 = time.perf_counter()
     x, t = as_mixtures(mixtures), as_targets(y)
     n, k = t.shape
-    if n < 4:
-        raise NotEnoughDataError("a fidelity report needs runs to cross-validate", 4, n)
+    scored = np.arange(n) if score_rows is None else np.asarray(score_rows, dtype=np.int64).reshape(-1)
+    if len(scored) < 4:
+        raise NotEnoughDataError("a fidelity report needs runs to cross-validate", 4, len(scored))
     f = None if fidelity is None else np.asarray(fidelity, dtype=np.float64).reshape(n, -1)
     w = (
         np.full(k, 1.0 / k)
@@ -234,12 +241,17 @@ def evaluate_laws(
     if len({law.name for law in law_list}) < len(law_list):
         raise ValueError("the laws of one report must have distinct names")
     sets = _heldout_sets(heldout)
-    splits = list(KFold(int(min(max(folds, 2), n)), shuffle=True, random_state=seed).split(x))
+    kfold = KFold(int(min(max(folds, 2), len(scored))), shuffle=True, random_state=seed)
+    everything = np.arange(n)
+    splits = [(np.setdiff1d(everything, scored[test]), scored[test]) for _, test in kfold.split(scored)]
+    # The runs each law may train on: fidelity-blind laws only those at the scored runs' fidelity.
+    universes = [None if score_rows is None or law.uses_fidelity else scored for law in law_list]
     entries = [LawFidelity(name=law.name, params=law_spec(law)["params"], n_runs=n) for law in law_list]
-    tasks = _plan(law_list, entries, splits, x.shape[1], k)
+    tasks = _plan(law_list, entries, splits, universes, x.shape[1], k)
     targets = {FROM_METRICS: t, DIRECT: objective[:, None]}
     jobs = (
-        delayed(_run_task)(task, law_list[task.law], x, f, targets[task.route], splits, sets)
+        delayed(_run_task)(task, law_list[task.law], x, f, targets[task.route], splits, universes[task.law],
+                           sets)
         for task in tasks
     )
     results = (
@@ -258,13 +270,13 @@ def evaluate_laws(
     routes = {FROM_METRICS: _Objective(), DIRECT: _Objective()}
     for i, entry in enumerate(entries):
         if entry.skipped is None:
-            _collect(entry, i, outputs, splits, t, w, routes)
-            _score_entry(entry, routes, objective, truths, goal_sign, top_k)
+            _collect(entry, i, outputs, splits, scored, t, w, routes)
+            _score_entry(entry, routes, objective[scored], truths, goal_sign, top_k)
 
     ensemble_weights = None
     if ensemble and len(routes[FROM_METRICS].oof) >= 2:
         members = [law_spec(law) for law in law_list if law.name in routes[FROM_METRICS].oof]
-        ens, ensemble_weights = _ensemble(members, routes, objective, splits, truths, goal_sign, top_k, n)
+        ens, ensemble_weights = _ensemble(members, routes, objective, splits, scored, truths, goal_sign, top_k)
         ens.fit_s = float(sum(e.fit_s for e in entries if e.name in ensemble_weights))
         entries.append(ens)
     selected = select_law({e.name: _as_mapping(e.cv.get(FROM_METRICS)) for e in entries if e.skipped is None})
@@ -285,13 +297,14 @@ def _plan(
     laws: Sequence[MixingLaw],
     entries: Sequence[LawFidelity],
     splits: list[tuple[np.ndarray, np.ndarray]],
+    universes: Sequence[np.ndarray | None],
     d: int,
     k: int,
 ) -> list[_Task]:
     """Every (law, route, fold) fit to run; laws with too few runs per fold are marked skipped instead."""
-    min_train = min(len(train) for train, _ in splits)
     tasks = []
     for i, law in enumerate(laws):
+        min_train = min(len(_training_rows(train, universes[i])) for train, _ in splits)
         if min_train < law.min_runs(d):
             entries[i].skipped = f"needs {law.min_runs(d)} runs per training fold, has {min_train}"
             continue
@@ -305,11 +318,13 @@ def _collect(
     i: int,
     outputs: Mapping[tuple[int, str, int], _TaskResult],
     splits: list[tuple[np.ndarray, np.ndarray]],
+    scored: np.ndarray,
     t: FloatArray,
     w: FloatArray,
     routes: Mapping[str, _Objective],
 ) -> None:
-    """Assemble law ``i``'s out-of-fold and held-out objective predictions per route (or its failure)."""
+    """Assemble law ``i``'s out-of-fold (at the scored runs) and held-out objective predictions per route
+    (or its failure)."""
     mine = {key: r for key, r in outputs.items() if key[0] == i}
     entry.duration_s = float(sum(r.seconds for r in mine.values()))
     failure = next((r.error for r in mine.values() if r.error and r.task.route == FROM_METRICS), None)
@@ -325,8 +340,11 @@ def _collect(
             oof = mine[(i, route, fold)].oof
             assert oof is not None
             pred[test] = oof.reshape(len(test), -1)
+        pred = pred[scored]
         if route == FROM_METRICS and t.shape[1] > 1:
-            entry.cv_per_metric_spearman = [score(pred[:, j], t[:, j]).spearman for j in range(t.shape[1])]
+            entry.cv_per_metric_spearman = [
+                score(pred[:, j], t[scored, j]).spearman for j in range(t.shape[1])
+            ]
         routes[route].oof[entry.name] = pred @ weights
         routes[route].heldout[entry.name] = {s: p @ weights for s, p in mine[(i, route, -1)].heldout.items()}
 
@@ -354,19 +372,21 @@ def _ensemble(
     routes: Mapping[str, _Objective],
     objective: FloatArray,
     splits: list[tuple[np.ndarray, np.ndarray]],
+    scored: np.ndarray,
     truths: Mapping[str, FloatArray],
     goal_sign: float,
     top_k: int,
-    n: int,
 ) -> tuple[LawFidelity, dict[str, float]]:
     """The stacked ensemble's entry: nested out-of-fold scores, weights from all folds, held-out scores.
 
     Its ``params`` (members and ``from_metrics`` weights) rebuild it with ``make_law("ensemble", ...)``.
     """
     t0 = time.perf_counter()
+    n = len(objective)
     fold_of = np.empty(n, dtype=int)
     for fold, (_, test) in enumerate(splits):
         fold_of[test] = fold
+    fold_of, objective = fold_of[scored], objective[scored]
     entry = LawFidelity(name=ENSEMBLE, n_runs=n, params={})
     weights: dict[str, dict[str, float]] = {}
     for route in (FROM_METRICS, DIRECT):
@@ -394,11 +414,12 @@ def _run_task(
     f: FloatArray | None,
     target: FloatArray,
     splits: list[tuple[np.ndarray, np.ndarray]],
+    universe: np.ndarray | None,
     sets: _Sets,
 ) -> _TaskResult:
     """Fit one law on one fold (or all runs) and predict the left-out runs (or every held-out set)."""
     t0 = time.perf_counter()
-    train = np.arange(len(x)) if task.fold < 0 else splits[task.fold][0]
+    train = _training_rows(np.arange(len(x)) if task.fold < 0 else splits[task.fold][0], universe)
 
     def fidelity_of(rows: np.ndarray) -> FloatArray | None:
         return None if f is None else f[rows]
@@ -415,6 +436,11 @@ def _run_task(
         return _TaskResult(task, None, held, time.perf_counter() - t0, None)
     except LAW_FAILURES as exc:
         return _TaskResult(task, None, {}, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}")
+
+
+def _training_rows(train: np.ndarray, universe: np.ndarray | None) -> np.ndarray:
+    """The rows of ``train`` a law may fit on (all of them, or those in its ``universe``)."""
+    return train if universe is None else np.intersect1d(train, universe)
 
 
 def _heldout_sets(heldout: HeldOut | Mapping[str, HeldOut] | None) -> _Sets:

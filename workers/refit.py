@@ -22,6 +22,7 @@ from typing import Any
 from mixing.errors import NotEnoughDataError
 from mixing.fidelity import FidelityReport, evaluate_laws
 from mixing.methods.base import SearchContext
+from mixing.methods.common import nearest_fidelity_rows
 from service.locks import experiment_lock
 from service.models import Experiment, Fit, new_id
 from service.store import Store
@@ -37,6 +38,8 @@ REFIT_KINDS = ("refit", "reoptimize")
 READY_KIND = "propose_ready"
 #: Cross-validation folds of the fidelity report.
 FOLDS = 5
+#: Runs the scored fidelity level needs (as the law method's quick selection): a 5-fold CV trains on 80%.
+SCORED_LEVEL_MIN_RUNS = 8
 #: Report keys stored in Fit columns of their own rather than in ``scores``.
 _FIT_COLUMNS = ("name", "params", "n_runs", "duration_s", "device")
 _DONE = re.compile(r"\((\d+)/(\d+)\)\s*$")
@@ -121,13 +124,17 @@ def evaluate(ctx: SearchContext, laws: list[str] | None = None,
     """The law engine's cross-validated fidelity report on the context's completed runs.
 
     The runs are presented as the law method fits them: every run with normalised fidelity coordinates
-    when several fidelities were observed, plain mixtures otherwise.
+    when several fidelities were observed, plain mixtures otherwise. With several fidelities the laws
+    are scored where the law method predicts from data: at the observed level nearest the target (with
+    enough runs), fidelity-blind laws fitted on that level only, fidelity-aware ones on every run.
     """
     obs, problem = ctx.observations, ctx.problem
     multi = problem.fidelity.n_axes > 0 and len(obs.distinct_fidelities()) > 1
     fidelity = problem.fidelity.normalise(obs.fidelities) if multi else None
+    score_rows = nearest_fidelity_rows(problem, obs, problem.fidelity.target, SCORED_LEVEL_MIN_RUNS) \
+        if multi else None
     return evaluate_laws(laws, obs.mixtures, fidelity, obs.metrics, problem.metric_weights,
-                         goal_sign=problem.sign, folds=FOLDS, progress=progress)
+                         goal_sign=problem.sign, folds=FOLDS, progress=progress, score_rows=score_rows)
 
 
 def _fold_progress(progress: Progress, every_s: float = 0.5) -> Callable[[str], None]:

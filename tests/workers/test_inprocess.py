@@ -93,3 +93,13 @@ def test_policy_endpoints_validate_and_store(api: TestClient) -> None:
     r = api.post(f"/v1/experiments/{exp['id']}/refits", json={"laws": ["no_such_law"]})
     assert r.status_code == 422 and r.json()["error"]["field"] == "laws[0]"
     assert api.get("/v1/experiments/exp_missing/history").status_code == 404
+
+
+def test_with_two_fidelities_laws_are_scored_at_the_level_nearest_the_target(api: TestClient) -> None:
+    exp = create(api)
+    seed_runs(api, exp["id"], 30, params=1e6)
+    seed_runs(api, exp["id"], 12, params=1e8, seed=1)  # nearer the 1e9 target: where laws are scored
+    job = wait_for_job(api, api.post(f"/v1/experiments/{exp['id']}/refits", json={"laws": LAWS}).json()["job"]["id"])
+    assert job["state"] == "succeeded" and job["result"]["refit"]["n_runs"] == 42
+    scored = [f for f in api.get(f"/v1/experiments/{exp['id']}/fits").json()["fits"] if not f["scores"]["skipped"]]
+    assert scored and {f["scores"]["cv"]["from_metrics"]["n"] for f in scored} == {12}

@@ -165,3 +165,24 @@ def test_stacking_gives_no_weight_to_a_member_that_extrapolates_wildly() -> None
     assert w[2] == 0.0 and np.isclose(w.sum(), 1.0)
     fold_of = np.repeat(np.arange(5), 12)
     assert np.abs(nested_stack(stack, t, fold_of) - t).max() < 1.0
+
+
+def test_scored_rows_are_predicted_as_each_law_is_used_at_that_fidelity() -> None:
+    """Scoring at one level: a fidelity-blind law trains on that level's runs only, so its report equals the
+    report on those runs alone; a fidelity-aware law also learns from the other level's runs."""
+    x_hi, y_hi = _data(40, 3)
+    x_lo, y_lo = _data(60, 4)
+    y_lo = y_lo + 1.0 - 0.8 * x_lo[:, :1]  # small runs: higher and ranked differently
+    x, y = np.vstack([x_lo, x_hi]), np.vstack([y_lo, y_hi])
+    fid = np.r_[np.zeros(60), np.ones(40)][:, None]
+    high = np.arange(60, 100)
+    laws = ["regmix_linear", "scaling_additive"]
+    at_high = evaluate_laws(laws, x, fid, y, seed=5, score_rows=high, ensemble=False)
+    alone = evaluate_laws(["regmix_linear"], x_hi, None, y_hi, seed=5, ensemble=False)
+    blind, aware = at_high.law("regmix_linear"), at_high.law("scaling_additive")
+    assert blind.cv[FROM_METRICS] == alone.law("regmix_linear").cv[FROM_METRICS]
+    assert blind.cv[FROM_METRICS].n == aware.cv[FROM_METRICS].n == 40
+    assert aware.skipped is None
+    # Pooled over both levels (the default), the blind law is scored on 100 runs it cannot tell apart.
+    pooled = evaluate_laws(["regmix_linear"], x, fid, y, seed=5, ensemble=False).law("regmix_linear")
+    assert pooled.cv[FROM_METRICS].n == 100
