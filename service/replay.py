@@ -168,6 +168,7 @@ def summarise(trajectories: list[Trajectory], budget: float) -> dict[str, Any]:
         ts = [t for t in trajectories if t.method == method]
         reach = [t.cost_to_within if t.cost_to_within is not None else np.inf for t in ts]
         stay = [t.cost_to_stay_within if t.cost_to_stay_within is not None else np.inf for t in ts]
+        regrets = [t.final_regret for t in ts if t.final_regret is not None]
         out[method] = {
             "seeds": len(ts),
             # inf (null in JSON): the median seed did not get within 1% before the budget ran out
@@ -176,7 +177,7 @@ def summarise(trajectories: list[Trajectory], budget: float) -> dict[str, Any]:
             "median_cost_to_stay_within_1pct": float(np.median(stay)),
             "stayed": int(sum(np.isfinite(stay))),
             # NaN (null in JSON): no seed got a recommendation to score
-            "median_final_regret": float(np.median([t.final_regret for t in ts if t.final_regret is not None])),
+            "median_final_regret": float(np.median(regrets)) if regrets else math.nan,
             "median_wall_s": float(np.median([t.wall_s for t in ts])),
         }
     return {"budget": budget, "methods": out, "trajectories": [asdict(t) for t in trajectories]}
