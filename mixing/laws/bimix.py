@@ -141,7 +141,8 @@ def _model(own: FloatArray, u: FloatArray | None, sign: FloatArray) -> BatchMode
     def model(theta: FloatArray, rows: np.ndarray, with_jac: bool) -> tuple[FloatArray, FloatArray | None]:
         c, a, la, le = (theta[:, i : i + 1] for i in range(4))
         alpha, eps = np.exp(la), np.exp(le)
-        base = own[rows] + eps
+        # A zero share whose eps underflowed to 0 would make log(base) -inf and the Jacobian infinite.
+        base = np.maximum(own[rows] + eps, np.finfo(np.float64).tiny)
         power = sign[rows, None] * np.exp(np.clip(a - alpha * np.log(base), -700, 700))
         step = np.ones_like(power)
         if u is not None:
