@@ -97,10 +97,8 @@ def suggest(experiment_id: str, body: SuggestionRequest, response: Response, st:
     job = st.store.get_job(job.id)
     if job.state == "failed":
         raise Conflict(f"suggestion failed: {job.error}", code="suggestion_failed", details={"job_id": job.id})
-    if joined is not None:  # every run is the earlier request's, handed to this client: as a retry gets them
-        response.status_code = 200
-        return SuggestionResponse(runs=[present.run(r) for r in
-                                        st.store.suggestions_held(exp.id, job.params["client_id"], body.count)])
+    if joined is not None:  # answer as a retry after that job: its runs first, anything still missing new
+        return suggest(experiment_id, body, response, st, project)
     ids = (job.result or {}).get("run_ids", [])
     return SuggestionResponse(runs=[present.run(r) for r in runs]
                               + [present.run(st.store.get_run(exp.id, rid, project)) for rid in ids])

@@ -107,22 +107,27 @@ def test_concurrent_claims_never_share_a_queued_run(api: TestClient) -> None:
     assert sorted(len(ids) for ids in results) == [0, 0, 1, 1, 1, 1, 1, 1]
 
 
+def _seeded_server_experiment(url: str) -> str:
+    exp = httpx.post(f"{url}/v1/experiments", json=spec()).json()
+    runs = [{"mixture": dict(zip(DOMAINS, w.tolist(), strict=True)), "fidelity": {"params": 1e6},
+             "metrics": synthetic_losses(w), "client_run_id": f"r{i}"}
+            for i, w in enumerate(np.random.default_rng(0).dirichlet(np.ones(4), 40))]
+    assert httpx.post(f"{url}/v1/experiments/{exp['id']}/runs:batch", json={"runs": runs}).status_code == 200
+    return str(exp["id"])
+
+
 def test_simultaneous_requests_of_one_client_share_one_batch(database_url: str) -> None:
     """A retry sent while the first request is still proposing joins its job: one batch, not one per request."""
     with embedded_server(Settings(database_url=database_url, auto_migrate=True)) as url:
-        exp = httpx.post(f"{url}/v1/experiments", json=spec()).json()
-        runs = [{"mixture": dict(zip(DOMAINS, w.tolist(), strict=True)), "fidelity": {"params": 1e6},
-                 "metrics": synthetic_losses(w), "client_run_id": f"r{i}"}
-                for i, w in enumerate(np.random.default_rng(0).dirichlet(np.ones(4), 40))]
-        assert httpx.post(f"{url}/v1/experiments/{exp['id']}/runs:batch", json={"runs": runs}).status_code == 200
+        exp_id = _seeded_server_experiment(url)
         body = {"count": 2, "client_id": "trainer-7", "method": "regmix"}  # a model fit: the request takes time
 
         def ask(_: int) -> httpx.Response:
-            return httpx.post(f"{url}/v1/experiments/{exp['id']}/suggestions", json=body, timeout=120)
+            return httpx.post(f"{url}/v1/experiments/{exp_id}/suggestions", json=body, timeout=120)
 
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(ask, range(4)))
-        suggested = httpx.get(f"{url}/v1/experiments/{exp['id']}/runs", params={"state": "suggested"}).json()
+        suggested = httpx.get(f"{url}/v1/experiments/{exp_id}/runs", params={"state": "suggested"}).json()
     assert all(a.status_code in (200, 201) for a in answers), [a.text for a in answers]
     ids = [sorted(r["id"] for r in a.json()["runs"]) for a in answers]
     assert all(i == ids[0] for i in ids) and len(ids[0]) == 2
@@ -148,3 +153,21 @@ def test_a_retry_while_the_job_runs_gets_the_same_job_and_then_the_same_runs(set
         assert _propose_jobs(_store(api), exp["id"]) == 1
         suggested = api.get(f"/v1/experiments/{exp['id']}/runs", params={"state": "suggested"}).json()["runs"]
         assert sorted(r["id"] for r in suggested) == sorted(r["id"] for r in final.json()["runs"])
+
+
+def test_a_larger_request_joining_a_smaller_ones_job_also_gets_what_is_still_missing(database_url: str) -> None:
+    with embedded_server(Settings(database_url=database_url, auto_migrate=True)) as url:
+        exp_id = _seeded_server_experiment(url)
+
+        def ask(count: int) -> httpx.Response:
+            return httpx.post(f"{url}/v1/experiments/{exp_id}/suggestions",
+                              json={"count": count, "client_id": "t", "method": "regmix"}, timeout=120)
+
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(ask, [2, 2, 3, 2]))
+        suggested = httpx.get(f"{url}/v1/experiments/{exp_id}/runs", params={"state": "suggested"}).json()
+    assert all(a.status_code in (200, 201) for a in answers), [a.text for a in answers]
+    got = [[r["id"] for r in a.json()["runs"]] for a in answers]
+    assert [len(ids) for ids in got] == [2, 2, 3, 2] and len(set(got[2])) == 3
+    assert all(set(ids) <= set(got[2]) for ids in got)  # one pool of this client's runs, never a second batch
+    assert {r["id"] for r in suggested["runs"]} == set(got[2])
