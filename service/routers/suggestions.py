@@ -67,22 +67,25 @@ def suggest(experiment_id: str, body: SuggestionRequest, response: Response, st:
     if candidates is not None and len(candidates["mixtures"]) == 0:
         raise InvalidInput("candidates must not be empty", field="candidates")
     present = RunPresenter(exp.spec)
-    # One request per client at a time up to the job: a retry sent while the first request is still
-    # computing joins the first one's job instead of proposing a second batch.
+    runs = st.store.suggestions_held(exp.id, body.client_id, body.count) if body.client_id else []
+    if len(runs) == body.count:
+        response.status_code = 200
+        return SuggestionResponse(runs=[present.run(r) for r in runs])
+    if body.method is None and body.fidelity is None and body.candidates is None:
+        runs += st.store.claim_ready(exp.id, READY_KIND, body.count - len(runs), body.client_id)
+    if len(runs) == body.count:
+        return SuggestionResponse(runs=[present.run(r) for r in runs])
+    # A model must run. One request per client at a time from here to the job: a retry sent while the
+    # first request is still computing joins the first one's job instead of proposing a second batch.
+    job = None
     with experiment_lock(st.store.engine, exp.id, f"client {body.client_id}") if body.client_id \
             else nullcontext():
-        runs = st.store.suggestions_held(exp.id, body.client_id, body.count) if body.client_id else []
-        if len(runs) == body.count:
-            response.status_code = 200
-            return SuggestionResponse(runs=[present.run(r) for r in runs])
-        joined = st.store.inflight_propose_job(exp.id, body.client_id) if body.client_id else None
-        if joined is None:
-            if body.method is None and body.fidelity is None and body.candidates is None:
-                runs += st.store.claim_ready(exp.id, READY_KIND, body.count - len(runs), body.client_id)
-            missing = body.count - len(runs)
-            if not missing:
-                return SuggestionResponse(runs=[present.run(r) for r in runs])
-            params: dict[str, Any] = {"count": missing, "method": method, "fidelity": fidelity,
+        if body.client_id:
+            job = st.store.inflight_propose_job(exp.id, body.client_id)
+            runs = st.store.suggestions_held(exp.id, body.client_id, body.count)  # others' jobs may be done
+        joined = job is not None
+        if not joined and len(runs) < body.count:
+            params: dict[str, Any] = {"count": body.count - len(runs), "method": method, "fidelity": fidelity,
                                       "project": project,
                                       "seed": body.seed if body.seed is not None else st.settings.seed,
                                       "client_id": body.client_id}
@@ -90,14 +93,15 @@ def suggest(experiment_id: str, body: SuggestionRequest, response: Response, st:
                 params["candidates"] = candidates
             job = st.store.create_job("propose", exp.id, params)
             st.dispatcher.submit("propose", job.id)
-        else:
-            job = joined
+    if job is None:  # a request of this client finished proposing while this one waited for the lock
+        response.status_code = 200
+        return SuggestionResponse(runs=[present.run(r) for r in runs])
     if not st.dispatcher.wait(job.id, st.settings.sync_budget_s):
         return JSONResponse(JobAccepted(job=job_out(st.store.get_job(job.id))).model_dump(mode="json"), 202)
     job = st.store.get_job(job.id)
     if job.state == "failed":
         raise Conflict(f"suggestion failed: {job.error}", code="suggestion_failed", details={"job_id": job.id})
-    if joined is not None:  # answer as a retry after that job: its runs first, anything still missing new
+    if joined:  # answer as a retry after that job does: its runs first, then anything still missing
         return suggest(experiment_id, body, response, st, project)
     ids = (job.result or {}).get("run_ids", [])
     return SuggestionResponse(runs=[present.run(r) for r in runs]
