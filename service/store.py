@@ -7,6 +7,7 @@ with every result change, all-or-nothing batches) hold whichever entry point is 
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -221,9 +222,13 @@ class Store:
         """
         key = (experiment_id, project)
         cached = self._report_specs.get(key)
+        write = None
         if cached is not None:
             spec, rules = cached
-            write = self.validate_report(rules, body, "")
+            # An invalid report is answered by the general path, so an archived experiment's 409 comes first.
+            with contextlib.suppress(InvalidInput):
+                write = self.validate_report(rules, body, "")
+        if write is not None:
             now = utcnow()
             if body.id is None:
                 row = _new_run_row(experiment_id, new_id("run"), write, now)

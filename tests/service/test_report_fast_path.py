@@ -81,6 +81,9 @@ def test_retries_and_archived_experiments_fall_through_to_the_general_path(
     archived = api.post(url, json={**REPORT, "client_run_id": "c"})
     assert archived.status_code == 409 and archived.json()["error"]["code"] == "experiment_archived"
     assert fast_inserts[-1] is None
+    # an invalid report to it is answered as on the general path: archived comes first, not the 422
+    invalid = api.post(url, json={**REPORT, "mixture": {"web": 2.0, "code": 0, "papers": 0, "math": 0}})
+    assert invalid.status_code == 409 and invalid.json()["error"]["code"] == "experiment_archived"
     assert state_of(api, exp["id"])[1:] == before[1:]
     assert api.patch(f"/v1/experiments/{exp['id']}", json={"state": "active"}).status_code == 200
     assert api.post(url, json={**REPORT, "client_run_id": "c"}).status_code == 201
