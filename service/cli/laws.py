@@ -11,8 +11,9 @@ Only ``click``, ``pandas`` and ``mixing`` are used, so this works without the se
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -88,16 +89,28 @@ def _progress(message: str) -> None:
     click.echo(f"  {message}", err=True)
 
 
-def _evaluate(
-    train: RunTable,
-    test: RunTable | None,
-    space: FidelitySpace,
-    laws: list[str],
-    folds: int,
-    seed: int,
-    jobs: int,
-    maximize: bool,
-) -> FidelityReport:
+@dataclass(frozen=True)
+class Inputs:
+    """The options both commands take (see :func:`_common`): the run tables and how to score laws."""
+
+    train_mixtures: Path
+    train_metrics: Path
+    test_mixtures: Path | None
+    test_metrics: Path | None
+    target: str
+    id_column: str
+    fidelity_columns: str
+    law_names: str
+    folds: int
+    seed: int
+    jobs: int
+    maximize: bool
+    as_json: bool
+
+
+def _evaluate(train: RunTable, test: RunTable | None, space: FidelitySpace, inputs: Inputs) -> FidelityReport:
+    laws, folds = _law_names(inputs.law_names), inputs.folds
+
     def norm(t: RunTable) -> np.ndarray | None:
         return space.normalise(t.fidelities) if space.n_axes else None
 
@@ -114,11 +127,11 @@ def _evaluate(
         norm(train),
         train.metrics,
         weights,
-        goal_sign=-1.0 if maximize else 1.0,
+        goal_sign=-1.0 if inputs.maximize else 1.0,
         folds=folds,
         heldout=heldout,
-        seed=seed,
-        n_jobs=jobs,
+        seed=inputs.seed,
+        n_jobs=inputs.jobs,
         progress=_progress,
     )
 
@@ -157,6 +170,13 @@ def _table(report: FidelityReport) -> str:
 
 
 def _common(fn: Any) -> Any:
+    """The shared options, handed to the command as one :class:`Inputs`; its own options follow it."""
+    names = [f.name for f in fields(Inputs)]
+
+    @functools.wraps(fn)
+    def command(**kwargs: Any) -> Any:
+        return fn(Inputs(**{name: kwargs.pop(name) for name in names}), **kwargs)
+
     options = [
         click.option(
             "--train-mixtures", type=CsvPath, required=True, help="CSV: id column + one column per domain"
@@ -177,26 +197,18 @@ def _common(fn: Any) -> Any:
         click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table"),
     ]
     for option in reversed(options):
-        fn = option(fn)
-    return fn
+        command = option(command)
+    return command
 
 
-def _load(
-    train_mixtures: Path,
-    train_metrics: Path,
-    test_mixtures: Path | None,
-    test_metrics: Path | None,
-    target: str,
-    id_column: str,
-    fidelity_columns: str,
-) -> tuple[RunTable, RunTable | None, FidelitySpace]:
-    if (test_mixtures is None) != (test_metrics is None):
+def _load(inputs: Inputs) -> tuple[RunTable, RunTable | None, FidelitySpace]:
+    if (inputs.test_mixtures is None) != (inputs.test_metrics is None):
         raise click.UsageError("give both --test-mixtures and --test-metrics, or neither")
-    fid_cols = [c.strip() for c in fidelity_columns.split(",") if c.strip()]
-    train = read_pair(train_mixtures, train_metrics, id_column, target, fid_cols)
+    fid_cols = [c.strip() for c in inputs.fidelity_columns.split(",") if c.strip()]
+    train = read_pair(inputs.train_mixtures, inputs.train_metrics, inputs.id_column, inputs.target, fid_cols)
     test = None
-    if test_mixtures is not None and test_metrics is not None:
-        test = read_pair(test_mixtures, test_metrics, id_column, target, fid_cols)
+    if inputs.test_mixtures is not None and inputs.test_metrics is not None:
+        test = read_pair(inputs.test_mixtures, inputs.test_metrics, inputs.id_column, inputs.target, fid_cols)
         if test.domains != train.domains:
             raise click.UsageError("train and test mixture files must have the same domain columns")
     space = fidelity_space(fid_cols, train, *([test] if test is not None else []))
@@ -218,29 +230,13 @@ def laws() -> None:
 
 @laws.command("evaluate")
 @_common
-def evaluate(
-    train_mixtures: Path,
-    train_metrics: Path,
-    test_mixtures: Path | None,
-    test_metrics: Path | None,
-    target: str,
-    id_column: str,
-    fidelity_columns: str,
-    law_names: str,
-    folds: int,
-    seed: int,
-    jobs: int,
-    maximize: bool,
-    as_json: bool,
-) -> None:
+def evaluate(inputs: Inputs) -> None:
     """Cross-validated (and held-out) Spearman, MAE and R^2 of every law, and the law it would select."""
-    train, test, space = _load(
-        train_mixtures, train_metrics, test_mixtures, test_metrics, target, id_column, fidelity_columns
-    )
-    report = _evaluate(train, test, space, _law_names(law_names), folds, seed, jobs, maximize)
-    if as_json:
+    train, test, space = _load(inputs)
+    report = _evaluate(train, test, space, inputs)
+    if inputs.as_json:
         out = {
-            "target": target,
+            "target": inputs.target,
             "metrics": train.metric_names,
             "n_train": len(train.mixtures),
             "n_test": 0 if test is None else len(test.mixtures),
@@ -258,19 +254,7 @@ def evaluate(
 @click.option("--max-weight", "max_weights", multiple=True, help="DOMAIN=VALUE upper bound (repeatable)")
 @click.option("--candidates", "n_candidates", default=100_000, show_default=True, type=int)
 def optimize(
-    train_mixtures: Path,
-    train_metrics: Path,
-    test_mixtures: Path | None,
-    test_metrics: Path | None,
-    target: str,
-    id_column: str,
-    fidelity_columns: str,
-    law_names: str,
-    folds: int,
-    seed: int,
-    jobs: int,
-    maximize: bool,
-    as_json: bool,
+    inputs: Inputs,
     law_name: str | None,
     min_weights: tuple[str, ...],
     max_weights: tuple[str, ...],
@@ -281,12 +265,11 @@ def optimize(
     The search is centred on the mean training mixture (proxy designs are drawn around the prior).
     Test files, when given, only inform the selection's held-out scores.
     """
-    train, test, space = _load(
-        train_mixtures, train_metrics, test_mixtures, test_metrics, target, id_column, fidelity_columns
-    )
+    train, test, space = _load(inputs)
+    target, maximize = inputs.target, inputs.maximize
     hints: dict[str, Any] = {}
     if law_name is None:
-        report = _evaluate(train, test, space, _law_names(law_names), folds, seed, jobs, maximize)
+        report = _evaluate(train, test, space, inputs)
         hints = report.hints()
     elif law_name not in LAWS:
         raise click.UsageError(f"unknown law {law_name!r}; known: {', '.join(LAWS)}")
@@ -319,7 +302,7 @@ def optimize(
     )
     click.echo(f"optimising {hints.get('selected_law')} over {d} domains", err=True)
     rec = LawMethod(n_candidates=n_candidates).recommend(
-        SearchContext(problem, obs, np.random.default_rng(seed), hints)
+        SearchContext(problem, obs, np.random.default_rng(inputs.seed), hints)
     )
     out = {
         "target": target,
@@ -332,7 +315,7 @@ def optimize(
         "n_runs": rec.n_runs,
         "details": rec.details,
     }
-    if as_json:
+    if inputs.as_json:
         click.echo(json.dumps(out, indent=2, default=float))
         return
     click.echo(
