@@ -46,15 +46,19 @@ def strict_json(text: str) -> Any:
     return json.loads(text, parse_constant=reject)
 
 
-def test_replay_reports_trajectories_costs_and_regret(tmp_path: Path) -> None:
-    path, frame = pool_csv(tmp_path)
-    out = tmp_path / "replay.json"
+def run_cli(path: Path, out: Path, budget: int, seeds: int, methods: str, *extra: str) -> Any:
+    """``mixopt replay`` on the pool at ``path``, writing ``out``; returns the parsed JSON."""
     result = CliRunner().invoke(replay, [
         "--runs", str(path), "--mixture-prefix", "mix/", "--fidelity-column", "params", "--cost-column", "cost",
-        "--objective", "loss", "--target-fidelity", str(HIGH), "--budget", "600", "--seeds", "2",
-        "--methods", "random,bo", "--batch", "4", "--out", str(out)])
+        "--objective", "loss", "--target-fidelity", str(HIGH), "--budget", str(budget), "--seeds", str(seeds),
+        "--methods", methods, *extra, "--out", str(out)])
     assert result.exit_code == 0, result.output
-    data = strict_json(out.read_text())
+    return strict_json(out.read_text())
+
+
+def test_replay_reports_trajectories_costs_and_regret(tmp_path: Path) -> None:
+    path, frame = pool_csv(tmp_path)
+    data = run_cli(path, tmp_path / "replay.json", 600, 2, "random,bo", "--batch", "4")
     target = frame[frame.params == HIGH].loss
     assert data["objective_best"] == target.min() and np.isclose(data["objective_range"], np.ptp(target))
     assert set(data["methods"]) == {"random", "bo"} and data["seeds"] == 2
@@ -92,17 +96,12 @@ def test_censored_costs_stay_infinite_in_memory_and_are_written_as_null(
     # the package re-exports the command under the module's name, so fetch the module itself
     monkeypatch.setattr(importlib.import_module("service.cli.replay"), "run_replay", fake_replay)
     path, _ = pool_csv(tmp_path)
-    out = tmp_path / "replay.json"
-    result = CliRunner().invoke(replay, [
-        "--runs", str(path), "--mixture-prefix", "mix/", "--fidelity-column", "params", "--cost-column", "cost",
-        "--objective", "loss", "--target-fidelity", str(HIGH), "--budget", "600", "--seeds", "3",
-        "--methods", "random,bo,regmix", "--url", "http://127.0.0.1:9", "--out", str(out)])
-    assert result.exit_code == 0, result.output
+    written = run_cli(path, tmp_path / "replay.json", 600, 3, "random,bo,regmix", "--url", "http://127.0.0.1:9")
     trajectories = [fake_replay(None, None, m, s) for m in ("random", "bo", "regmix") for s in range(3)]
     in_memory = summarise(trajectories, 600.0)["methods"]
     assert in_memory["random"]["median_cost_to_within_1pct"] == math.inf
     assert math.isnan(in_memory["regmix"]["median_final_regret"])
-    methods = strict_json(out.read_text())["methods"]
+    methods = written["methods"]
     assert methods["random"]["median_cost_to_within_1pct"] is None and methods["random"]["reached"] == 1
     assert methods["bo"]["median_cost_to_within_1pct"] == 24.0 and methods["bo"]["reached"] == 3
     assert methods["random"]["median_cost_to_stay_within_1pct"] is None and methods["random"]["stayed"] == 1
@@ -116,13 +115,8 @@ def test_a_replay_is_repeatable_and_its_seeds_differ(tmp_path: Path) -> None:
     path, _ = pool_csv(tmp_path)
 
     def trajectories(name: str) -> list[dict[str, Any]]:
-        out = tmp_path / name
-        result = CliRunner().invoke(replay, [
-            "--runs", str(path), "--mixture-prefix", "mix/", "--fidelity-column", "params", "--cost-column",
-            "cost", "--objective", "loss", "--target-fidelity", str(HIGH), "--budget", "200", "--seeds", "2",
-            "--methods", "bo", "--batch", "4", "--out", str(out)])
-        assert result.exit_code == 0, result.output
-        return [{k: t[k] for k in ("seed", "costs", "values")} for t in strict_json(out.read_text())["trajectories"]]
+        data = run_cli(path, tmp_path / name, 200, 2, "bo", "--batch", "4")
+        return [{k: t[k] for k in ("seed", "costs", "values")} for t in data["trajectories"]]
 
     first, second = trajectories("a.json"), trajectories("b.json")
     assert first == second
