@@ -341,10 +341,7 @@ def _posterior_mean_optimum(
 
 def _measured_at(obs: Observations, fidelity: FloatArray, problem: Problem) -> FloatArray:
     """The feasible mixtures of completed runs made at ``fidelity``."""
-    if obs.n == 0:
-        return np.zeros((0, problem.n_domains))
-    here = np.all(np.isclose(obs.fidelities, fidelity, rtol=1e-9), axis=1)
-    mixtures = obs.mixtures[here]
+    mixtures = obs.mixtures[obs.at_fidelity(fidelity)]
     return mixtures[problem.constraints.contains(mixtures)]
 
 
