@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from mixing.errors import NotEnoughDataError
 from mixing.methods import available_methods, method_names, resolve_recommender
+from mixing.simplex import SimplexConstraints
 from service.auth import get_project
 from service.errors import Conflict, InvalidInput
 from service.locks import experiment_lock
@@ -115,9 +116,7 @@ def _candidates(spec: dict[str, Any], body: SuggestionRequest) -> dict[str, list
     constraints = constraints_from_spec(spec)
     n_axes = len(rules.axes)
     for i, c in enumerate(body.candidates or []):
-        vec = rules.mixture(c.mixture, f"candidates[{i}].mixture")
-        check_bounds(constraints, rules.domains, vec, f"candidates[{i}].mixture")
-        mixtures.append(vec)
+        mixtures.append(_feasible_mixture(rules, constraints, c.mixture, f"candidates[{i}].mixture"))
         fidelities.append(rules.fidelity(c.fidelity, f"candidates[{i}].fidelity")
                           if c.fidelity is not None else [None] * n_axes)
     return {"mixtures": mixtures, "fidelities": fidelities}
@@ -156,15 +155,22 @@ def recommendation_among(experiment_id: str, body: RecommendationRequest, st: St
     method_name = _check_method(body.method)
     rules = ReportRules.of(exp.spec)
     constraints = constraints_from_spec(exp.spec)
-    candidates = np.array([rules.mixture(m, f"candidates[{i}]") for i, m in enumerate(body.candidates)])
-    for i, vec in enumerate(candidates):
-        check_bounds(constraints, rules.domains, vec, f"candidates[{i}]")
+    candidates = np.array([_feasible_mixture(rules, constraints, m, f"candidates[{i}]")
+                           for i, m in enumerate(body.candidates)])
     seed = body.seed if body.seed is not None else st.settings.seed
     try:
         rec, data_version, payload = tasks.compute_recommendation(st.store, exp, method_name, seed, candidates)
     except NotEnoughDataError as exc:
         raise Conflict(f"no recommendation yet: {exc}", code="not_enough_data") from exc
     return _recommendation_out(exp.spec, payload, rec.method, rec.n_runs, data_version, datetime.now(UTC))
+
+
+def _feasible_mixture(rules: ReportRules, constraints: SimplexConstraints, given: dict[str, float],
+                      field: str) -> list[float]:
+    """A candidate mixture in domain order, valid and within the experiment's bounds (else a 422 on ``field``)."""
+    vec = rules.mixture(given, field)
+    check_bounds(constraints, rules.domains, vec, field)
+    return vec
 
 
 def _recommendation_out(spec: dict[str, Any], payload: dict[str, Any], method: str, n_runs: int,
