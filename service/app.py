@@ -12,7 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from migrations import upgrade
 from service import dashboard
-from service.auth import Authenticator, authorize
+from service.auth import AuthenticationMiddleware, Authenticator, authorize
 from service.db import make_engine, make_session_factory
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimitMiddleware, RateLimitMiddleware
@@ -22,6 +22,7 @@ from service.routers import experiments, export, history, online, runs, suggesti
 from service.settings import Settings, get_settings
 from service.state import AppState
 from service.store import Store
+from service.throttle import TokenBuckets
 from service.tokens import Tokens
 from workers.dispatch import CeleryDispatcher, Dispatcher, InProcessDispatcher
 
@@ -72,11 +73,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app, authorize)
 
     # Outermost last: metrics see every response (500s and rejections included), the request id is set
-    # before anything can fail, and CORS headers reach rate-limit and size rejections too.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # before anything can fail, and CORS headers reach rate-limit and size rejections too. Authentication
+    # comes before the rate limit (keyed on the token it finds) and the body limit (larger for a caller).
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       anonymous_max_bytes=settings.anonymous_max_body_bytes)
     if settings.rate_limit_per_s > 0:
         app.add_middleware(RateLimitMiddleware, rate_per_s=settings.rate_limit_per_s,
                            burst=settings.rate_limit_burst)
+    app.add_middleware(AuthenticationMiddleware, authenticator=state.authenticator,
+                       failures=TokenBuckets(settings.auth_failure_rate_per_s, settings.auth_failure_burst))
     if settings.cors_origin_list:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_methods=["*"],
                            allow_headers=["*"],

@@ -148,8 +148,9 @@ def install_error_handlers(app: FastAPI, authorize: Callable[[Request], Awaitabl
     """Error responses for every exception type the app raises.
 
     ``authorize`` runs before a request-validation answer: FastAPI parses and validates the body before
-    it resolves dependencies, so without it a caller with no token would learn from a 422 what the body
-    should look like instead of getting the 401 (or 403) every other request of theirs gets.
+    it resolves dependencies, so without it a caller whose token lacks the scope would learn from a 422
+    what the body should look like instead of getting the 403 every other request of theirs gets (the 401
+    of a caller with no valid token comes earlier, before the body is read).
     """
     document_error_shape(app)
 

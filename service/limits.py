@@ -6,17 +6,13 @@ no per-request allocation beyond a closure, and they answer rejections themselve
 
 from __future__ import annotations
 
-import hashlib
-import math
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.auth import caller
 from service.errors import error_body
 from service.middleware import send_json
+from service.throttle import TokenBuckets, send_rate_limited
 
 #: Probes and scrapes are never throttled: a throttled liveness probe would restart a healthy API.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -38,19 +34,27 @@ def _too_large_message(limit: int) -> str:
 
 
 class BodySizeLimitMiddleware:
-    """413 for bodies over ``max_bytes``: by ``Content-Length`` before reading, else by counting chunks."""
+    """413 for bodies over the limit: by ``Content-Length`` before reading, else by counting chunks.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    The limit is ``max_bytes`` for a request with a caller (see :func:`service.auth.caller`), else
+    ``anonymous_max_bytes``.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, anonymous_max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.anonymous_max_bytes = anonymous_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # Only an authenticated caller (or anyone, on an API running open) may send a large body; no public
+        # route takes one, so a request with no caller is held to a few KiB.
+        limit = self.max_bytes if caller(scope) is not None else self.anonymous_max_bytes
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._reject(send)
+        if declared is not None and declared > limit:
+            await self._reject(send, limit)
             return
         received = 0
         started = False
@@ -60,8 +64,8 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -76,10 +80,11 @@ class BodySizeLimitMiddleware:
             # Only reached when no handler answered it (a route that reads the body itself).
             if started:
                 raise
-            await self._reject(send)
+            await self._reject(send, limit)
 
-    async def _reject(self, send: Send) -> None:
-        await send_json(send, 413, error_body("payload_too_large", _too_large_message(self.max_bytes)),
+    @staticmethod
+    async def _reject(send: Send, limit: int) -> None:
+        await send_json(send, 413, error_body("payload_too_large", _too_large_message(limit)),
                         headers=[(b"connection", b"close")])
 
 
@@ -93,69 +98,13 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-
-
-class TokenBuckets:
-    """One token bucket per caller key: ``rate`` tokens a second, at most ``burst`` stored.
-
-    In-process state: with N API processes a caller may make N times the rate in total. Touched only from
-    the event loop thread, so it needs no lock. Idle callers' buckets (refilled to full) are dropped when
-    the table grows past ``max_keys``, so memory stays bounded whatever the number of distinct callers.
-    """
-
-    def __init__(self, rate: float, burst: int, max_keys: int = 100_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self.max_keys = max_keys
-        self.clock = clock
-        self.buckets: dict[str, _Bucket] = {}
-
-    def take(self, key: str) -> float:
-        """Spend one token for ``key``: 0.0 when allowed, else the seconds until a token is available."""
-        now = self.clock()
-        bucket = self.buckets.get(key)
-        if bucket is None:
-            if len(self.buckets) >= self.max_keys:
-                self._evict(now)
-            bucket = self.buckets[key] = _Bucket(self.burst, now)
-        else:
-            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
-            bucket.updated = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return 0.0
-        return (1.0 - bucket.tokens) / self.rate
-
-    def _evict(self, now: float) -> None:
-        full_after = self.burst / self.rate
-        kept = {k: b for k, b in self.buckets.items() if now - b.updated < full_after}
-        if len(kept) >= self.max_keys:
-            # Every caller is active (or this is a flood of fresh keys): forget the older half, which only
-            # ever gives those callers a full bucket back, never a smaller one.
-            kept = dict(list(kept.items())[len(kept) // 2:])
-        self.buckets = kept
-
-
-def caller_key(scope: Scope) -> str:
-    """SHA-256 of the ``Authorization`` header when there is one (never the token itself), else the client IP.
-
-    Keying on the raw header needs no token lookup, so throttling happens before any database work; an
-    invalid token is throttled like a valid one.
-    """
-    for name, value in scope.get("headers") or ():
-        if name == b"authorization":
-            return "auth:" + hashlib.sha256(value).hexdigest()
-    client = scope.get("client")
-    return "ip:" + (client[0] if client else "unknown")
-
-
 class RateLimitMiddleware:
-    """429 with ``Retry-After`` once a caller's token bucket is empty."""
+    """429 with ``Retry-After`` once a caller's token bucket is empty.
+
+    Sits inside :class:`~service.auth.AuthenticationMiddleware`, so a protected request is keyed on the
+    authenticated token's id: rewriting the ``Authorization`` header (case, spaces) does not make a new
+    caller. Other requests, and every request of an API running open, are keyed on the client address.
+    """
 
     def __init__(self, app: ASGIApp, rate_per_s: float, burst: int) -> None:
         self.app = app
@@ -169,8 +118,14 @@ class RateLimitMiddleware:
         if wait_s == 0.0:
             await self.app(scope, receive, send)
             return
-        retry_after = max(1, math.ceil(wait_s))
         limit = f"limit {self.buckets.rate:g}/s, burst {self.buckets.burst:g} per caller"
-        body = error_body("rate_limited", f"too many requests; retry after {retry_after} s ({limit})",
-                          retry_after_s=retry_after)
-        await send_json(send, 429, body, headers=[(b"retry-after", str(retry_after).encode())])
+        await send_rate_limited(send, wait_s, limit)
+
+
+def caller_key(scope: Scope) -> str:
+    """The authenticated token's id when there is one, else the client address."""
+    principal = caller(scope)
+    if principal is not None and principal.token_id is not None:
+        return "token:" + principal.token_id
+    client = scope.get("client")
+    return "ip:" + (client[0] if client else "unknown")

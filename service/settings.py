@@ -48,7 +48,9 @@ class Settings(BaseSettings):
     #: Largest request body accepted (413 beyond it). A 10,000-run batch (17 domains, 13 metrics, two fidelity
     #: axes, client run ids) measures 12.7 MiB compact and 15.8 MiB indented, so 64 MiB leaves 4x margin.
     max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
-    #: Sustained requests per second per caller (bearer token, else client IP), per API process; 0 = no limit.
+    #: Largest body of a request with no authenticated caller (public routes take none; 413 beyond it).
+    anonymous_max_body_bytes: int = Field(default=8 * 1024, gt=0)
+    #: Sustained requests per second per caller (token id, else client IP), per API process; 0 = no limit.
     rate_limit_per_s: float = Field(default=1000.0, ge=0)
     #: Requests a caller may make at once above the sustained rate (the token bucket's size).
     rate_limit_burst: int = Field(default=2000, ge=1)
@@ -86,6 +88,11 @@ class Settings(BaseSettings):
     auth: Literal["auto", "required", "off"] = "auto"
     #: Validated tokens are cached this long per API process, so a revoked token works at most this long.
     auth_cache_s: float = Field(default=5.0, ge=0)
+    #: Failed authentications a client address may make per second, sustained (each costs a token lookup);
+    #: beyond them it gets 429 without one.
+    auth_failure_rate_per_s: float = Field(default=1.0, gt=0)
+    #: Failed authentications a client address may make at once above that rate.
+    auth_failure_burst: int = Field(default=30, ge=1)
     #: A token's ``last_used_at`` is written at most this often per process (run reports are a hot path).
     token_touch_interval_s: float = Field(default=60.0, ge=0)
     #: The token the Python client and the CLI commands send when none is given (``MIXOPT_TOKEN``).

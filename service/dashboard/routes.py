@@ -26,11 +26,12 @@ from service.dashboard.schemas import Overview, Summary, SummaryList
 from service.errors import InvalidInput, NotFound
 from service.models import Experiment
 from service.presenters import RunPresenter
+from service.request_body import CheckedRoute
 from service.routers.runs import list_runs
 from service.schemas import RunOut, RunStateName
 from service.state import AppState, get_state
 
-router = APIRouter(prefix="/dashboard", include_in_schema=False)
+router = APIRouter(prefix="/dashboard", include_in_schema=False, route_class=CheckedRoute)
 State = Annotated[AppState, Depends(get_state)]
 Project = Annotated[str, Depends(get_project)]
 

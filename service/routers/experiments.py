@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, Query
 from service.auth import get_project
 from service.paging import PageSize
 from service.presenters import experiment_out
+from service.request_body import CheckedRoute
 from service.schemas import ExperimentCreate, ExperimentList, ExperimentOut, ExperimentPatch
 from service.state import AppState, get_state
 
-router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
+router = APIRouter(prefix="/v1/experiments", tags=["experiments"], route_class=CheckedRoute)
 State = Annotated[AppState, Depends(get_state)]
 Project = Annotated[str, Depends(get_project)]
 

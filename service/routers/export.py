@@ -12,9 +12,10 @@ from fastapi import APIRouter, Depends, Response
 
 from service import bundle
 from service.auth import get_project
+from service.request_body import CheckedRoute
 from service.state import AppState, get_state
 
-router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
+router = APIRouter(prefix="/v1/experiments", tags=["experiments"], route_class=CheckedRoute)
 State = Annotated[AppState, Depends(get_state)]
 Project = Annotated[str, Depends(get_project)]
 

@@ -21,11 +21,12 @@ from service.errors import InvalidInput, NotFound
 from service.models import Fit, Proposal, ReoptPolicy
 from service.paging import PageSize
 from service.presenters import RunPresenter, job_out
+from service.request_body import CheckedRoute
 from service.schemas import JobAccepted, PredictionOut, Strict
 from service.state import AppState, get_state
 from workers.refit import REFIT_KINDS
 
-router = APIRouter(prefix="/v1/experiments/{experiment_id}", tags=["fits"])
+router = APIRouter(prefix="/v1/experiments/{experiment_id}", tags=["fits"], route_class=CheckedRoute)
 State = Annotated[AppState, Depends(get_state)]
 Project = Annotated[str, Depends(get_project)]
 

@@ -10,6 +10,7 @@ from service.auth import get_project
 from service.models import OnlineSession
 from service.online_sessions import OnlineSessions, current_directive
 from service.paging import PageSize
+from service.request_body import CheckedRoute
 from service.schemas_online import (
     DirectiveOut,
     ObservationIn,
@@ -22,7 +23,7 @@ from service.schemas_online import (
 )
 from service.state import AppState, get_state
 
-router = APIRouter(prefix="/v1/experiments/{experiment_id}/online-sessions", tags=["online"])
+router = APIRouter(prefix="/v1/experiments/{experiment_id}/online-sessions", tags=["online"], route_class=CheckedRoute)
 State = Annotated[AppState, Depends(get_state)]
 Project = Annotated[str, Depends(get_project)]
 

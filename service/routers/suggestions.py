@@ -18,6 +18,7 @@ from service.errors import Conflict, InvalidInput
 from service.locks import experiment_lock
 from service.models import ExperimentState
 from service.presenters import RunPresenter, job_out
+from service.request_body import CheckedRoute
 from service.schemas import (
     JobAccepted,
     PredictedPoint,
@@ -34,7 +35,7 @@ from workers import tasks
 from workers.context import search_context
 from workers.refit import READY_KIND
 
-router = APIRouter(prefix="/v1/experiments/{experiment_id}", tags=["optimization"])
+router = APIRouter(prefix="/v1/experiments/{experiment_id}", tags=["optimization"], route_class=CheckedRoute)
 State = Annotated[AppState, Depends(get_state)]
 Project = Annotated[str, Depends(get_project)]
 

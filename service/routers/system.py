@@ -10,10 +10,11 @@ from sqlalchemy import text
 
 from service.auth import get_project
 from service.presenters import job_out
+from service.request_body import CheckedRoute
 from service.schemas import JobOut
 from service.state import AppState, get_state
 
-router = APIRouter(tags=["system"])
+router = APIRouter(tags=["system"], route_class=CheckedRoute)
 State = Annotated[AppState, Depends(get_state)]
 Project = Annotated[str, Depends(get_project)]
 
