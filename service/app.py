@@ -35,7 +35,9 @@ def build_state(settings: Settings) -> AppState:
     engine = make_engine(settings.database_url, settings.db_pool_size)
     store = Store(engine, make_session_factory(engine))
     dispatcher: Dispatcher = (CeleryDispatcher(store, settings) if settings.broker_url
-                              else InProcessDispatcher(store, settings.inprocess_workers))
+                              else InProcessDispatcher(store, settings.inprocess_workers,
+                                                    settings.inprocess_interactive_workers,
+                                                    settings.inprocess_project_cap))
     authenticator = None
     if settings.auth_enabled():
         authenticator = Authenticator(Tokens(store.factory), settings.auth_cache_s,

@@ -37,7 +37,12 @@ class Settings(BaseSettings):
     #: How long a suggestion request waits for its job before answering 202 with the job instead.
     sync_budget_s: float = 8.0
     #: Worker threads for in-process jobs (the embedded default).
-    inprocess_workers: int = 2
+    #: Without a broker: threads for background jobs (refits, re-optimization), threads for suggestions a
+    #: caller waits on (never queued behind background jobs), and how many of one project's jobs may run at
+    #: once in each (projects are served in turn).
+    inprocess_workers: int = Field(default=2, ge=1)
+    inprocess_interactive_workers: int = Field(default=1, ge=1)
+    inprocess_project_cap: int = Field(default=1, ge=1)
     #: Apply migrations at start-up (always on for SQLite; opt-in for PostgreSQL, where ``mixopt migrate`` is
     #: the expected deploy step).
     auto_migrate: bool = False

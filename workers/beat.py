@@ -68,7 +68,7 @@ def tick(store: Store, dispatcher: Submitter, laws: list[str] | None = None, now
                                               policy_token=(p.pk, p.last_job_id, state.completed))
         if job is None or not is_new:
             continue
-        dispatcher.submit("reoptimize", job.id)
+        dispatcher.submit("reoptimize", job.id, state.project)
         created.append(job.id)
         log.info("scheduled refit",
                  extra={"experiment_id": p.experiment_id, "job_id": job.id, "reason": reason})

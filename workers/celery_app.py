@@ -31,12 +31,15 @@ from service.logs import configure_logging
 from service.settings import Settings, get_settings
 from service.store import Store
 from workers import beat, stale
-from workers.dispatch import TASKS, CeleryDispatcher
+from workers.dispatch import LANES, TASKS, CeleryDispatcher, Lane
 
 log = logging.getLogger("mixopt.worker")
 
 DEFAULT_QUEUE = "default"
 GPU_QUEUE = "gpu"
+#: Suggestions a caller waits on: a worker serving this queue (``mixopt worker`` serves it with ``default``;
+#: ``--queues interactive`` dedicates one) is never busy with a refit when one arrives.
+INTERACTIVE_QUEUE = "interactive"
 #: Errors publishing a message: the broker is down or unreachable.
 BROKER_ERRORS: tuple[type[BaseException], ...] = (
     kombu.exceptions.OperationalError, redis.exceptions.RedisError, OSError)
@@ -52,7 +55,9 @@ LEASE_RETRIES = 20
 
 
 def queue_for(kind: str, settings: Settings) -> str:
-    return GPU_QUEUE if kind in settings.gpu_kind_set else DEFAULT_QUEUE
+    if kind in settings.gpu_kind_set:
+        return GPU_QUEUE
+    return INTERACTIVE_QUEUE if LANES[kind] is Lane.interactive else DEFAULT_QUEUE
 
 
 def make_celery(settings: Settings) -> Celery:

@@ -7,10 +7,14 @@ API process; the Celery dispatcher (see ``workers.celery_app``) sends the same t
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from service.errors import Unavailable
@@ -33,7 +37,7 @@ TASKS: dict[str, Callable[[Store, str], Any]] = {
 
 
 class Dispatcher(Protocol):
-    def submit(self, kind: str, job_id: str) -> None: ...
+    def submit(self, kind: str, job_id: str, project: str) -> None: ...
 
     def wait(self, job_id: str, timeout_s: float) -> bool:
         """True when the job finished within ``timeout_s``."""
@@ -42,24 +46,107 @@ class Dispatcher(Protocol):
     def close(self) -> None: ...
 
 
+class Lane(StrEnum):
+    """Which workers run a job kind: a caller waits on ``interactive`` jobs, nobody waits on the rest."""
+
+    interactive = "interactive"
+    background = "background"
+
+
+LANES: dict[str, Lane] = {"propose": Lane.interactive, refit.READY_KIND: Lane.background,
+                          "refit": Lane.background, "reoptimize": Lane.background}
+
+
+@dataclass
+class _Queued:
+    run: Callable[[], Any]
+    future: Future[Any]
+
+
+class FairQueue:
+    """Jobs waiting in one lane: a FIFO per project, served round-robin, at most ``cap`` running per project.
+
+    So 30 queued jobs of one project delay another project's job by at most one job per worker, instead of
+    by all 30. Not thread-safe by itself: :class:`InProcessDispatcher` holds its condition around every call.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.waiting: dict[str, deque[_Queued]] = {}
+        self.running: dict[str, int] = {}
+
+    def put(self, project: str, item: _Queued) -> None:
+        self.waiting.setdefault(project, deque()).append(item)
+
+    def take(self) -> tuple[str, _Queued] | None:
+        """The next job to run, from the first project (in turn order) that is under its cap."""
+        for project, items in self.waiting.items():
+            if self.running.get(project, 0) < self.cap:
+                item = items.popleft()
+                del self.waiting[project]
+                if items:  # its remaining jobs wait behind every other project's
+                    self.waiting[project] = items
+                self.running[project] = self.running.get(project, 0) + 1
+                return project, item
+        return None
+
+    def done(self, project: str) -> None:
+        left = self.running[project] - 1
+        if left:
+            self.running[project] = left
+        else:
+            del self.running[project]
+
+
 class InProcessDispatcher:
-    """Runs jobs on a thread pool in this process (the embedded default)."""
+    """Runs jobs on threads in this process (the embedded default), fairly across projects.
 
-    def __init__(self, store: Store, workers: int = 2) -> None:
+    Two lanes, each with its own threads, so a suggestion a caller is waiting for never queues behind
+    refits (``interactive_workers`` threads for ``propose``, ``workers`` for the rest). Within a lane,
+    :class:`FairQueue` serves projects in turn, with at most ``project_cap`` of one project's jobs running.
+    """
+
+    def __init__(self, store: Store, workers: int = 2, interactive_workers: int = 1, project_cap: int = 1,
+                 tasks: Mapping[str, Callable[[Store, str], Any]] = TASKS) -> None:
         self.store = store
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mixopt-job")
+        self.tasks = tasks
+        self.queues = {lane: FairQueue(project_cap) for lane in Lane}
+        self.changed = threading.Condition()
+        self.closing = False
         self.futures: dict[str, Future[Any]] = {}
+        self.threads = [threading.Thread(target=self._serve, args=(lane,), daemon=True,
+                                         name=f"mixopt-job-{lane.value}-{i}")
+                        for lane, count in ((Lane.background, workers), (Lane.interactive, interactive_workers))
+                        for i in range(count)]
+        for thread in self.threads:
+            thread.start()
 
-    def submit(self, kind: str, job_id: str) -> None:
-        fut = self.pool.submit(self._run, TASKS[kind], job_id)
-        self.futures[job_id] = fut
-        fut.add_done_callback(lambda _: self.futures.pop(job_id, None))
+    def submit(self, kind: str, job_id: str, project: str) -> None:
+        fn = self.tasks[kind]
+        future: Future[Any] = Future()
+        self.futures[job_id] = future
+        future.add_done_callback(lambda _: self.futures.pop(job_id, None))
+        with self.changed:
+            self.queues[LANES[kind]].put(project, _Queued(lambda: fn(self.store, job_id), future))
+            self.changed.notify_all()
 
-    def _run(self, fn: Callable[[Store, str], Any], job_id: str) -> Any:
-        try:
-            return fn(self.store, job_id)
-        except Exception:  # the task has recorded the error on its job row
-            return None
+    def _serve(self, lane: Lane) -> None:
+        queue = self.queues[lane]
+        while True:
+            with self.changed:
+                while (taken := queue.take()) is None:
+                    if self.closing:
+                        return
+                    self.changed.wait()
+            project, item = taken
+            try:
+                item.future.set_result(item.run())
+            except Exception:  # the task has recorded the error on its job row
+                item.future.set_result(None)
+            finally:
+                with self.changed:
+                    queue.done(project)
+                    self.changed.notify_all()
 
     def wait(self, job_id: str, timeout_s: float) -> bool:
         fut = self.futures.get(job_id)
@@ -71,7 +158,12 @@ class InProcessDispatcher:
         return self.store.get_job(job_id).state in ("succeeded", "failed")
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=False)
+        """Finish every job already submitted, then stop the threads."""
+        with self.changed:
+            self.closing = True
+            self.changed.notify_all()
+        for thread in self.threads:
+            thread.join()
 
 
 class CeleryDispatcher:
@@ -91,7 +183,7 @@ class CeleryDispatcher:
         self.settings = settings
         self.app = app if app is not None else make_celery(settings)
 
-    def submit(self, kind: str, job_id: str) -> None:
+    def submit(self, kind: str, job_id: str, project: str) -> None:
         if self.publish(kind, job_id):
             return
         if kind in self.INTERACTIVE:

@@ -16,8 +16,9 @@ def _require_broker() -> None:
 
 
 @click.command()
-@click.option("--queues", "-Q", default="default", show_default=True,
-              help="comma-separated queues to serve: default, gpu (GPU jobs are routed by MIXOPT_GPU_KINDS)")
+@click.option("--queues", "-Q", default="interactive,default", show_default=True,
+              help="comma-separated queues to serve: interactive (suggestions callers wait on), default, gpu "
+                   "(GPU jobs are routed by MIXOPT_GPU_KINDS)")
 @click.option("--concurrency", "-c", type=int, default=None, help="worker processes (default: CPU count)")
 @click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork",
               show_default=True, help="execution pool; time limits need prefork")

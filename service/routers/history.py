@@ -154,7 +154,7 @@ def request_refit(experiment_id: str, st: State, project: Project, body: RefitRe
     job, created = st.store.enqueue_exclusive(exp.id, "refit", params, REFIT_KINDS)
     assert job is not None
     if created:
-        st.dispatcher.submit("refit", job.id)
+        st.dispatcher.submit("refit", job.id, project)
     return JobAccepted(job=job_out(st.store.get_job(job.id)))
 
 

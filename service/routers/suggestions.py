@@ -94,7 +94,7 @@ def suggest(experiment_id: str, body: SuggestionRequest, response: Response, st:
             if candidates is not None:
                 params["candidates"] = candidates
             job = st.store.create_job("propose", exp.id, params)
-            st.dispatcher.submit("propose", job.id)
+            st.dispatcher.submit("propose", job.id, project)
     if job is None:  # a request of this client finished proposing while this one waited for the lock
         response.status_code = 200
         return SuggestionResponse(runs=[present.run(r) for r in runs])

@@ -63,7 +63,7 @@ class Recorder:
         self.down = down
         self.lock = threading.Lock()
 
-    def submit(self, kind: str, job_id: str) -> None:
+    def submit(self, kind: str, job_id: str, project: str = "") -> None:
         with self.lock:
             self.sent.append((kind, job_id))
 
