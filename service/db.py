@@ -20,7 +20,7 @@ from service.settings import Settings, get_settings
 
 @dataclass(frozen=True)
 class DbTimeouts:
-    """How long a request waits on the database before it answers 503 ``database_unavailable``."""
+    """How long a request waits on PostgreSQL before it answers 503 ``database_unavailable``."""
 
     #: Opening a connection (PostgreSQL's ``connect_timeout``: whole seconds, at least 2).
     connect_s: int
@@ -76,12 +76,11 @@ def make_engine(url: str, pool_size: int = 10, timeouts: DbTimeouts | None = Non
     """An engine for ``url``; SQLite gets WAL, a busy timeout and enforced foreign keys.
 
     ``pool_size`` is the number of PostgreSQL connections kept (``MIXOPT_DB_POOL_SIZE`` for the API);
-    ``timeouts`` default to the ``MIXOPT_DB_*_TIMEOUT_S`` settings.
+    ``timeouts`` (PostgreSQL's; default: the ``MIXOPT_DB_*_TIMEOUT_S`` settings) bound every wait on the
+    server. A SQLite file cannot stop answering: its requests wait only for each other, as long as that takes.
     """
-    limits = timeouts or DbTimeouts.of(get_settings())
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                               pool_timeout=limits.pool_s)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -92,6 +91,7 @@ def make_engine(url: str, pool_size: int = 10, timeouts: DbTimeouts | None = Non
             cur.close()
 
         return engine
+    limits = timeouts or DbTimeouts.of(get_settings())
     # Multi-row INSERTs of 5,000 rows: a 10,000-run batch import is two statements instead of ten.
     engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=10,
                            pool_timeout=limits.pool_s, insertmanyvalues_page_size=5000,

@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     #: back, so under load every request would pay a new connection. Size PostgreSQL's max_connections
     #: for (API processes + workers) x this.
     db_pool_size: int = Field(default=40, ge=1)
-    # ---- database timeouts (README "Configuration"): past each, a request answers 503 database_unavailable
+    # ---- PostgreSQL timeouts (README "Configuration"): past each, a request answers 503 database_unavailable
     #: Opening a PostgreSQL connection (whole seconds; libpq's minimum is 2).
     db_connect_timeout_s: int = Field(default=5, ge=2)
     #: The database's answer to one statement (or one step of it: a batch of rows, a commit). A server that
