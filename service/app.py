@@ -13,7 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 from migrations import upgrade
 from service import dashboard
 from service.auth import AuthenticationMiddleware, Authenticator, authorize
-from service.db import make_engine, make_session_factory
+from service.db import DbTimeouts, ReadinessProbe, make_engine, make_session_factory
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimitMiddleware, RateLimitMiddleware
 from service.metrics import Metrics, MetricsMiddleware
@@ -32,7 +32,7 @@ log = logging.getLogger("mixopt.api")
 def build_state(settings: Settings) -> AppState:
     if settings.migrates_at_start:
         upgrade(settings.database_url)
-    engine = make_engine(settings.database_url, settings.db_pool_size)
+    engine = make_engine(settings.database_url, settings.db_pool_size, DbTimeouts.of(settings))
     store = Store(engine, make_session_factory(engine))
     dispatcher: Dispatcher = (CeleryDispatcher(store, settings) if settings.broker_url
                               else InProcessDispatcher(store, settings.inprocess_workers,
@@ -47,7 +47,7 @@ def build_state(settings: Settings) -> AppState:
                     "change every experiment; bind a non-loopback address only with tokens "
                     "(mixopt token create)", extra={"auth": settings.auth, "host": settings.host})
     return AppState(settings=settings, store=store, dispatcher=dispatcher, authenticator=authenticator,
-                    metrics=Metrics(engine))
+                    metrics=Metrics(engine), readiness=ReadinessProbe(engine, settings.readiness_timeout_s))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                             "jobs": type(state.dispatcher).__name__})
         yield
         state.dispatcher.close()
+        state.readiness.close()
         state.store.engine.dispose()
 
     app = FastAPI(title="mixopt", version="0.1.0", lifespan=lifespan,

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -74,6 +74,20 @@ class StorageFull(ApiError):
 
     status_code = 507
     code = "storage_full"
+
+
+def describe_error(exc: BaseException) -> str:
+    """``"Type: message"`` of an unexpected exception, fit to store and show a client (a failed job's error).
+
+    A SQLAlchemy statement error's own text carries the SQL statement and its bound parameters (other
+    callers' data, and the schema), so it is reduced to the first line of its driver's message, e.g.
+    ``"IntegrityError: duplicate key value violates unique constraint ..."``; the whole exception belongs
+    in the log.
+    """
+    if isinstance(exc, StatementError):
+        lines = str(exc.orig).strip().splitlines()
+        return f"{type(exc).__name__}: {lines[0] if lines else 'database error'}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def is_storage_full(exc: DBAPIError) -> bool:

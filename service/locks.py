@@ -14,6 +14,8 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine, text
 
+from service.db import without_answer_deadline
+
 _local_locks: dict[str, threading.Lock] = {}
 _local_guard = threading.Lock()
 
@@ -32,7 +34,8 @@ def experiment_lock(engine: Engine, experiment_id: str, purpose: str = "propose"
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             key = _advisory_key(name)
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            with without_answer_deadline(conn):  # waits as long as the holder's model fit takes
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
             conn.commit()
             try:
                 yield

@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Boolean, Engine, Integer, Row, TextClause, bindparam, insert, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from service.models import JsonType, Run, UTCDateTime
@@ -133,28 +135,48 @@ _COPY_COLUMNS = (
     ("created_at", "timestamptz"), ("updated_at", "timestamptz"), ("heartbeat_at", "timestamptz"),
     ("completed_at", "timestamptz"),
 )
+#: INSERT statements with ``ON CONFLICT``, per dialect.
+_DIALECT_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _COPY = f"COPY runs ({', '.join(c for c, _ in _COPY_COLUMNS)}) FROM STDIN"
 
 
-def insert_runs(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Many new runs inside ``session``'s transaction.
+def insert_runs(session: Session, rows: list[dict[str, Any]], skip_taken: bool = False) -> set[str]:
+    """Many new runs inside ``session``'s transaction; returns the client_run_ids of rows not written.
 
-    On PostgreSQL through COPY: a 10,000-run batch is one stream instead of 10,000 pipelined INSERTs
-    with SQLAlchemy's JSON processing for each row. A unique violation (a concurrent report of the same
-    client_run_id) fails the whole COPY like it fails an INSERT, as an IntegrityError the caller retries.
+    By default through COPY on PostgreSQL: a 10,000-run batch is one stream instead of 10,000 pipelined
+    INSERTs with SQLAlchemy's JSON processing for each row. A row whose client_run_id is already taken (a
+    concurrent report of it committed first) fails the whole statement, as an ``IntegrityError`` like an
+    INSERT's, and nothing is skipped.
+
+    With ``skip_taken`` (a retry after such a failure) such rows are skipped instead, with ``INSERT .. ON
+    CONFLICT DO NOTHING``, which waits for a concurrent writer of the same id to finish rather than failing;
+    their client_run_ids are returned so the caller can apply them to the runs that hold those ids.
     """
     conn = session.connection()
+    if skip_taken:
+        stmt = (_DIALECT_INSERT[conn.dialect.name](Run)
+                .on_conflict_do_nothing(index_elements=["experiment_id", "client_run_id"])
+                .returning(Run.client_run_id))
+        written = set(conn.execute(stmt, rows).scalars())
+        return {r["client_run_id"] for r in rows if r["client_run_id"] is not None} - written
     if conn.dialect.name != "postgresql":
         conn.execute(insert(Run), rows)
-        return
+        return set()
     driver = conn.connection.driver_connection
     assert driver is not None
     # JSON columns go as text that the server parses, encoded by orjson: json.dumps spends ~7 us on a
     # 17-float mixture, orjson 0.4 us. Reported values are validated finite, so orjson's NaN-to-null
     # never applies.
     encode = [(c, t == "jsonb") for c, t in _COPY_COLUMNS]
-    with driver.cursor() as cur, cur.copy(_COPY) as copy:
-        copy.set_types(["text" if t == "jsonb" else t for _, t in _COPY_COLUMNS])
-        for row in rows:
-            copy.write_row([orjson.dumps(row[c]).decode() if is_json and row[c] is not None else row[c]
-                            for c, is_json in encode])
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        with driver.cursor() as cur, cur.copy(_COPY) as copy:
+            copy.set_types(["text" if t == "jsonb" else t for _, t in _COPY_COLUMNS])
+            for row in rows:
+                copy.write_row([orjson.dumps(row[c]).decode() if is_json and row[c] is not None else row[c]
+                                for c, is_json in encode])
+    except dbapi_error as exc:
+        # The driver's own exception, raised outside SQLAlchemy: wrapped as SQLAlchemy wraps a statement's
+        # (IntegrityError, OperationalError, ...), so callers and the error handlers see one kind.
+        raise DBAPIError.instance(_COPY, None, exc, dbapi_error, dialect=conn.dialect) from exc
+    return set()

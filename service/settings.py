@@ -30,6 +30,16 @@ class Settings(BaseSettings):
     #: back, so under load every request would pay a new connection. Size PostgreSQL's max_connections
     #: for (API processes + workers) x this.
     db_pool_size: int = Field(default=40, ge=1)
+    # ---- PostgreSQL timeouts (README "Configuration"): past each, a request answers 503 database_unavailable
+    #: Opening a PostgreSQL connection (whole seconds; libpq's minimum is 2).
+    db_connect_timeout_s: int = Field(default=5, ge=2)
+    #: The database's answer to one statement (or one step of it: a batch of rows, a commit). A server that
+    #: stopped answering would otherwise hold each request's thread until TCP gives up, minutes later.
+    db_statement_timeout_s: float = Field(default=10.0, gt=0)
+    #: Waiting for a pooled connection when every one is in use.
+    db_pool_timeout_s: float = Field(default=5.0, gt=0)
+    #: ``/readyz`` answers 503 when the database has not answered its check within this long.
+    readiness_timeout_s: float = Field(default=2.0, gt=0)
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"

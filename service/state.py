@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from service.auth import Authenticator
+from service.db import ReadinessProbe
 from service.metrics import Metrics
 from service.settings import Settings
 from service.store import Store
@@ -21,6 +22,7 @@ class AppState:
     #: None when the API runs open (auth off, or ``auto`` on a loopback address).
     authenticator: Authenticator | None
     metrics: Metrics
+    readiness: ReadinessProbe
 
 
 async def get_state(request: Request) -> AppState:

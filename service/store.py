@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import ARRAY, ColumnElement, Engine, String, any_, bindparam, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mixing.problem import Observations
@@ -279,40 +280,52 @@ class Store:
         for attempt in range(3):
             try:
                 with transaction(self.factory) as s:
-                    return self._store_batch(s, exp, writes)
-            except IntegrityError:
-                if attempt == 2:
+                    return self._store_batch(s, exp, writes, skip_taken=attempt > 0)
+            except (IntegrityError, OperationalError) as exc:
+                if attempt == 2 or not (isinstance(exc, IntegrityError) or _is_deadlock(exc)):
                     raise
         raise AssertionError("unreachable")
 
-    def _store_batch(self, s: Session, exp: Experiment, writes: list[RunWrite]) -> tuple[int, int, int, list[str]]:
+    def _store_batch(self, s: Session, exp: Experiment, writes: list[RunWrite], skip_taken: bool
+                     ) -> tuple[int, int, int, list[str]]:
+        """Store the batch in ``s``; returns (created, existing, updated, run ids in report order).
+
+        New client_run_ids are inserted in one statement. One that a concurrent report stores between this
+        read and that insert fails the insert (an ``IntegrityError``, and the caller retries), or, with
+        ``skip_taken`` (the retry), is left to the concurrent report's run and applied to it like a repeat.
+        A retry therefore never fails on a taken id again, however many reports race it.
+        """
         client_ids = [w.client_run_id for w in writes if w.client_run_id and not w.run_id]
         existing: dict[str, Run] = {}
         for match in _any_of(s, Run.client_run_id, client_ids):
             for r in s.scalars(select(Run).where(Run.experiment_id == exp.id, match)):
                 existing[r.client_run_id or ""] = r
-        created = n_existing = updated = 0
+        counts = Counter[str]()
         ids: list[str] = []
-        fresh: list[dict[str, Any]] = []
+        fresh: list[tuple[int, dict[str, Any]]] = []
         now = utcnow()
+
+        def apply(i: int, known: Run | None) -> str:
+            run, _, changed = self._apply_report(s, exp, writes[i], f"runs[{i}]", known)
+            counts["updated" if changed else "existing"] += 1
+            return run.id
+
         for i, w in enumerate(writes):
             if w.run_id is None and (w.client_run_id is None or w.client_run_id not in existing):
-                rid = new_id("run")
-                fresh.append(_new_run_row(exp.id, rid, w, now))
-                ids.append(rid)
-                created += 1
-                continue
-            run, _, changed = self._apply_report(s, exp, w, f"runs[{i}]", existing.get(w.client_run_id or ""))
-            ids.append(run.id)
-            if changed:
-                updated += 1
+                row = _new_run_row(exp.id, new_id("run"), w, now)
+                fresh.append((i, row))
+                ids.append(row["id"])
             else:
-                n_existing += 1
+                ids.append(apply(i, existing.get(w.client_run_id or "")))
         if fresh:
-            insert_runs(s, fresh)
-        if created or updated:
+            taken = insert_runs(s, [row for _, row in fresh], skip_taken=skip_taken)
+            for i, row in fresh:
+                if row["client_run_id"] in taken:
+                    ids[i] = apply(i, None)
+            counts["created"] = len(fresh) - len(taken)
+        if counts["created"] or counts["updated"]:
             _bump_version(s, exp.id)
-        return created, n_existing, updated, ids
+        return counts["created"], counts["existing"], counts["updated"], ids
 
     def _apply_report(self, s: Session, exp: Experiment, w: RunWrite, field: str,
                       known: Run | None = None) -> tuple[Run, bool, bool]:
@@ -801,6 +814,11 @@ def _require_active(exp: Experiment) -> None:
     if exp.state != ExperimentState.active.value:
         raise Conflict(f"experiment {exp.id} is {exp.state}; unarchive it to add runs", field="experiment_id",
                        code="experiment_archived")
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    """PostgreSQL chose this transaction as a deadlock victim (SQLSTATE 40P01): retrying it succeeds."""
+    return getattr(exc.orig, "sqlstate", None) == "40P01"
 
 
 def _bump_version(s: Session, exp_id: str) -> None:

@@ -27,6 +27,7 @@ from celery import Celery, Task, signals
 
 from mixing.methods import available_methods
 from service.db import make_engine, make_session_factory
+from service.errors import describe_error
 from service.logs import configure_logging
 from service.settings import Settings, get_settings
 from service.store import Store
@@ -165,7 +166,7 @@ def execute(task: Task, kind: str, job_id: str) -> Any:
         if attempts is None or attempts >= settings.job_max_attempts:
             raise
         countdown = _backoff(attempts)
-        note = f"retrying in {countdown:.0f} s after {type(exc).__name__}: {exc}"
+        note = f"retrying in {countdown:.0f} s after {describe_error(exc)}"
         _best_effort(store.requeue_job, job_id, note)
         raise task.retry(exc=exc, countdown=countdown, max_retries=None) from exc
     finally:

@@ -23,6 +23,7 @@ from mixing.errors import NotEnoughDataError
 from mixing.fidelity import FidelityReport, evaluate_laws
 from mixing.methods.base import SearchContext
 from mixing.methods.common import nearest_fidelity_rows
+from service.errors import describe_error
 from service.locks import experiment_lock
 from service.models import Experiment, Fit, new_id
 from service.store import Store
@@ -88,7 +89,7 @@ def _run(store: Store, job_id: str, ready_queue: bool) -> dict[str, Any] | None:
                                     "duration_s": round(result["duration_s"], 3)})
         return result
     except Exception as exc:
-        store.finish_job(job_id, error=f"{type(exc).__name__}: {exc}")
+        store.finish_job(job_id, error=describe_error(exc))
         log.exception("refit failed", extra={"job_id": job_id})
         raise
 

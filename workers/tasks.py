@@ -16,6 +16,7 @@ from mixing.errors import NotEnoughDataError
 from mixing.methods import resolve_method, resolve_recommender
 from mixing.methods.design import best_observed
 from mixing.problem import Candidates, Recommendation
+from service.errors import describe_error
 from service.locks import experiment_lock
 from service.models import Experiment
 from service.store import Store
@@ -67,7 +68,7 @@ def propose(store: Store, job_id: str) -> dict[str, Any] | None:
                                     "method": result["method"], "duration_s": round(result["duration_s"], 3)})
         return result
     except Exception as exc:
-        store.finish_job(job_id, error=f"{type(exc).__name__}: {exc}")
+        store.finish_job(job_id, error=describe_error(exc))
         log.exception("propose failed", extra={"job_id": job_id})
         raise
 

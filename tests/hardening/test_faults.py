@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.settings import Settings
 from tests.hardening.procs import ApiServer, PrivatePostgres
+from tests.hardening.proxy import BlackHoleProxy
 from tests.service.helpers import create, seed_runs, spec, state_of
 from tests.workers.procs import free_port
 
@@ -143,6 +144,68 @@ def test_a_database_restart_mid_traffic_answers_503_and_retries_succeed(
     counts = _client_run_id_counts(db_url, exp["id"])
     expected = set(traffic.sent_ids) | {f"{p}{k}" for p in traffic.batches for k in range(BATCH)}
     assert set(counts) == expected and set(counts.values()) == {1}
+
+
+# ------------------------------------------------------------------------------------ black-holed database
+#: More requests than the API's 40 request threads, so the pool is exhausted while they wait.
+STUCK_REQUESTS = 48
+
+
+def _wait_until(condition: Callable[[], bool], what: str, limit_s: float = 60.0) -> None:
+    """Poll a state until it holds; ``limit_s`` only turns a hang into a failure."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.postgres
+def test_a_black_holed_database_answers_503_and_probes_stay_prompt(
+    postgres_db_factory: Callable[[], str], api_server: Callable[..., ApiServer]
+) -> None:
+    db_url = sa.make_url(postgres_db_factory())
+    proxy = BlackHoleProxy((db_url.host or "127.0.0.1", db_url.port or 5432))
+    try:
+        proxied = db_url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        server = api_server(proxied, MIXOPT_DB_CONNECT_TIMEOUT_S="4", MIXOPT_DB_STATEMENT_TIMEOUT_S="4",
+                            MIXOPT_DB_POOL_TIMEOUT_S="4", MIXOPT_READINESS_TIMEOUT_S="2")
+        client = httpx.Client(base_url=server.url, timeout=120)
+        exp = create(client, name="black-hole")  # type: ignore[arg-type]
+        path = f"/v1/experiments/{exp['id']}/runs"
+        assert client.post(path, json={**GOOD, "client_run_id": "before"}).status_code == 201
+
+        proxy.black_hole()
+        answers: list[httpx.Response | Exception] = []
+
+        def report(i: int) -> None:
+            try:
+                answers.append(client.post(path, json={**GOOD, "client_run_id": f"stuck-{i}"}))
+            except httpx.HTTPError as exc:
+                answers.append(exc)
+
+        threads = [threading.Thread(target=report, args=(i,)) for i in range(STUCK_REQUESTS)]
+        for t in threads:
+            t.start()
+        # Every request thread of the API now waits on the database (or on a connection to it).
+        _wait_until(lambda: proxy.held >= 40, "the requests to reach the database")
+        assert httpx.get(f"{server.url}/healthz", timeout=10).json() == {"status": "ok"}
+        ready = httpx.get(f"{server.url}/readyz", timeout=10)
+        assert ready.status_code == 503 and ready.json()["status"] == "unavailable", ready.text
+        for t in threads:
+            t.join()
+        failed = [a for a in answers if isinstance(a, Exception) or a.status_code != 503]
+        assert not failed, failed[:3]
+        assert {(a.json()["error"]["code"], a.headers["retry-after"]) for a in answers  # type: ignore[union-attr]
+                } == {("database_unavailable", "1")}
+
+        proxy.resume()
+        _wait_until(lambda: httpx.get(f"{server.url}/readyz", timeout=10).status_code == 200, "readiness")
+        assert client.post(path, json={**GOOD, "client_run_id": "after"}).status_code == 201
+        stored = _client_run_id_counts(db_url.render_as_string(hide_password=False), exp["id"])
+        assert stored == {"before": 1, "after": 1}  # the 503s stored nothing
+        client.close()
+    finally:
+        proxy.close()
 
 
 # ----------------------------------------------------------------------------------------- disk full

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from scipy.stats import spearmanr
 
@@ -94,6 +95,34 @@ def test_bad_suggestion_requests(api: TestClient, body: dict, field: str) -> Non
     exp = create(api)
     r = api.post(f"/v1/experiments/{exp['id']}/suggestions", json=body)
     assert r.status_code == 422 and r.json()["error"]["field"] == field
+
+
+#: A trigger that makes storing a proposal fail inside the database, as a constraint or a server error would.
+_FREEZE_PROPOSALS = {
+    "sqlite": ["CREATE TRIGGER freeze_proposals BEFORE INSERT ON proposals "
+               "BEGIN SELECT RAISE(ABORT, 'proposals are frozen'); END"],
+    "postgresql": ["CREATE FUNCTION freeze_proposals() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$ BEGIN RAISE EXCEPTION 'proposals are frozen'; END $$",
+                   "CREATE TRIGGER freeze_proposals BEFORE INSERT ON proposals FOR EACH ROW "
+                   "EXECUTE FUNCTION freeze_proposals()"],
+}
+
+
+def test_a_suggestion_failing_in_the_database_answers_409_without_sql(api: TestClient, database_url: str) -> None:
+    exp = create(api, name="frozen")
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            for statement in _FREEZE_PROPOSALS[engine.dialect.name]:
+                conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+    r = api.post(f"/v1/experiments/{exp['id']}/suggestions", json={"count": 2, "method": "design"})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "suggestion_failed", r.text
+    job = api.get(f"/v1/jobs/{r.json()['error']['details']['job_id']}").json()
+    for message in (r.json()["error"]["message"], job["error"]):
+        assert "proposals are frozen" in message
+        assert not any(leak in message for leak in ("INSERT", "proposals (", "[SQL", "parameters", exp["id"])), message
 
 
 def test_slow_suggestions_answer_202_with_a_job(settings: Settings) -> None:
