@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.spatial import cKDTree
 
-from mixing.problem import Observations, Problem
+from mixing.problem import Observations, Problem, Proposal
 from mixing.simplex import FloatArray
 
 #: Two mixtures closer than this (L1) are the same point for the purpose of "never suggest twice".
@@ -67,6 +67,21 @@ def first_free_distinct(points: FloatArray, fidelities: FloatArray, obs: Observa
             n_seen += 1
             chosen.append(i)
     return np.asarray(chosen, dtype=np.intp)
+
+
+def new_runs(proposals: list[Proposal], obs: Observations) -> list[Proposal]:
+    """``proposals`` less those that repeat a pending or observed run or an earlier proposal.
+
+    The last check every suggestion passes, whatever the method: a seed fixes a method's sequence of draws,
+    and a space with a single feasible mixture offers one point only, so neither may hand the same run to
+    a second caller. What is left may be fewer runs than asked, or none (the space is exhausted).
+    """
+    if not proposals:
+        return []
+    keep = first_free_distinct(np.array([p.mixture for p in proposals]),
+                               np.array([p.fidelity for p in proposals]).reshape(len(proposals), -1),
+                               obs, len(proposals))
+    return [proposals[i] for i in keep]
 
 
 def _repeats(point: FloatArray, fidelity: FloatArray, mixtures: FloatArray, fidelities: FloatArray) -> bool:
