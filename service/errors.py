@@ -64,6 +64,12 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class SearchSpaceExhausted(Conflict):
+    """Every new suggestion would repeat a run that is pending or observed: no point is left to hand out."""
+
+    code = "search_space_exhausted"
+
+
 class Unavailable(ApiError):
     status_code = 503
     code = "unavailable"

@@ -5,18 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from service.models import Experiment, Job, Run
-from service.schemas import ExperimentOut, JobOut, PredictionOut, RunCounts, RunOut
+from service.schemas import STORED, ExperimentOut, JobOut, PredictionOut, RunCounts, RunOut
 from service.validation import metric_weights
 
 
 def experiment_out(exp: Experiment, counts: dict[str, int]) -> ExperimentOut:
+    """The experiment as stored: its spec is validated under :data:`STORED`, so a spec accepted before a
+    request range was tightened still reads back (and the response is not validated again)."""
     spec = exp.spec
-    return ExperimentOut(
+    return ExperimentOut.model_validate(dict(
         id=exp.id, name=exp.name, state=exp.state, domains=spec["domains"], objective=spec["objective"],
         fidelities=spec.get("fidelities") or [], budget=spec.get("budget") or {}, search=spec.get("search") or {},
         metadata=exp.metadata_ or {}, run_counts=RunCounts(**counts), data_version=exp.data_version,
         created_at=exp.created_at, updated_at=exp.updated_at,
-    )
+    ), context=STORED)
 
 
 class RunPresenter:

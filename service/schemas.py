@@ -10,11 +10,59 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-#: Numbers must be JSON numbers: lax parsing would take ``"0.4"`` or ``true`` (as 1.0) for a weight or a loss.
+from mixing.methods import method_names
+
+#: Validation context of specs read back from storage (:func:`service.presenters.experiment_out`): the
+#: request-only checks below (magnitudes, the method registry) are skipped, so tightening them never makes
+#: an experiment stored before unreadable.
+STORED: dict[str, bool] = {"stored": True}
+
+# Magnitudes accepted from requests (README "Magnitudes"). Models square, sum and exponentiate these; within
+# the ranges every such intermediate stays far from float overflow, so finite inputs give finite fits.
+#: Metrics and losses (run metrics, online losses, DoReMi reference losses).
+MAX_METRIC = 1e12
+#: Objective weights and online initial weights (both rescaled to sum to 1).
+MAX_WEIGHT = 1e12
+#: Fidelity values, token counts and priors (token shares or token counts).
+MAX_SCALE = 1e24
+#: Run costs (any unit, FLOPs included).
+MAX_COST = 1e30
+MIN_EPOCHS, MAX_EPOCHS = 1e-3, 1e6
+
+
+def _from_request(info: ValidationInfo) -> bool:
+    return not (info.context or {}).get("stored")
+
+
+def within(low: float, high: float) -> AfterValidator:
+    """A number in ``[low, high]``, checked on requests only (see :data:`STORED`)."""
+
+    def check(value: float, info: ValidationInfo) -> float:
+        if _from_request(info) and not low <= value <= high:
+            raise ValueError(f"must lie within [{low:g}, {high:g}], got {value:g} (README: Magnitudes)")
+        return value
+
+    return AfterValidator(check)
+
+
+#: Numbers must be JSON numbers (strict mode, every field of every request body): lax parsing would take
+#: ``"0.4"`` or ``true`` (as 1.0) for a weight or a loss, and ``"2"`` for a count. A float field still
+#: takes an integer, since JSON has one number type.
 Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 Weight = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+Metric = Annotated[Finite, within(-MAX_METRIC, MAX_METRIC)]
+FidelityValue = Annotated[Finite, within(-MAX_SCALE, MAX_SCALE)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 #: Free text, stored as given. PostgreSQL text cannot hold NUL, so no backend accepts one.
 Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
@@ -25,14 +73,14 @@ RunStateName = Literal["suggested", "running", "completed", "failed", "abandoned
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class DomainSpec(Strict):
     name: Name
-    prior: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
-        default=None, description="natural token share; used as the Dirichlet prior of designs")
-    tokens_available: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+    prior: Annotated[float, Field(ge=0, allow_inf_nan=False), within(0, MAX_SCALE)] | None = Field(
+        default=None, description="natural token share (or token count); used as the Dirichlet prior of designs")
+    tokens_available: Annotated[float, Field(gt=0, allow_inf_nan=False), within(1, MAX_SCALE)] | None = Field(
         default=None, description="tokens of this domain available for the target run")
     min_weight: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
     max_weight: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 1.0
@@ -47,7 +95,7 @@ class DomainSpec(Strict):
 class ObjectiveSpec(Strict):
     metrics: list[Name] = Field(min_length=1, max_length=1024)
     aggregate: Literal["single", "mean", "weighted_mean"] = "mean"
-    weights: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None
+    weights: list[Annotated[float, Field(ge=0, allow_inf_nan=False), within(0, MAX_WEIGHT)]] | None = None
     goal: Literal["minimize", "maximize"] = "minimize"
 
     @model_validator(mode="after")
@@ -68,11 +116,11 @@ class ObjectiveSpec(Strict):
 
 class FidelityAxis(Strict):
     name: Name
-    min: Finite
-    max: Finite
-    target: Finite
-    default: Finite | None = Field(default=None, description="value for suggestions that do not choose one "
-                                                               "(default: min, the cheapest proxy)")
+    min: FidelityValue
+    max: FidelityValue
+    target: FidelityValue
+    default: FidelityValue | None = Field(default=None, description="value for suggestions that do not choose "
+                                                                    "one (default: min, the cheapest proxy)")
 
     @model_validator(mode="after")
     def _ordered(self) -> FidelityAxis:
@@ -86,15 +134,22 @@ class FidelityAxis(Strict):
 
 
 class BudgetSpec(Strict):
-    target_tokens: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
-    max_epochs: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+    target_tokens: Annotated[float, Field(gt=0, allow_inf_nan=False), within(1, MAX_SCALE)] | None = None
+    max_epochs: Annotated[float, Field(gt=0, allow_inf_nan=False), within(MIN_EPOCHS, MAX_EPOCHS)] | None = Field(
         default=None, description="with tokens_available, caps each weight at tokens*epochs/target_tokens")
 
 
 class SearchSpec(Strict):
     initial_runs: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
         default=None, description="space-filling designs before models take over (default max(10, 2*domains))")
-    default_method: str = "auto"
+    default_method: str = Field(default="auto", description="method of suggestion requests that name none")
+
+    @field_validator("default_method")
+    @classmethod
+    def _known_method(cls, name: str, info: ValidationInfo) -> str:
+        if _from_request(info) and name not in method_names():
+            raise ValueError(f"unknown method {name!r}; available: {method_names()}")
+        return name
 
 
 class ExperimentCreate(Strict):
@@ -164,9 +219,9 @@ class RunReport(Strict):
     id: str | None = Field(default=None, description="id of a suggested run this reports on")
     client_run_id: ClientKey | None = None
     mixture: dict[str, Weight] | None = None
-    fidelity: dict[str, Finite] | None = None
-    metrics: dict[Name, Finite] = Field(default_factory=dict)
-    cost: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)] | None = None
+    fidelity: dict[str, FidelityValue] | None = None
+    metrics: dict[Name, Metric] = Field(default_factory=dict)
+    cost: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True), within(0, MAX_COST)] | None = None
     state: Literal["running", "completed", "failed", "abandoned"] = "completed"
     error: Annotated[Text, StringConstraints(max_length=10_000)] | None = None
 
@@ -216,12 +271,12 @@ class BatchResult(BaseModel):
 
 class CandidateIn(Strict):
     mixture: dict[str, Weight]
-    fidelity: dict[str, Finite] | None = None
+    fidelity: dict[str, FidelityValue] | None = None
 
 
 class SuggestionRequest(Strict):
     count: Annotated[int, Field(ge=1, le=1000)] = 1
-    fidelity: dict[str, Finite] | None = None
+    fidelity: dict[str, FidelityValue] | None = None
     method: str | None = None
     candidates: list[CandidateIn] | None = Field(default=None, max_length=200_000)
     seed: Seed | None = None
@@ -265,7 +320,7 @@ class RecommendationOut(BaseModel):
 
 class PredictRequest(Strict):
     mixtures: list[dict[str, Weight]] = Field(min_length=1, max_length=100_000)
-    fidelity: dict[str, Finite] | None = None
+    fidelity: dict[str, FidelityValue] | None = None
     method: str | None = None
     seed: Seed | None = Field(default=None, description="fixed seed: the same data gives the same model")
 

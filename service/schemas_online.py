@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from service.schemas import ClientKey, Finite, Strict
+from service.schemas import MAX_WEIGHT, ClientKey, Finite, Metric, Strict, within
 
 OnlineMethod = Literal["doremi", "aioli", "stratified", "static"]
 
@@ -15,8 +15,9 @@ OnlineMethod = Literal["doremi", "aioli", "stratified", "static"]
 class OnlineSessionCreate(Strict):
     method: OnlineMethod
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
-    initial_weights: dict[str, Finite] | None = Field(default=None, description="domain -> weight (sums to 1)")
-    reference_losses: dict[str, Finite] | None = Field(default=None, description="DoReMi: reference model's "
+    initial_weights: dict[str, Annotated[Finite, within(0, MAX_WEIGHT)]] | None = Field(
+        default=None, description="domain -> weight (rescaled to sum to 1)")
+    reference_losses: dict[str, Metric] | None = Field(default=None, description="DoReMi: reference model's "
                                                                                 "per-domain losses")
     client_session_id: ClientKey | None = Field(
         default=None, description="idempotency key: a repeat returns the existing session")
@@ -24,7 +25,7 @@ class OnlineSessionCreate(Strict):
 
 class ObservationIn(Strict):
     step: Annotated[int, Field(ge=0, lt=2**31)]  # the database column is a 32-bit integer
-    losses: dict[str, Finite]
+    losses: dict[str, Metric]
     split: Literal["train", "validation"] = "train"
 
 

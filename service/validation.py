@@ -44,17 +44,29 @@ def constraints_from_spec(spec: dict[str, Any]) -> SimplexConstraints:
 
 
 def metric_weights(objective: dict[str, Any]) -> np.ndarray:
+    """The objective's metric weights, summing to 1."""
     k = len(objective["metrics"])
     if objective.get("aggregate") == "weighted_mean":
-        w = np.asarray(objective["weights"], dtype=np.float64)
-        return w / w.sum()
+        return scaled_to_sum_one(objective["weights"])
     return np.full(k, 1.0 / k)
+
+
+def scaled_to_sum_one(values: Sequence[float]) -> np.ndarray:
+    """Non-negative ``values`` (not all zero) divided by their sum, taken after dividing by the largest.
+
+    Requests cap weights and priors (README "Magnitudes"), but a spec stored before, or imported, may hold
+    ``[1e308, 1e308]``, whose plain sum overflows and would turn every weight into 0.
+    """
+    w = np.asarray(values, dtype=np.float64)
+    w = w / w.max()
+    return w / w.sum()
 
 
 def problem_from_spec(spec: dict[str, Any]) -> Problem:
     domains = spec["domains"]
     priors = [d.get("prior") for d in domains]
-    prior = None if all(p is None for p in priors) else np.array([p or 0.0 for p in priors], dtype=np.float64)
+    given = [p or 0.0 for p in priors]
+    prior = None if all(p is None for p in priors) or max(given) <= 0 else scaled_to_sum_one(given)
     axes = spec.get("fidelities") or []
     return Problem(
         domains=tuple(d["name"] for d in domains),

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import math
 from typing import Any
 
 import numpy as np
 
 from mixing.methods.base import SearchContext
+from mixing.problem import Prediction
 from service.models import Experiment
+from service.schemas import MAX_COST, MAX_METRIC
 from service.store import Snapshot, Store
 from service.validation import problem_from_spec
 
+log = logging.getLogger("mixopt.context")
+
 
 def search_context(store: Store, exp: Experiment, seed: int | None = None) -> tuple[SearchContext, Snapshot]:
-    snap = store.snapshot(exp)
+    """The method's view of the experiment: its problem, and the runs a model may fit (:func:`fittable`)."""
+    snap = fittable(store.snapshot(exp), exp.id)
     ctx = SearchContext(
         problem=problem_from_spec(exp.spec),
         observations=snap.observations,
@@ -23,7 +31,32 @@ def search_context(store: Store, exp: Experiment, seed: int | None = None) -> tu
     return ctx, snap
 
 
-def prediction_dict(pred: Any) -> dict[str, Any] | None:
-    if pred is None:
+def fittable(snap: Snapshot, experiment_id: str) -> Snapshot:
+    """``snap`` without the completed runs whose metrics lie beyond the request range (|x| > MAX_METRIC),
+    and with costs beyond MAX_COST unknown.
+
+    Requests refuse such values, but an import or an older server may have stored them; fitted as they are,
+    ``±1e308`` overflows every model's squares and sums into inf and NaN. They are outliers to leave out
+    of the fit, not data to lose: the runs stay stored and listed.
+    """
+    obs = snap.observations
+    keep = np.all(np.abs(obs.metrics) <= MAX_METRIC, axis=1)
+    costs = np.where(np.abs(obs.costs) <= MAX_COST, obs.costs, math.nan)
+    if keep.all() and np.array_equal(costs, obs.costs, equal_nan=True):
+        return snap
+    log.warning("runs beyond the metric range left out of the fit",
+                extra={"experiment_id": experiment_id, "n_left_out": int((~keep).sum())})
+    obs = dataclasses.replace(obs, costs=costs).completed_subset(keep)
+    return dataclasses.replace(snap, observations=obs,
+                               completed_ids=[i for i, k in zip(snap.completed_ids, keep, strict=True) if k])
+
+
+def prediction_dict(pred: Prediction | None) -> dict[str, Any] | None:
+    """A prediction as stored; None for one with a non-finite value (never stored or served), and an
+    interval with a non-finite bound is dropped."""
+    if pred is None or not math.isfinite(pred.value):
         return None
-    return {"value": pred.value, "lower": pred.lower, "upper": pred.upper}
+    lower, upper = pred.lower, pred.upper
+    if lower is None or upper is None or not (math.isfinite(lower) and math.isfinite(upper)):
+        lower = upper = None
+    return {"value": float(pred.value), "lower": lower, "upper": upper}

@@ -14,6 +14,7 @@ import numpy as np
 
 from mixing.errors import NotEnoughDataError
 from mixing.methods import resolve_method, resolve_recommender
+from mixing.methods.common import new_runs
 from mixing.methods.design import best_observed
 from mixing.problem import Candidates, Recommendation
 from service.errors import describe_error
@@ -47,10 +48,11 @@ def propose(store: Store, job_id: str) -> dict[str, Any] | None:
                 from mixing.methods.design import DesignMethod
 
                 proposals = DesignMethod().suggest(ctx, int(params["count"]), fidelity, candidates)
+            proposals = new_runs(proposals, ctx.observations)[: int(params["count"])]
             runs = store.add_suggested_runs(
                 exp.id,
-                np.array([p.mixture for p in proposals]).reshape(len(proposals), -1),
-                np.array([p.fidelity for p in proposals]).reshape(len(proposals), -1),
+                np.array([p.mixture for p in proposals]).reshape(len(proposals), ctx.problem.n_domains),
+                np.array([p.fidelity for p in proposals]).reshape(len(proposals), ctx.problem.fidelity.n_axes),
                 proposals[0].method if proposals else method.name,
                 [prediction_dict(p.predicted) for p in proposals],
                 proposal={"data_version": snap.data_version, "n_runs": snap.observations.n,
@@ -61,8 +63,9 @@ def propose(store: Store, job_id: str) -> dict[str, Any] | None:
                 claimed=not params.get("ready_queue", False),
             )
             _store_hints(store, exp.id, [p.details for p in proposals])
+        # Fewer runs than asked: the rest would repeat a pending or observed run (the space is exhausted).
         result = {"run_ids": [r.id for r in runs], "method": runs[0].method if runs else method.name,
-                  "duration_s": time.perf_counter() - t0}
+                  "duration_s": time.perf_counter() - t0, "exhausted": len(runs) < int(params["count"])}
         store.finish_job(job_id, result)
         log.info("proposed", extra={"job_id": job_id, "experiment_id": exp.id, "n": len(runs),
                                     "method": result["method"], "duration_s": round(result["duration_s"], 3)})
@@ -87,14 +90,17 @@ def compute_recommendation(store: Store, exp: Experiment, method_name: str = "au
                            candidates: np.ndarray | None = None) -> tuple[Recommendation, int, dict[str, Any]]:
     """(recommendation, data version it saw, its stored form) for the current data; stores nothing.
 
-    ``candidates`` (mixtures, in domain order) restricts the choice to them. A model that cannot fit yet
-    gives way to the best observed run.
+    ``candidates`` (mixtures, in domain order) restricts the choice to them. A model that cannot fit yet,
+    or whose answer is not finite, gives way to the best observed run.
     """
     ctx, snap = search_context(store, exp, seed)
     t0 = time.perf_counter()
     try:
         rec = resolve_recommender(method_name, ctx).recommend(ctx, candidates)
     except NotEnoughDataError:
+        rec = best_observed(ctx, "best-observed", candidates)
+    if not (np.all(np.isfinite(rec.mixture)) and np.isfinite(rec.predicted.value)):
+        log.warning("model recommendation not finite", extra={"experiment_id": exp.id, "method": rec.method})
         rec = best_observed(ctx, "best-observed", candidates)
     payload = {
         "mixture": [float(x) for x in rec.mixture],

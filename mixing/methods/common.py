@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.spatial import cKDTree
 
-from mixing.problem import Observations, Problem
+from mixing.problem import Observations, Problem, Proposal
 from mixing.simplex import FloatArray
 
 #: Two mixtures closer than this (L1) are the same point for the purpose of "never suggest twice".
@@ -52,21 +52,39 @@ def first_free_distinct(points: FloatArray, fidelities: FloatArray, obs: Observa
 
     A batch must hand out different runs: rows that are the same run -- a pool listing a mixture twice,
     or local moves that the projection put on the same vertex -- count once, so that they cannot crowd
-    out the runs that would complete the batch. The scan stops as soon as ``k`` rows are found.
+    out the runs that would complete the batch. The scan stops as soon as ``k`` rows are found. Taken
+    runs are looked up in a KD-tree (L1 ball of :data:`SAME_POINT_L1`), not compared row by row: every
+    suggestion passes this check against all of an experiment's runs.
     """
-    d, m = points.shape[1], fidelities.shape[1]
-    seen_mix = np.concatenate([obs.pending_mixtures, obs.mixtures, np.empty((k, d))])
-    seen_fid = np.concatenate([obs.pending_fidelities, obs.fidelities, np.empty((k, m))])
-    n_seen = len(seen_mix) - k
+    taken_mix = np.concatenate([obs.pending_mixtures, obs.mixtures])
+    taken_fid = np.concatenate([obs.pending_fidelities, obs.fidelities])
+    tree = cKDTree(taken_mix) if len(taken_mix) else None
     chosen: list[int] = []
     for i, (p, f) in enumerate(zip(points, fidelities, strict=True)):
         if len(chosen) == k:
             break
-        if not _repeats(p, f, seen_mix[:n_seen], seen_fid[:n_seen]):
-            seen_mix[n_seen], seen_fid[n_seen] = p, f
-            n_seen += 1
-            chosen.append(i)
+        near = tree.query_ball_point(p, SAME_POINT_L1, p=1.0) if tree is not None else []
+        if near and _repeats(p, f, taken_mix[near], taken_fid[near]):
+            continue
+        if chosen and _repeats(p, f, points[chosen], fidelities[chosen]):
+            continue
+        chosen.append(i)
     return np.asarray(chosen, dtype=np.intp)
+
+
+def new_runs(proposals: list[Proposal], obs: Observations) -> list[Proposal]:
+    """``proposals`` less those that repeat a pending or observed run or an earlier proposal.
+
+    The last check every suggestion passes, whatever the method: a seed fixes a method's sequence of draws,
+    and a space with a single feasible mixture offers one point only, so neither may hand the same run to
+    a second caller. What is left may be fewer runs than asked, or none (the space is exhausted).
+    """
+    if not proposals:
+        return []
+    keep = first_free_distinct(np.array([p.mixture for p in proposals]),
+                               np.array([p.fidelity for p in proposals]).reshape(len(proposals), -1),
+                               obs, len(proposals))
+    return [proposals[i] for i in keep]
 
 
 def _repeats(point: FloatArray, fidelity: FloatArray, mixtures: FloatArray, fidelities: FloatArray) -> bool:

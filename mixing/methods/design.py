@@ -6,6 +6,7 @@ them means "the best mixture observed so far at the fidelity nearest the target"
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 import numpy as np
@@ -13,7 +14,13 @@ import numpy as np
 from mixing.design import space_filling_design
 from mixing.errors import NotEnoughDataError
 from mixing.methods.base import SearchContext
-from mixing.methods.common import SAME_POINT_L1, exclude_taken, members, nearest_fidelity_rows
+from mixing.methods.common import (
+    SAME_POINT_L1,
+    exclude_taken,
+    first_free_distinct,
+    members,
+    nearest_fidelity_rows,
+)
 from mixing.problem import Candidates, Prediction, Proposal, Recommendation
 from mixing.sampling import uniform_candidates
 from mixing.simplex import FloatArray
@@ -54,11 +61,35 @@ class RandomMethod:
             keep = np.flatnonzero(exclude_taken(candidates.mixtures, fids, ctx.observations))
             pick = ctx.rng.permutation(keep)[:count]
             return [Proposal(mixture=candidates.mixtures[i], fidelity=fids[i], method=self.name) for i in pick]
-        points = uniform_candidates(count, ctx.problem.constraints, ctx.rng)
-        return [Proposal(mixture=p, fidelity=fid.copy(), method=self.name) for p in points]
+        return [Proposal(mixture=p, fidelity=fid.copy(), method=self.name) for p in fresh_uniform(ctx, count, fid)]
 
     def recommend(self, ctx: SearchContext, candidates: FloatArray | None = None) -> Recommendation:
         return best_observed(ctx, self.name, candidates)
+
+
+def fresh_uniform(ctx: SearchContext, count: int, fidelity: FloatArray) -> FloatArray:
+    """Up to ``count`` uniform draws ``(k, d)`` that are new runs at ``fidelity``: none pending or observed.
+
+    Callers who pass the same seed draw the same sequence, so a later one skips the draws that earlier ones
+    took and goes on along it. Chunks double in size and stop after ``count`` plus one draw per run taken:
+    enough whenever the space has room, and a bounded search when it has none (a single feasible mixture).
+    """
+    obs = ctx.observations
+    d, m = ctx.problem.n_domains, fidelity.size
+    budget = count + obs.n + len(obs.pending_mixtures)
+    chosen = np.zeros((0, d))
+    chunk, drawn = count, 0
+    while len(chosen) < count and drawn < budget:
+        points = uniform_candidates(chunk, ctx.problem.constraints, ctx.rng)
+        drawn += chunk
+        seen = dataclasses.replace(obs, pending_mixtures=np.concatenate([obs.pending_mixtures, chosen]),
+                                   pending_fidelities=np.concatenate([obs.pending_fidelities,
+                                                                      np.tile(fidelity, (len(chosen), 1))]))
+        keep = first_free_distinct(points, np.tile(fidelity, (chunk, 1)).reshape(chunk, m), seen,
+                                   count - len(chosen))
+        chosen = np.concatenate([chosen, points[keep]])
+        chunk *= 2
+    return chosen
 
 
 def baselines_not_run(ctx: SearchContext, fidelity: FloatArray) -> FloatArray:

@@ -53,7 +53,7 @@ import numpy as np
 from mixing.online.base import OnlineMethod, State, next_step
 from mixing.online.directive import Directive, Probe
 from mixing.online.errors import HyperparameterError
-from mixing.online.hyperparameters import Hyperparameters, Param
+from mixing.online.hyperparameters import MAX_ETA, MAX_SEED, MAX_STEPS, Hyperparameters, Param
 from mixing.online.vectors import exponentiated_step
 from mixing.simplex import FloatArray
 
@@ -89,7 +89,8 @@ def probe_order(n_domains: int, sweeps: int, seed: int, round_index: int) -> lis
 class Aioli(OnlineMethod):
     name: ClassVar[str] = "aioli"
     parameters: ClassVar = {
-        "eta": Param(float, 1.0, minimum=0.0, exclusive_minimum=True, doc="exponentiated-gradient step size"),
+        "eta": Param(float, 1.0, minimum=0.0, maximum=MAX_ETA, exclusive_minimum=True,
+                     doc="exponentiated-gradient step size"),
         "ema": Param(
             float,
             0.1,
@@ -106,12 +107,14 @@ class Aioli(OnlineMethod):
             exclusive_minimum=True,
             doc="share of the probed domain in a probe mixture; must exceed 1/k",
         ),
-        "probe_steps": Param(int, 10, minimum=1, doc="training steps per probe"),
-        "sweeps": Param(int, 2, minimum=1, doc="passes over all domains in each LearnParams"),
-        "exploit_steps": Param(int, 60, minimum=0, doc="steps on the updated mixture after LearnParams"),
-        "warmup_steps": Param(int, 0, minimum=0, doc="steps on the initial mixture before the first round"),
+        "probe_steps": Param(int, 10, minimum=1, maximum=MAX_STEPS, doc="training steps per probe"),
+        "sweeps": Param(int, 2, minimum=1, maximum=1000, doc="passes over all domains in each LearnParams"),
+        "exploit_steps": Param(int, 60, minimum=0, maximum=MAX_STEPS,
+                               doc="steps on the updated mixture after LearnParams"),
+        "warmup_steps": Param(int, 0, minimum=0, maximum=MAX_STEPS,
+                              doc="steps on the initial mixture before the first round"),
         "normalize_a": Param(bool, True, doc="shift A to non-negative and scale it to unit sum"),
-        "seed": Param(int, 0, minimum=0, doc="seed of the probe order"),
+        "seed": Param(int, 0, minimum=0, maximum=MAX_SEED, doc="seed of the probe order"),
     }
 
     def hyperparameters(self, n_domains: int, values: Mapping[str, Any] | None) -> Hyperparameters:

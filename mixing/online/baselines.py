@@ -14,11 +14,12 @@ import numpy as np
 from mixing.online.base import OnlineMethod, State, next_step
 from mixing.online.directive import Directive
 from mixing.online.errors import InvalidWeightsError
-from mixing.online.hyperparameters import Hyperparameters, Param
+from mixing.online.hyperparameters import MAX_STEPS, Hyperparameters, Param
 from mixing.online.vectors import as_mixture, uniform
 from mixing.simplex import FloatArray
 
-_INTERVAL = {"update_interval": Param(int, 200, minimum=1, doc="steps between two observations")}
+_INTERVAL = {"update_interval": Param(int, 200, minimum=1, maximum=MAX_STEPS,
+                                     doc="steps between two observations")}
 
 
 class _Fixed(OnlineMethod):

@@ -25,7 +25,7 @@ import numpy as np
 from mixing.online.base import OnlineMethod, State, next_step
 from mixing.online.directive import Directive
 from mixing.online.errors import OnlineInputError
-from mixing.online.hyperparameters import Hyperparameters, Param
+from mixing.online.hyperparameters import MAX_ETA, MAX_STEPS, Hyperparameters, Param
 from mixing.online.vectors import domain_vector, exponentiated_step
 from mixing.simplex import FloatArray
 
@@ -33,9 +33,11 @@ from mixing.simplex import FloatArray
 class DoReMi(OnlineMethod):
     name: ClassVar[str] = "doremi"
     parameters: ClassVar = {
-        "eta": Param(float, 1.0, minimum=0.0, exclusive_minimum=True, doc="step size of the log-weights"),
+        "eta": Param(float, 1.0, minimum=0.0, maximum=MAX_ETA, exclusive_minimum=True,
+                     doc="step size of the log-weights"),
         "smoothing": Param(float, 1e-3, minimum=0.0, maximum=1.0, doc="mass c mixed in from uniform"),
-        "update_interval": Param(int, 200, minimum=1, doc="steps between two observations (updates)"),
+        "update_interval": Param(int, 200, minimum=1, maximum=MAX_STEPS,
+                                 doc="steps between two observations (updates)"),
     }
 
     def reference_losses(self, n_domains: int, values: Any) -> FloatArray:
@@ -51,7 +53,8 @@ class DoReMi(OnlineMethod):
     def transition(self, state: State, step: int, losses: FloatArray) -> State:
         hp = state["hyperparameters"]
         alpha = np.asarray(state["weights"], dtype=np.float64)
-        excess = np.maximum(losses - np.asarray(state["reference_losses"], dtype=np.float64), 0.0)
+        with np.errstate(over="ignore"):  # an infinite excess is a step's limit, which the step handles
+            excess = np.maximum(losses - np.asarray(state["reference_losses"], dtype=np.float64), 0.0)
         alpha = exponentiated_step(alpha, excess, hp["eta"])
         c = hp["smoothing"]
         alpha = (1.0 - c) * alpha + c / alpha.size

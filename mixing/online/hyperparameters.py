@@ -17,6 +17,13 @@ from mixing.online.errors import HyperparameterError
 
 Hyperparameters = dict[str, Any]
 
+#: Largest exponentiated-gradient step size. The papers use O(1); with losses capped by the service
+#: (|loss| <= 1e12) a step of ``eta * loss`` then stays far inside float range.
+MAX_ETA = 1e4
+#: Step counts are stored as 32-bit integers.
+MAX_STEPS = 2**31 - 1
+MAX_SEED = 2**63 - 1
+
 
 @dataclass(frozen=True)
 class Param:

@@ -50,9 +50,15 @@ def uniform(n_domains: int) -> FloatArray:
 
 
 def exponentiated_step(weights: FloatArray, gradient: FloatArray, eta: float) -> FloatArray:
-    """``p' ∝ p · exp(eta · gradient)``, in log space so that a large ``eta · gradient`` cannot overflow."""
-    with np.errstate(divide="ignore"):
+    """``p' ∝ p · exp(eta · gradient)``, in log space so that a large ``eta · gradient`` cannot overflow.
+
+    Should ``eta · gradient`` still overflow to infinity, the answer is the step's limit: the mass spread
+    evenly over the domains whose log-weight is largest (an all-``-inf`` vector gives the uniform mixture),
+    never the NaN of ``inf - inf``.
+    """
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         z = np.log(weights) + eta * gradient
-    z -= z.max()
-    w = np.exp(z)
+    z = np.where(np.isnan(z), -np.inf, z)  # 0 * inf: a zero weight stays zero
+    top = z.max()
+    w = np.exp(z - top) if np.isfinite(top) else (z == top).astype(np.float64)
     return w / w.sum()

@@ -10,11 +10,11 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
-from mixing.errors import NotEnoughDataError
+from mixing.errors import FitError, NotEnoughDataError
 from mixing.methods import available_methods, method_names, resolve_recommender
 from mixing.simplex import SimplexConstraints
 from service.auth import get_project
-from service.errors import Conflict, InvalidInput
+from service.errors import Conflict, InvalidInput, SearchSpaceExhausted
 from service.locks import experiment_lock
 from service.models import ExperimentState
 from service.presenters import RunPresenter, job_out
@@ -106,6 +106,9 @@ def suggest(experiment_id: str, body: SuggestionRequest, response: Response, st:
     if joined:  # answer as a retry after that job does: its runs first, then anything still missing
         return suggest(experiment_id, body, response, st, project)
     ids = (job.result or {}).get("run_ids", [])
+    if not runs and not ids:
+        raise SearchSpaceExhausted("no new run is left to suggest: every feasible point (among the candidates, "
+                                   "at this fidelity) is pending or observed", details={"job_id": job.id})
     return SuggestionResponse(runs=[present.run(r) for r in runs]
                               + [present.run(st.store.get_run(exp.id, rid, project)) for rid in ids])
 
@@ -199,6 +202,8 @@ def predict(experiment_id: str, body: PredictRequest, st: State, project: Projec
         metrics, objective, halfwidth = method.predict(ctx, x, fid)
     except NotEnoughDataError as exc:
         raise Conflict(f"cannot predict yet: {exc}", code="not_enough_data") from exc
+    if not all(np.isfinite(a).all() for a in (metrics, objective, halfwidth)):  # never served as NaN
+        raise FitError(f"the {method.name} model predicts non-finite values for these mixtures")
     names = exp.spec["objective"]["metrics"] if metrics.shape[1] else []  # objective-only models: none
     points = [PredictedPoint(objective=float(o), lower=float(o - h), upper=float(o + h),
                              metrics={n: float(v) for n, v in zip(names, row, strict=True)})

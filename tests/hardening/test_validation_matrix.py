@@ -64,6 +64,7 @@ FIDELITY_RULES = [
     pytest.param({"params": 1e6, "tokens": 1}, ".tokens", "invalid_fidelity", id="unknown-axis"),
     pytest.param({"params": NAN}, ".params", "invalid_input", id="nan"),
     pytest.param({"params": "big"}, ".params", "invalid_input", id="string"),
+    pytest.param({"params": 1e300}, ".params", "invalid_input", id="beyond-1e24"),
 ]
 
 #: (metrics, path below "metrics", error code) for completed runs
@@ -72,6 +73,8 @@ METRIC_RULES = [
     pytest.param(_with(GOOD_METRICS, **{"loss/code": -INF}), ".loss/code", "invalid_input", id="infinite"),
     pytest.param(_with(GOOD_METRICS, **{"loss/code": None}), ".loss/code", "missing_metric", id="missing"),
     pytest.param(_with(GOOD_METRICS, **{"loss/code": [1]}), ".loss/code", "invalid_input", id="list"),
+    pytest.param(_with(GOOD_METRICS, **{"loss/code": 1e308}), ".loss/code", "invalid_input", id="1e308"),
+    pytest.param(_with(GOOD_METRICS, **{"loss/code": -2e12}), ".loss/code", "invalid_input", id="below-minus-1e12"),
 ]
 
 
@@ -247,6 +250,7 @@ def test_metric_rules(
     [
         pytest.param({"cost": NAN}, "cost", id="nan-cost"),
         pytest.param({"cost": "cheap"}, "cost", id="string-cost"),
+        pytest.param({"cost": 1e300}, "cost", id="cost-beyond-1e30"),
         pytest.param({"state": "suggested"}, "state", id="state-suggested"),
         pytest.param({"client_run_id": ""}, "client_run_id", id="empty-client-run-id"),
         pytest.param({"client_run_id": "x" * 201}, "client_run_id", id="long-client-run-id"),
@@ -353,6 +357,30 @@ def _experiment_count(api: TestClient) -> int:
         pytest.param({"objective": {"metrics": ["x", "x"]}}, "objective", id="duplicate-metrics"),
         pytest.param({"metadata": {"k": 1}}, "metadata.k", id="non-string-metadata"),
         pytest.param({"domains": "web,code"}, "domains", id="domains-string"),
+        # Magnitudes (README): beyond them the objective, the prior or the fidelity scale degenerate.
+        pytest.param(
+            {"objective": {"metrics": ["x", "y"], "aggregate": "weighted_mean", "weights": [1e308, 1e308]}},
+            "objective.weights[0]",
+            id="weights-that-overflow-their-sum",
+        ),
+        pytest.param(
+            {"domains": [{"name": "a", "prior": 1e308}, {"name": "b", "prior": 1e308}]},
+            "domains[0].prior",
+            id="prior-1e308",
+        ),
+        pytest.param(
+            {"domains": [{"name": "a", "tokens_available": 5e-324}, {"name": "b"}]},
+            "domains[0].tokens_available",
+            id="denormal-token-cap",
+        ),
+        pytest.param({"budget": {"target_tokens": 1e30}}, "budget.target_tokens", id="target-tokens-1e30"),
+        pytest.param({"budget": {"max_epochs": 1e-300}}, "budget.max_epochs", id="tiny-max-epochs"),
+        pytest.param(
+            {"fidelities": [{"name": "p", "min": 1, "max": 1e300, "target": 1e300}]},
+            "fidelities[0].max",
+            id="axis-beyond-1e24",
+        ),
+        pytest.param({"search": {"default_method": "nope"}}, "search.default_method", id="unknown-default-method"),
     ],
 )
 def test_invalid_experiment_specs(shared_api: TestClient, overrides: dict, field: str) -> None:
@@ -378,6 +406,18 @@ def test_invalid_experiment_specs(shared_api: TestClient, overrides: dict, field
             {"search": {"initial_runs": 0}}, "search.initial_runs", "invalid_input", id="zero-initial-runs"
         ),
         pytest.param({"budget": {"max_epochs": NAN}}, "budget.max_epochs", "invalid_input", id="nan-epochs"),
+        pytest.param(
+            {"search": {"default_method": "nope"}},
+            "search.default_method",
+            "invalid_input",
+            id="unknown-default-method",
+        ),
+        pytest.param(
+            {"budget": {"target_tokens": 5e-324, "max_epochs": 1}},
+            "budget.target_tokens",
+            "invalid_input",
+            id="denormal-target-tokens",
+        ),
     ],
 )
 def test_invalid_patches_change_nothing(
@@ -405,6 +445,12 @@ def test_invalid_patches_change_nothing(
         ),
         pytest.param({"step": 10, "losses": [1, 1, 1, 1]}, "losses", id="losses-list"),
         pytest.param(
+            {"step": 10, "losses": {"web": -1e308, "code": 1, "papers": 1, "math": 1}}, "losses.web", id="1e308"
+        ),
+        pytest.param(
+            {"step": 10.0, "losses": {"web": 1, "code": 1, "papers": 1, "math": 1}}, "step", id="step-float"
+        ),
+        pytest.param(
             {"step": 10, "losses": {"web": 1, "code": 1, "papers": 1, "math": 1}, "split": "test"},
             "split",
             id="unknown-split",
@@ -428,6 +474,9 @@ def test_invalid_observations_change_nothing(
             {"web": 0.5, "code": 0.5, "papers": 0, "tea": 0}, "initial_weights.tea", id="unknown-domain"
         ),
         pytest.param({"web": NAN, "code": 0.5, "papers": 0.5, "math": 0}, "initial_weights.web", id="nan"),
+        pytest.param(
+            {"web": 1e308, "code": 1e308, "papers": 1, "math": 1}, "initial_weights.web", id="1e308"
+        ),
     ],
 )
 def test_invalid_initial_weights_create_no_session(
@@ -437,6 +486,126 @@ def test_invalid_initial_weights_create_no_session(
     r = _post(shared_api, base, {"method": "static", "initial_weights": weights})
     assert r.status_code == 422 and r.json()["error"]["field"] == field, r.text
     assert shared_api.get(base).json()["sessions"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        pytest.param({"method": "doremi", "hyperparameters": {"eta": 1e308}, "reference_losses": dict.fromkeys(
+            GOOD_MIX, 0.0)}, "eta", "invalid_hyperparameter", id="doremi-eta-1e308"),
+        pytest.param({"method": "doremi", "reference_losses": {**dict.fromkeys(GOOD_MIX, 0.0), "web": -1e308}},
+                     "reference_losses.web", "invalid_input", id="reference-loss-1e308"),
+        pytest.param({"method": "aioli", "hyperparameters": {"probe_steps": 1e300}}, "probe_steps",
+                     "invalid_hyperparameter", id="aioli-probe-steps-1e300"),
+    ],
+)
+def test_online_sessions_that_would_compute_nan_are_refused(
+    shared_api: TestClient, exp: dict, body: dict, field: str, code: str
+) -> None:
+    """Regression: DoReMi's step ``eta · excess`` overflowed, SQLite stored NaN weights and served null,
+    PostgreSQL refused the NaN with a 422 naming no field."""
+    base = f"/v1/experiments/{exp['id']}/online-sessions"
+    _rejected(_post(shared_api, base, body), field, code)
+    assert shared_api.get(base).json()["sessions"] == []
+
+
+# ------------------------------------------------------------------------------- strict JSON number types
+#: What lax parsing used to take for each kind of field: numeric strings, booleans as numbers, integral
+#: floats as integers, numbers as booleans and text.
+WRONG_TYPES: dict[str, list[Any]] = {"int": ["2", True, 2.0], "float": ["0.4", True, False],
+                                     "bool": [1, "true"], "str": [1, True]}
+_RUN = {"mixture": GOOD_MIX, "fidelity": {"params": 1e6}, "metrics": GOOD_METRICS, "cost": 1.0}
+_SPEC = spec(domains=BOUNDED_DOMAINS, budget=BUDGET, search={"initial_runs": 5},
+             objective={"metrics": ["loss/web", "loss/code"], "aggregate": "weighted_mean", "weights": [1, 2]})
+#: (method, endpoint below the experiment ("" = the experiment, "/" = create one), a valid body, the path
+#: of one typed field in it, its kind). Every int, float and bool field of every request schema.
+TYPED_FIELDS = [
+    ("POST", "/", _SPEC, ["domains", 0, "prior"], "float"),
+    ("POST", "/", _SPEC, ["domains", 0, "min_weight"], "float"),
+    ("POST", "/", _SPEC, ["domains", 1, "max_weight"], "float"),
+    ("POST", "/", _SPEC, ["domains", 2, "tokens_available"], "float"),
+    ("POST", "/", _SPEC, ["objective", "weights", 1], "float"),
+    ("POST", "/", _SPEC, ["fidelities", 0, "min"], "float"),
+    ("POST", "/", _SPEC, ["fidelities", 0, "target"], "float"),
+    ("POST", "/", _SPEC, ["budget", "target_tokens"], "float"),
+    ("POST", "/", _SPEC, ["budget", "max_epochs"], "float"),
+    ("POST", "/", _SPEC, ["search", "initial_runs"], "int"),
+    ("POST", "/", _SPEC, ["search", "default_method"], "str"),
+    ("POST", "/", _SPEC, ["name"], "str"),
+    ("PATCH", "", {"search": {"initial_runs": 3}}, ["search", "initial_runs"], "int"),
+    ("PATCH", "", {"budget": BUDGET}, ["budget", "max_epochs"], "float"),
+    ("POST", "/runs", _RUN, ["mixture", "web"], "float"),
+    ("POST", "/runs", _RUN, ["fidelity", "params"], "float"),
+    ("POST", "/runs", _RUN, ["metrics", "loss/web"], "float"),
+    ("POST", "/runs", _RUN, ["cost"], "float"),
+    ("POST", "/runs:batch", {"runs": [_RUN]}, ["runs", 0, "cost"], "float"),
+    ("POST", "/suggestions", {"count": 1}, ["count"], "int"),
+    ("POST", "/suggestions", {"count": 1, "seed": 3}, ["seed"], "int"),
+    ("POST", "/suggestions", {"count": 1, "method": "design"}, ["method"], "str"),
+    ("POST", "/suggestions", {"count": 1, "fidelity": {"params": 1e6}}, ["fidelity", "params"], "float"),
+    ("POST", "/suggestions", {"count": 1, "candidates": [{"mixture": {**GOOD_MIX, "web": 0.3, "math": 0.2}}]},
+     ["candidates", 0, "mixture", "math"], "float"),
+    ("POST", "/predict", {"mixtures": [GOOD_MIX], "seed": 3}, ["seed"], "int"),
+    ("POST", "/predict", {"mixtures": [GOOD_MIX]}, ["mixtures", 0, "code"], "float"),
+    ("POST", "/recommendation", {"candidates": [GOOD_MIX], "seed": 3}, ["seed"], "int"),
+    ("POST", "/refits", {"force": False}, ["force"], "bool"),
+    ("PUT", "/reoptimization", {"enabled": True, "every_runs": 5}, ["enabled"], "bool"),
+    ("PUT", "/reoptimization", {"enabled": True, "every_runs": 5}, ["every_runs"], "int"),
+    ("PUT", "/reoptimization", {"every_minutes": 5.0, "ready_suggestions": 1}, ["every_minutes"], "float"),
+    ("PUT", "/reoptimization", {"every_minutes": 5.0, "ready_suggestions": 1}, ["ready_suggestions"], "int"),
+    ("POST", "/online-sessions", {"method": "static", "initial_weights": GOOD_MIX},
+     ["initial_weights", "web"], "float"),
+    ("POST", "/online-sessions", {"method": "doremi", "reference_losses": dict.fromkeys(GOOD_MIX, 3.0)},
+     ["reference_losses", "math"], "float"),
+    ("POST", "/online-sessions/{sid}/observations", {"step": 5, "losses": dict.fromkeys(GOOD_MIX, 3.0)},
+     ["step"], "int"),
+    ("POST", "/online-sessions/{sid}/observations", {"step": 5, "losses": dict.fromkeys(GOOD_MIX, 3.0)},
+     ["losses", "code"], "float"),
+]
+
+
+def _replaced(body: Any, path: list[str | int], value: Any) -> Any:
+    """A copy of ``body`` with the value at ``path`` replaced."""
+    out = json.loads(json.dumps(body))
+    parent = out
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    return out
+
+
+def _path(path: list[str | int]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+@pytest.mark.parametrize(
+    ("method", "endpoint", "body", "path", "wrong"),
+    [
+        pytest.param(method, endpoint, body, path, wrong, id=f"{method}{endpoint}-{_path(path)}-{wrong!r}")
+        for method, endpoint, body, path, kind in TYPED_FIELDS
+        for wrong in WRONG_TYPES[kind]
+    ],
+)
+def test_every_typed_field_takes_only_its_json_type(
+    shared_api: TestClient, exp: dict, method: str, endpoint: str, body: dict, path: list, wrong: Any
+) -> None:
+    """Regression: ``count`` took ``"2"`` and ``true``, a prior ``"0.4"``, while the README promises JSON
+    numbers. The wrong type is a 422 naming the field and changes nothing; the valid body passes (a
+    prediction may lack data), so the matrix tests the one field."""
+    url = "/v1/experiments" if endpoint == "/" else f"/v1/experiments/{exp['id']}{endpoint}"
+    if "{sid}" in url:
+        created = shared_api.post(f"/v1/experiments/{exp['id']}/online-sessions", json={"method": "stratified"})
+        url = url.replace("{sid}", created.json()["id"])
+    if endpoint == "/":
+        body = {**body, "name": f"typed-{uuid.uuid4().hex[:8]}"}
+    before = (_experiment_count(shared_api), state_of(shared_api, exp["id"]),
+              shared_api.get(f"/v1/experiments/{exp['id']}").json())
+    r = shared_api.request(method, url, json=_replaced(body, path, wrong))
+    _rejected(r, _path(path), "invalid_input")
+    assert (_experiment_count(shared_api), state_of(shared_api, exp["id"]),
+            shared_api.get(f"/v1/experiments/{exp['id']}").json()) == before
+    ok = shared_api.request(method, url, json=body)
+    assert ok.status_code < 300 or ok.json()["error"]["code"] == "not_enough_data", ok.text
 
 
 # ---------------------------------------------------------------------- malformed and mistyped bodies

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from mixing.methods import resolve_method
 from mixing.methods.base import SearchContext
+from mixing.methods.common import new_runs
 from mixing.methods.design import DesignMethod, RandomMethod
 from mixing.methods.regmix import RegMixMethod
 from mixing.problem import Candidates, FidelitySpace, Observations, Problem
@@ -89,3 +92,29 @@ def test_each_fidelity_levels_design_measures_the_prior_and_uniform_mixtures_fir
     assert np.abs(low[:, None] - got[None, :2]).sum(axis=2).min() > 0.05
     one = DesignMethod().suggest(SearchContext(problem, empty, np.random.default_rng(0)), 1)
     assert len(one) == 1 and np.allclose(one[0].mixture, got[0])  # one run: the prior
+
+
+def test_random_search_with_a_seed_already_used_hands_out_new_points() -> None:
+    """Regression: two callers passing the same seed got the same mixtures; a seed fixes the sequence of
+    draws, and a later caller goes on along it past the points earlier ones took."""
+    obs = _obs(10)
+    first = np.array([p.mixture for p in RandomMethod().suggest(_ctx(obs), 3)])
+    pending = dataclasses.replace(obs, pending_mixtures=first, pending_fidelities=np.full((3, 1), 1e6))
+    second = np.array([p.mixture for p in RandomMethod().suggest(_ctx(pending), 3)])
+    assert second.shape == (3, 4)
+    assert np.abs(second[:, None] - first[None]).sum(axis=2).min() > 1e-6
+
+
+def test_a_space_with_one_feasible_mixture_offers_it_once() -> None:
+    """Regression: with min weights summing to 1, every caller was handed the same single mixture."""
+    problem = dataclasses.replace(_problem(), constraints=SimplexConstraints.from_spec(
+        4, min_weight=[0.4, 0.3, 0.2, 0.1]))
+    empty = Observations.empty(4, 1, 2)
+    ctx = SearchContext(problem, empty, np.random.default_rng(0))
+    for method in (DesignMethod(), RandomMethod()):
+        offered = new_runs(method.suggest(ctx, 3), empty)
+        assert len(offered) == 1 and np.allclose(offered[0].mixture, [0.4, 0.3, 0.2, 0.1])
+        pending = dataclasses.replace(empty, pending_mixtures=offered[0].mixture[None],
+                                      pending_fidelities=offered[0].fidelity[None])
+        again = SearchContext(problem, pending, np.random.default_rng(0))
+        assert new_runs(method.suggest(again, 3), pending) == []

@@ -89,3 +89,21 @@ def test_directive_asks_for_the_next_update() -> None:
     assert d.phase == "update" and d.train_steps == 250 and d.next_observation_step is None
     state, d = observe(state, 1000, np.ones(3))
     assert d.next_observation_step == 1250
+
+
+@pytest.mark.parametrize(
+    ("reference", "losses"),
+    [
+        pytest.param([-1e308, 0.0, 0.0, 0.0], [1e308, 1e308, 0.0, 0.0], id="excess-overflows-to-inf"),
+        pytest.param([0.0, 0.0, 0.0, 0.0], [1e308, 3e307, 1.0, 0.0], id="step-overflows-to-inf"),
+    ],
+)
+def test_the_largest_step_on_extreme_losses_keeps_the_weights_finite(reference: list, losses: list) -> None:
+    """Regression: ``eta · excess`` overflowed to inf, and ``inf - inf`` made every weight NaN. The limit
+    of the update is all the mass on the domains with the largest (infinite) step."""
+    state, _ = start("doremi", 4, {"eta": 1e4, "smoothing": 0.0}, None, np.array(reference))
+    state, d = observe(state, 200, np.array(losses))
+    assert np.isfinite(d.weights).all() and np.isfinite(d.mixture).all()
+    np.testing.assert_allclose(d.weights, [0.5, 0.5, 0.0, 0.0])  # both infinite steps share the mass
+    state, d = observe(state, 400, np.array(reference))
+    assert np.isfinite(d.weights).all() and d.weights.sum() == pytest.approx(1)
