@@ -13,12 +13,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-JsonType = JSON().with_variant(JSONB(), "postgresql")
+#: JSON as text on every backend (PostgreSQL ``json``, not ``jsonb``): a value reads back exactly as it was
+#: written. ``jsonb`` stores numbers as ``numeric``, which has no -0.0 and writes 1e20 as the integer
+#: 100000000000000000000, so a float came back as 0.0 or an int. Stored values are never queried by
+#: content (filters on mixtures and fidelities run in Python), so nothing needs jsonb's operators; the one
+#: update that merges JSON in SQL (a pending run's metrics) uses the ``json || json`` operator that
+#: migration 0006 defines.
+JsonType = JSON()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -36,15 +36,20 @@ def export(experiment_id: str, out: Path) -> None:
     """Write EXPERIMENT_ID with its runs, jobs, fits, proposals, policy and online sessions to a bundle.
 
     The bundle is canonical JSON (format mixopt.bundle, version 1): exporting an imported bundle gives the
-    same bytes. It is written to a temporary file and renamed, so a failed export leaves no partial file.
+    same bytes. A stored NaN or infinity is written as null, listed under "nonfinite", with a warning.
+    It is written to a temporary file and renamed, so a failed export leaves no partial file.
     """
     engine = _engine()
     try:
-        text = bundle.dumps(bundle.export_experiment(engine, experiment_id))
+        doc = bundle.export_experiment(engine, experiment_id)
     except bundle.BundleError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         engine.dispose()
+    text = bundle.dumps(doc)
+    for item in doc.get(bundle.NONFINITE, []):
+        click.echo(f"warning: {item['at']} is stored as {item['value']}: written as null (listed under "
+                   f'"{bundle.NONFINITE}" in the bundle)', err=True)
     if str(out) == "-":
         sys.stdout.write(text)
         return
