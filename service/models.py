@@ -196,6 +196,27 @@ class Job(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class CandidatePool(Base):
+    """A caller's candidate pool, stored once per experiment and content; propose jobs name it by hash.
+
+    A 200,000-candidate pool is about 18 MB of JSON. Carried in each job's parameters it was stored again
+    with every request and read back with every read of the job row; here a repeated pool costs a lookup.
+    ``fidelities`` rows hold None on the axes the method chooses.
+    """
+
+    __tablename__ = "candidate_pools"
+    __table_args__ = (UniqueConstraint("experiment_id", "sha256", name="uq_candidate_pools_experiment_sha256"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: new_id("pool"))
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    #: SHA-256 of the pool's float64 mixtures and fidelities (NaN where not given), hex.
+    sha256: Mapped[str] = mapped_column(String(64))
+    mixtures: Mapped[list[Any]] = mapped_column(JsonType)
+    fidelities: Mapped[list[Any]] = mapped_column(JsonType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Fit(Base):
     """One law fitted on one snapshot of an experiment's data, with its measured fidelity."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,13 +20,14 @@ from sqlalchemy import ARRAY, ColumnElement, Engine, String, any_, bindparam, fu
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mixing.problem import Observations
+from mixing.problem import Candidates, Observations
 from service import validation as v
 from service.db import transaction
 from service.errors import Conflict, InvalidInput, NotFound
 from service.models import (
     FINAL_STATES,
     PENDING_STATES,
+    CandidatePool,
     Experiment,
     ExperimentState,
     Fit,
@@ -94,6 +96,15 @@ class Snapshot:
 
 #: Experiments whose specs :meth:`Store.report_run` keeps in memory, per process (a spec is ~2 KB).
 REPORT_SPEC_CACHE_SIZE = 4096
+
+
+def pool_digest(mixtures: list[list[float]], fidelities: list[list[float | None]]) -> str:
+    """SHA-256 (hex) of a pool's float64 arrays, shapes included: equal pools, equal digests."""
+    h = hashlib.sha256()
+    for part in (np.asarray(mixtures, dtype=np.float64), np.asarray(fidelities, dtype=np.float64)):
+        h.update(repr(part.shape).encode())
+        h.update(np.ascontiguousarray(part).tobytes())
+    return h.hexdigest()
 
 
 class Store:
@@ -193,6 +204,40 @@ class Store:
             exp = s.scalar(select(Experiment).where(Experiment.id == experiment_id).with_for_update())
             if exp is not None:
                 exp.hints = {**(exp.hints or {}), **hints}
+
+    # --------------------------------------------------------------------------------- candidate pools
+    def save_pool(self, experiment_id: str, mixtures: list[list[float]],
+                  fidelities: list[list[float | None]]) -> str:
+        """Store a validated pool unless this experiment already has it; returns its hash for a job's params.
+
+        ``mixtures`` (n, domains) and ``fidelities`` (n, axes; None where the method chooses), in spec order.
+        """
+        digest = pool_digest(mixtures, fidelities)
+        exists = select(CandidatePool.pk).where(CandidatePool.experiment_id == experiment_id,
+                                                CandidatePool.sha256 == digest)
+        with self.factory() as s:
+            if s.scalar(exists) is not None:
+                return digest
+        try:
+            with transaction(self.factory) as s:
+                s.add(CandidatePool(id=new_id("pool"), experiment_id=experiment_id, sha256=digest,
+                                    mixtures=mixtures, fidelities=fidelities))
+        except IntegrityError:  # the same pool stored by a concurrent request: one row serves both
+            with self.factory() as s:
+                if s.scalar(exists) is None:
+                    raise
+        return digest
+
+    def load_pool(self, experiment_id: str, digest: str) -> Candidates:
+        """The pool a propose job names, as arrays (NaN on the axes the method chooses)."""
+        with self.factory() as s:
+            row = s.execute(select(CandidatePool.mixtures, CandidatePool.fidelities)
+                            .where(CandidatePool.experiment_id == experiment_id,
+                                   CandidatePool.sha256 == digest)).first()
+        if row is None:
+            raise NotFound(f"candidate pool {digest} not found", field="candidates")
+        return Candidates(mixtures=np.asarray(row.mixtures, dtype=np.float64),
+                          fidelities=np.asarray(row.fidelities, dtype=np.float64).reshape(len(row.mixtures), -1))
 
     # ------------------------------------------------------------------------------------------ runs
     @staticmethod

@@ -91,7 +91,7 @@ def suggest(experiment_id: str, body: SuggestionRequest, response: Response, st:
                                       "seed": body.seed if body.seed is not None else st.settings.seed,
                                       "client_id": body.client_id}
             if candidates is not None:
-                params["candidates"] = candidates
+                params["pool"] = st.store.save_pool(exp.id, candidates["mixtures"], candidates["fidelities"])
             job = st.store.create_job("propose", exp.id, params)
             st.dispatcher.submit("propose", job.id)
     if job is None:  # a request of this client finished proposing while this one waited for the lock

@@ -1,8 +1,9 @@
 """Experiment bundles: export -> import (SQLite, PostgreSQL) -> export gives the same bytes; --new-id copies.
 
 The source experiment holds every kind of row: completed, failed and running runs, suggested runs with
-their proposal and job, a refit's fits and recommendation, a re-optimization policy, and an online session
-with observations, plus floats whose shortest repr has 17 digits and non-ASCII client ids.
+their proposal and job (one from a candidate pool), a refit's fits and recommendation, a re-optimization
+policy, and an online session with observations, plus floats whose shortest repr has 17 digits and
+non-ASCII client ids.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def rich_experiment(api: TestClient) -> str:
     sugg = api.post(f"/v1/experiments/{eid}/suggestions", json={"count": 3, "method": "design"})
     assert sugg.status_code == 201, sugg.text
     first = sugg.json()["runs"][0]["id"]
+    pool = [{"mixture": {"web": 0.4, "code": 0.3, "papers": 0.2 + k / 100, "math": 0.1 - k / 100}}
+            for k in range(5)]
+    from_pool = api.post(f"/v1/experiments/{eid}/suggestions", json={"count": 1, "candidates": pool})
+    assert from_pool.status_code == 201, from_pool.text
     assert api.post(f"/v1/experiments/{eid}/runs", json={"id": first, "state": "running"}).status_code == 200
     refit = api.post(f"/v1/experiments/{eid}/refits", json={"laws": FAST_LAWS})
     assert wait_for_job(api, refit.json()["job"]["id"])["state"] == "succeeded"
@@ -95,7 +100,7 @@ def test_export_import_export_is_byte_identical_on_sqlite_and_postgres(
         assert rows, f"no {table.name} rows exported"
         assert all(set(r) == {c.name for c in table.columns} - {"pk"} for r in rows), table.name
     assert {r["state"] for r in doc["runs"]} == {"completed", "failed", "running", "suggested"}
-    assert len(doc["runs"]) == 24 + 2 + 3 and len(doc["online_observations"]) == 2
+    assert len(doc["runs"]) == 24 + 2 + 3 + 1 and len(doc["online_observations"]) == 2
     assert {p["kind"] for p in doc["proposals"]} == {"suggestion", "recommendation"}
     assert {j["kind"] for j in doc["jobs"]} == {"propose", "refit"}
     odd = next(r for r in doc["runs"] if r["client_run_id"] == "ñ-λ-🚀")
@@ -211,7 +216,7 @@ def test_a_table_added_later_is_carried_without_code_changes() -> None:
                 if any(fk.column.table.name in {"experiments", *owned} for fk in t.foreign_keys)}
     assert owned == expected
     assert {"runs", "jobs", "fits", "proposals", "reopt_policies", "online_sessions",
-            "online_observations"} <= owned
+            "online_observations", "candidate_pools"} <= owned
 
 
 def test_cli_export_and_import_bundle(api: TestClient, tmp_path: Path,
