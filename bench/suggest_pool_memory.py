@@ -120,7 +120,8 @@ def measure(n_runs: int, body: bytes) -> dict[str, Any]:
             params_bytes = sum(len(str(v)) for v in conn.scalars(sa.text("SELECT params FROM jobs")))
             pool_bytes = 0
             if sa.inspect(engine).has_table("candidate_pools"):
-                pool_bytes = sum(len(str(v)) for v in conn.scalars(sa.text("SELECT mixtures FROM candidate_pools")))
+                pool_bytes = sum(conn.scalars(sa.text("SELECT length(mixtures) + length(fidelities) + length(chosen) "
+                                                      "FROM candidate_pools")))
         engine.dispose()
     return {"runs": n_runs, "peak_rss_before_mib": round(before, 1), "peak_rss_mib": round(after, 1),
             "seconds": round(seconds, 2), "method": method, "suggested": suggested,

@@ -7,7 +7,8 @@ order survives). Tables are found from the foreign keys, not listed, so a table 
 carried without touching this module: a table belongs to the experiment when it has a foreign key to
 ``experiments.id``, or to a table that belongs to it (``online_observations`` through ``online_sessions``).
 
-Values keep their exact meaning: timestamps as ISO 8601 with their UTC offset, floats as JSON numbers
+Values keep their exact meaning: timestamps as ISO 8601 with their UTC offset, binary columns (a stored
+candidate pool's arrays) as base64 text, floats as JSON numbers
 (Python writes the shortest repr that reads back to the same double), JSON columns as they are (both
 backends store them as text, so -0.0, 1e20, 5e-324 and integers past 2**64 read back as written). Importing
 a bundle and exporting it again gives the same document; :func:`dumps` writes it canonically (sorted keys),
@@ -25,6 +26,7 @@ file. A bundle written by hand with a NaN or Infinity token is refused.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from collections.abc import Iterator
@@ -34,7 +36,7 @@ from typing import Any
 from sqlalchemy import Column, Connection, Engine, Table, exists, insert, select
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.types import DateTime, Float
+from sqlalchemy.types import DateTime, Float, LargeBinary
 
 from service.models import Base, Experiment, new_id
 
@@ -107,6 +109,8 @@ def _encode(col: Column[Any], value: Any) -> Any:
     if isinstance(value, datetime):
         # In UTC whatever the session time zone, so both backends write the same text for the same instant.
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
     if isinstance(col.type, Float) and value == 0.0:
         return 0.0  # -0.0 too: SQLite's REAL storage drops the sign of zero, PostgreSQL's keeps it
     return value
@@ -256,6 +260,11 @@ def _decoded(columns: dict[str, Column[Any]], row: dict[str, Any], where: str) -
                 value = datetime.fromisoformat(value)
             except (TypeError, ValueError) as exc:
                 raise BundleError(f"{where}.{key}: not an ISO 8601 timestamp: {value!r}") from exc
+        elif value is not None and isinstance(columns[key].type, LargeBinary):
+            try:
+                value = base64.b64decode(value, validate=True)
+            except (TypeError, ValueError) as exc:
+                raise BundleError(f"{where}.{key}: not base64 text") from exc
         yield key, value
 
 

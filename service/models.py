@@ -12,7 +12,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -199,9 +211,11 @@ class Job(Base):
 class CandidatePool(Base):
     """A caller's candidate pool, stored once per experiment and content; propose jobs name it by hash.
 
-    A 200,000-candidate pool is about 18 MB of JSON. Carried in each job's parameters it was stored again
-    with every request and read back with every read of the job row; here a repeated pool costs a lookup.
-    ``fidelities`` rows hold None on the axes the method chooses.
+    A 200,000-candidate pool was about 18 MB of JSON in each job's parameters, stored again with every
+    request and parsed into lists of Python floats by the worker. Here it is stored once, as little-endian
+    float64 arrays that load without a copy: ``mixtures`` (rows x domains, spec order), ``fidelities``
+    (rows x axes; 0.0 where the method chooses) and ``chosen`` (one byte per fidelity cell: 1 where the
+    method chooses the value, so no NaN is stored).
     """
 
     __tablename__ = "candidate_pools"
@@ -210,10 +224,12 @@ class CandidatePool(Base):
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: new_id("pool"))
     experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
-    #: SHA-256 of the pool's float64 mixtures and fidelities (NaN where not given), hex.
+    #: SHA-256 (hex) of the shape and the three arrays.
     sha256: Mapped[str] = mapped_column(String(64))
-    mixtures: Mapped[list[Any]] = mapped_column(JsonType)
-    fidelities: Mapped[list[Any]] = mapped_column(JsonType)
+    n_rows: Mapped[int] = mapped_column(Integer)
+    mixtures: Mapped[bytes] = mapped_column(LargeBinary)
+    fidelities: Mapped[bytes] = mapped_column(LargeBinary)
+    chosen: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

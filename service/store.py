@@ -98,12 +98,16 @@ class Snapshot:
 REPORT_SPEC_CACHE_SIZE = 4096
 
 
-def pool_digest(mixtures: list[list[float]], fidelities: list[list[float | None]]) -> str:
-    """SHA-256 (hex) of a pool's float64 arrays, shapes included: equal pools, equal digests."""
-    h = hashlib.sha256()
-    for part in (np.asarray(mixtures, dtype=np.float64), np.asarray(fidelities, dtype=np.float64)):
-        h.update(repr(part.shape).encode())
-        h.update(np.ascontiguousarray(part).tobytes())
+#: Byte order and width of stored pools, fixed so a pool reads back the same on any machine.
+POOL_DTYPE = np.dtype("<f8")
+
+
+def pool_digest(pool: Candidates) -> str:
+    """SHA-256 (hex) of a pool's shape and values, NaN ("the method chooses") included: equal pools,
+    equal digests."""
+    h = hashlib.sha256(repr((pool.mixtures.shape, pool.fidelities.shape)).encode())
+    for part in (pool.mixtures, pool.fidelities):
+        h.update(np.ascontiguousarray(part, dtype=POOL_DTYPE).tobytes())
     return h.hexdigest()
 
 
@@ -206,22 +210,23 @@ class Store:
                 exp.hints = {**(exp.hints or {}), **hints}
 
     # --------------------------------------------------------------------------------- candidate pools
-    def save_pool(self, experiment_id: str, mixtures: list[list[float]],
-                  fidelities: list[list[float | None]]) -> str:
-        """Store a validated pool unless this experiment already has it; returns its hash for a job's params.
-
-        ``mixtures`` (n, domains) and ``fidelities`` (n, axes; None where the method chooses), in spec order.
-        """
-        digest = pool_digest(mixtures, fidelities)
+    def save_pool(self, experiment_id: str, pool: Candidates) -> str:
+        """Store a validated pool unless this experiment already has it; returns its hash for a job's params."""
+        digest = pool_digest(pool)
         exists = select(CandidatePool.pk).where(CandidatePool.experiment_id == experiment_id,
                                                 CandidatePool.sha256 == digest)
         with self.factory() as s:
             if s.scalar(exists) is not None:
                 return digest
+        chosen = np.isnan(pool.fidelities)
+        row = CandidatePool(id=new_id("pool"), experiment_id=experiment_id, sha256=digest,
+                            n_rows=len(pool.mixtures),
+                            mixtures=np.ascontiguousarray(pool.mixtures, dtype=POOL_DTYPE).tobytes(),
+                            fidelities=np.where(chosen, 0.0, pool.fidelities).astype(POOL_DTYPE).tobytes(),
+                            chosen=chosen.astype(np.uint8).tobytes())
         try:
             with transaction(self.factory) as s:
-                s.add(CandidatePool(id=new_id("pool"), experiment_id=experiment_id, sha256=digest,
-                                    mixtures=mixtures, fidelities=fidelities))
+                s.add(row)
         except IntegrityError:  # the same pool stored by a concurrent request: one row serves both
             with self.factory() as s:
                 if s.scalar(exists) is None:
@@ -229,15 +234,19 @@ class Store:
         return digest
 
     def load_pool(self, experiment_id: str, digest: str) -> Candidates:
-        """The pool a propose job names, as arrays (NaN on the axes the method chooses)."""
+        """The pool a propose job names (NaN fidelity where the method chooses), read without a copy."""
         with self.factory() as s:
-            row = s.execute(select(CandidatePool.mixtures, CandidatePool.fidelities)
+            row = s.execute(select(CandidatePool.n_rows, CandidatePool.mixtures, CandidatePool.fidelities,
+                                   CandidatePool.chosen)
                             .where(CandidatePool.experiment_id == experiment_id,
                                    CandidatePool.sha256 == digest)).first()
         if row is None:
             raise NotFound(f"candidate pool {digest} not found", field="candidates")
-        return Candidates(mixtures=np.asarray(row.mixtures, dtype=np.float64),
-                          fidelities=np.asarray(row.fidelities, dtype=np.float64).reshape(len(row.mixtures), -1))
+        n = int(row.n_rows)
+        fidelities = np.frombuffer(row.fidelities, dtype=POOL_DTYPE).reshape(n, -1).astype(np.float64)
+        fidelities[np.frombuffer(row.chosen, dtype=np.uint8).reshape(n, -1).astype(bool)] = np.nan
+        return Candidates(mixtures=np.frombuffer(row.mixtures, dtype=POOL_DTYPE).reshape(n, -1),
+                          fidelities=fidelities)
 
     # ------------------------------------------------------------------------------------------ runs
     @staticmethod

@@ -84,15 +84,20 @@ def test_a_pool_is_stored_once_and_jobs_name_it_by_hash(api: TestClient) -> None
     exp = create(api)
     pool = np.random.default_rng(4).dirichlet(np.ones(4), size=200)
     cands = [{"mixture": dict(zip(DOMAINS, p.tolist(), strict=True))} for p in pool]
+    cands[0]["fidelity"] = {"params": 1e7}
     for _ in range(2):
         r = api.post(f"/v1/experiments/{exp['id']}/suggestions", json={"count": 2, "candidates": cands})
         assert r.status_code == 201, r.text
         assert all(np.abs(pool - _vec(x["mixture"])).sum(axis=1).min() < 1e-9 for x in r.json()["runs"])
-    with api.app.state.mixopt.store.engine.connect() as conn:
-        pools = conn.execute(sa.select(CandidatePool.sha256, CandidatePool.mixtures)).all()
+    store = api.app.state.mixopt.store
+    with store.engine.connect() as conn:
+        pools = conn.execute(sa.select(CandidatePool.sha256, CandidatePool.n_rows)).all()
         params = conn.scalars(sa.select(Job.params).where(Job.kind == "propose")).all()
-    assert len(pools) == 1 and len(pools[0].mixtures) == 200
+    assert len(pools) == 1 and pools[0].n_rows == 200
     assert [p["pool"] for p in params] == [pools[0].sha256] * 2
+    stored = store.load_pool(exp["id"], pools[0].sha256)
+    assert np.abs(stored.mixtures - pool).max() < 1e-12
+    assert stored.fidelities[0].tolist() == [1e7] and np.isnan(stored.fidelities[1:]).all()
     assert all("candidates" not in p and len(json.dumps(p)) < 1000 for p in params)
 
 
