@@ -8,13 +8,13 @@ carried without touching this module: a table belongs to the experiment when it 
 ``experiments.id``, or to a table that belongs to it (``online_observations`` through ``online_sessions``).
 
 Values keep their exact meaning: timestamps as ISO 8601 with their UTC offset, binary columns (a stored
-candidate pool's arrays) as base64 text, floats as JSON numbers
-(Python writes the shortest repr that reads back to the same double), JSON columns as they are (both
-backends store them as text, so -0.0, 1e20, 5e-324 and integers past 2**64 read back as written). Importing
-a bundle and exporting it again gives the same document; :func:`dumps` writes it canonically (sorted keys),
-so that holds byte for byte, whichever backend (SQLite, PostgreSQL) each side used. One exception is made
-so that it does: a float *column* (``runs.cost``, ...) holding -0.0 is written as 0.0, since SQLite's REAL
-storage cannot keep the sign of zero (inside JSON values -0.0 is kept).
+candidate pool's arrays) as base64 text, floats as JSON numbers (Python writes the shortest repr that
+reads back to the same double), JSON columns as they are (both backends store them as text, so -0.0,
+1e20, 5e-324 and integers past 2**64 read back as written). Importing a bundle and exporting it again
+gives the same document; :func:`dumps` writes it canonically (sorted keys), so that holds byte for byte,
+whichever backend (SQLite, PostgreSQL) each side used. One exception is made so that it does: a float
+*column* (``runs.cost``, ...) holding -0.0 is written as 0.0, since SQLite's REAL storage cannot keep the
+sign of zero (inside JSON values -0.0 is kept).
 
 A bundle is valid JSON and holds only finite numbers. A value stored before non-finite numbers were
 refused (NaN, ±Infinity, possible in SQLite's JSON text and in PostgreSQL's float columns) is exported as

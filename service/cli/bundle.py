@@ -74,9 +74,13 @@ def import_bundle(path: Path, new_ids: bool, name: str | None) -> None:
     text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     engine = _engine()
     try:
-        exp_id = bundle.import_bundle(engine, bundle.loads(text), new_ids=new_ids, name=name)
+        doc = bundle.loads(text)
+        exp_id = bundle.import_bundle(engine, doc, new_ids=new_ids, name=name)
     except bundle.BundleError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         engine.dispose()
+    if doc.get(bundle.NONFINITE):
+        click.echo(f"warning: {len(doc[bundle.NONFINITE])} value(s) were not finite when exported and are "
+                   f'stored as null (listed under "{bundle.NONFINITE}" in the bundle)', err=True)
     click.echo(exp_id)

@@ -299,7 +299,8 @@ def _same(got: Any, want: Any) -> bool:
 
 
 def test_nonfinite_values_stored_earlier_are_exported_as_null_and_listed(
-        sqlite_api: TestClient, tmp_path: Path, postgres_db_factory: Callable[[], str]) -> None:
+        sqlite_api: TestClient, tmp_path: Path, postgres_db_factory: Callable[[], str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A SQLite bundle holding NaN was not valid JSON, and PostgreSQL refused to import it."""
     exp = create(sqlite_api)
     run_ids = seed_runs(sqlite_api, exp["id"], 2)
@@ -318,6 +319,16 @@ def test_nonfinite_values_stored_earlier_are_exported_as_null_and_listed(
         restored = json.loads(again)
         assert bundle.NONFINITE not in restored
         assert restored["runs"] == doc["runs"]
+
+    monkeypatch.setenv("MIXOPT_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+    try:
+        cli = CliRunner().invoke(main, ["export", exp["id"], "--out", str(tmp_path / "cli.json")])
+    finally:
+        get_settings.cache_clear()
+    assert cli.exit_code == 0, cli.output
+    assert "runs[0].metrics.loss/web is stored as NaN" in cli.stderr and "runs[0].cost" in cli.stderr
+    assert (tmp_path / "cli.json").read_text(encoding="utf-8") == text
 
 
 def test_a_bundle_with_a_nonfinite_number_is_refused_and_stores_nothing(sqlite_api: TestClient) -> None:
