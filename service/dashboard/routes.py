@@ -12,7 +12,8 @@ import html
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from string import Template
@@ -126,37 +127,46 @@ def runs_csv(experiment_id: str, st: State, project: Project,
                 return
 
     filename = re.sub(r"[^A-Za-z0-9._-]+", "_", exp.name) + "-runs.csv"
-    return StreamingResponse(csv_lines(exp, pages()), media_type="text/csv; charset=utf-8",
+    return StreamingResponse(csv_lines(exp, pages), media_type="text/csv; charset=utf-8",
                              headers={"content-disposition": f'attachment; filename="{filename}"'})
 
 
-def csv_lines(exp: Experiment, pages: Iterable[list[Run]]) -> Iterator[str]:
+def csv_lines(exp: Experiment, pages: Callable[[], Iterable[list[Run]]]) -> Iterator[str]:
     """The header, then one chunk of rows per page of runs: one row per run.
 
-    The objective's metrics have a column each; every other metric a run reported goes into its
-    ``other_metrics`` cell as one JSON object (``{"name": value}``, keys sorted). Columns are fixed by the
-    spec, so the header is known before the first run is read, and each row's size depends only on its
-    own run: a file linear in the data however many distinct metric names the runs use (a column per
-    name made every row as wide as all runs' names together).
+    ``pages`` is read twice, a page at a time: once to count the runs reporting each metric, then for
+    the rows. The objective's metrics, and every metric that at least half of the runs reported, have a
+    column each; the others a run reported go into its ``other_metrics`` cell as one JSON object
+    (``{"name": value}``, keys sorted). So the empty cells are at most twice the values reported and
+    the file stays linear in the data however many distinct metric names the runs use (a column for
+    every name made each row as wide as all runs' names together).
     """
     present = RunPresenter(exp.spec)
+    reported: Counter[str] = Counter()
+    n_runs = 0
+    for page in pages():
+        n_runs += len(page)
+        for run in page:
+            reported.update((run.metrics or {}).keys())
     objective = set(present.metrics)
+    metrics = [*present.metrics, *sorted(m for m, k in reported.items() if m not in objective and 2 * k >= n_runs)]
+    columns = set(metrics)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["id", "state", "method", *(f"fidelity.{a}" for a in present.axes),
                 *(f"mixture.{d}" for d in present.domains), "objective",
-                *(f"metric.{m}" for m in present.metrics), "other_metrics",
+                *(f"metric.{m}" for m in metrics), "other_metrics",
                 "cost", "predicted", "predicted_lower", "predicted_upper", "client_run_id", "created_at",
                 "completed_at", "error"])
     yield _drain(buf)
-    for page in pages:
+    for page in pages():
         for run in page:
             r = present.run(run)
             pred = r.predicted
-            other = {m: v for m, v in sorted(r.metrics.items()) if m not in objective}
+            other = {m: v for m, v in sorted(r.metrics.items()) if m not in columns}
             w.writerow([r.id, r.state, r.method, *(r.fidelity.get(a) for a in present.axes),
                         *(r.mixture.get(d) for d in present.domains), r.objective,
-                        *(r.metrics.get(m) for m in present.metrics),
+                        *(r.metrics.get(m) for m in metrics),
                         json.dumps(other, separators=(",", ":"), ensure_ascii=False) if other else None,
                         r.cost, pred.value if pred else None, pred.lower if pred else None,
                         pred.upper if pred else None, r.client_run_id, _iso(r.created_at),

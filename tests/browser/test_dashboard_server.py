@@ -164,12 +164,13 @@ def test_overview_loads_the_runs_once_per_data_version(api: TestClient,
 
 
 def test_csv_size_is_linear_in_the_runs_when_each_run_has_its_own_metric_names(stored_api: TestClient) -> None:
-    """A column per distinct metric name made every row as wide as all runs' names together."""
+    """A column per distinct metric name made every row as wide as all runs' names together; a metric
+    every run reports keeps its own column."""
     api = stored_api
     exp = create(api)
     n, own = 300, 5
     runs = [{"mixture": {"web": 0.4, "code": 0.3, "papers": 0.2, "math": 0.1}, "fidelity": {"params": 1e6},
-             "metrics": {"loss/web": 3.0 + i / 1000, "loss/code": 3.5,
+             "metrics": {"loss/web": 3.0 + i / 1000, "loss/code": 3.5, "shared": i / 7,
                          **{f"eval/run{i}/task{k}": i + k / 10 for k in range(own)}},
              "cost": 1.5, "client_run_id": f"own-{i}"} for i in range(n)]
     body = json.dumps({"runs": runs})
@@ -182,9 +183,9 @@ def test_csv_size_is_linear_in_the_runs_when_each_run_has_its_own_metric_names(s
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert list(rows[0])[:10] == ["id", "state", "method", "fidelity.params", "mixture.web", "mixture.code",
                                   "mixture.papers", "mixture.math", "objective", "metric.loss/web"]
-    assert list(rows[0])[10:12] == ["metric.loss/code", "other_metrics"]
+    assert list(rows[0])[10:13] == ["metric.loss/code", "metric.shared", "other_metrics"]
     assert [r["client_run_id"] for r in rows] == [f"own-{i}" for i in range(n)]
     for i, row in enumerate(rows):
         assert float(row["metric.loss/web"]) == 3.0 + i / 1000 and float(row["cost"]) == 1.5
-        assert float(row["objective"]) == (3.0 + i / 1000 + 3.5) / 2
+        assert float(row["objective"]) == (3.0 + i / 1000 + 3.5) / 2 and float(row["metric.shared"]) == i / 7
         assert json.loads(row["other_metrics"]) == {f"eval/run{i}/task{k}": i + k / 10 for k in range(own)}
