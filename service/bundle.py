@@ -7,15 +7,28 @@ order survives). Tables are found from the foreign keys, not listed, so a table 
 carried without touching this module: a table belongs to the experiment when it has a foreign key to
 ``experiments.id``, or to a table that belongs to it (``online_observations`` through ``online_sessions``).
 
-Values keep their exact meaning: timestamps as ISO 8601 with their UTC offset, floats as JSON numbers
-(Python writes the shortest repr that reads back to the same double), JSON columns as they are. Importing a
-bundle and exporting it again gives the same document; :func:`dumps` writes it canonically (sorted keys),
-so that holds byte for byte, whichever backend (SQLite, PostgreSQL) each side used.
+Values keep their exact meaning: timestamps as ISO 8601 with their UTC offset, binary columns (a stored
+candidate pool's arrays) as base64 text, floats as JSON numbers (Python writes the shortest repr that
+reads back to the same double), JSON columns as they are (both backends store them as text, so -0.0,
+1e20, 5e-324 and integers past 2**64 read back as written). Importing a bundle and exporting it again
+gives the same document; :func:`dumps` writes it canonically (sorted keys), so that holds byte for byte,
+whichever backend (SQLite, PostgreSQL) each side used. One exception is made so that it does: a float
+*column* (``runs.cost``, ...) holding -0.0 is written as 0.0, since SQLite's REAL storage cannot keep the
+sign of zero (inside JSON values -0.0 is kept).
+
+A bundle is valid JSON and holds only finite numbers. A value stored before non-finite numbers were
+refused (NaN, ±Infinity, possible in SQLite's JSON text and in PostgreSQL's float columns) is exported as
+``null`` and listed, with the path to it and what it was, under ``"nonfinite"``:
+``[{"at": "runs[3].metrics.loss/web", "value": "NaN"}]``. Nothing is lost from the record, and no
+non-finite number is served or stored again: an import stores the ``null`` and keeps the list only in the
+file. A bundle written by hand with a NaN or Infinity token is refused.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +36,7 @@ from typing import Any
 from sqlalchemy import Column, Connection, Engine, Table, exists, insert, select
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.types import DateTime
+from sqlalchemy.types import DateTime, Float, LargeBinary
 
 from service.models import Base, Experiment, new_id
 
@@ -32,6 +45,8 @@ VERSION = 1
 EXPERIMENTS: Table = Experiment.__table__  # type: ignore[assignment]
 #: Columns never carried: the target's own autoincrement key.
 SKIPPED_COLUMNS = frozenset({"pk"})
+#: The section listing the non-finite values an export wrote as null (not a table).
+NONFINITE = "nonfinite"
 
 
 class BundleError(ValueError):
@@ -76,26 +91,46 @@ def export_experiment(engine: Engine, experiment_id: str) -> dict[str, Any]:
             bundle[table.name] = _rows(conn, table, belongs)
             if "id" in table.c:
                 owned[table.name] = select(table.c.id).where(belongs)
+    replaced: list[dict[str, str]] = []
+    bundle = _finite(bundle, "", replaced)
+    if replaced:
+        bundle[NONFINITE] = replaced
     return bundle
 
 
 def _rows(conn: Connection, table: Table, where: ColumnElement[bool]) -> list[dict[str, Any]]:
     cols = _carried(table)
     order = table.c.pk if "pk" in table.c else cols[0]
-    return [{c.name: _encode(v) for c, v in zip(cols, row, strict=True)}
+    return [{c.name: _encode(c, v) for c, v in zip(cols, row, strict=True)}
             for row in conn.execute(select(*cols).where(where).order_by(order))]
 
 
-def _encode(value: Any) -> Any:
+def _encode(col: Column[Any], value: Any) -> Any:
     if isinstance(value, datetime):
         # In UTC whatever the session time zone, so both backends write the same text for the same instant.
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(col.type, Float) and value == 0.0:
+        return 0.0  # -0.0 too: SQLite's REAL storage drops the sign of zero, PostgreSQL's keeps it
+    return value
+
+
+def _finite(value: Any, at: str, replaced: list[dict[str, str]]) -> Any:
+    """``value`` with every non-finite float replaced by None, each one listed in ``replaced``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        replaced.append({"at": at, "value": json.dumps(value)})
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{at}.{k}" if at else k, replaced) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v, f"{at}[{i}]", replaced) for i, v in enumerate(value)]
     return value
 
 
 def dumps(bundle: dict[str, Any]) -> str:
-    """Canonical JSON text of a bundle: sorted keys, so equal bundles are equal bytes."""
-    return json.dumps(bundle, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
+    """Canonical JSON text of a bundle: sorted keys, so equal bundles are equal bytes; finite numbers only."""
+    return json.dumps(bundle, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
 
 
 # ------------------------------------------------------------------------------------------------ import
@@ -111,13 +146,15 @@ def import_bundle(engine: Engine, bundle: dict[str, Any], new_ids: bool = False,
     """
     _check_header(bundle)
     tables = experiment_tables()
-    known = {"format", "version", "experiment", *(t.name for t, _, _ in tables)}
+    known = {"format", "version", "experiment", NONFINITE, *(t.name for t, _, _ in tables)}
     unknown = sorted(set(bundle) - known)
     if unknown:
         raise BundleError(f"the bundle has sections this schema does not know: {', '.join(unknown)}; "
                           "import it with the mixopt version that exported it (or a newer one)")
     sections: list[tuple[Table, list[dict[str, Any]]]] = [(EXPERIMENTS, [bundle["experiment"]])]
     sections += [(t, list(bundle.get(t.name) or [])) for t, _, _ in tables]
+    for table, rows in sections:
+        _refuse_nonfinite(rows, "experiment" if table is EXPERIMENTS else table.name)
     if new_ids:
         sections = _renumber(sections)
     exp_row = dict(sections[0][1][0])
@@ -143,9 +180,22 @@ def import_bundle(engine: Engine, bundle: dict[str, Any], new_ids: bool = False,
     return str(exp_row["id"])
 
 
+def _refuse_nonfinite(value: Any, at: str) -> None:
+    """Raises naming the first non-finite number: nothing stored may be NaN or infinite."""
+    found: list[dict[str, str]] = []
+    _finite(value, at, found)
+    if found:
+        raise BundleError(f"{found[0]['at']}: {found[0]['value']} is not a finite number; no stored value may "
+                          "be NaN or infinite (set it to null, or drop it)")
+
+
+def _no_constant(token: str) -> Any:
+    raise BundleError(f"not a JSON document: {token} is not a JSON number (a bundle holds finite numbers only)")
+
+
 def loads(text: str) -> dict[str, Any]:
     try:
-        bundle = json.loads(text)
+        bundle = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise BundleError(f"not a JSON document: {exc}") from exc
     _check_header(bundle)
@@ -210,6 +260,11 @@ def _decoded(columns: dict[str, Column[Any]], row: dict[str, Any], where: str) -
                 value = datetime.fromisoformat(value)
             except (TypeError, ValueError) as exc:
                 raise BundleError(f"{where}.{key}: not an ISO 8601 timestamp: {value!r}") from exc
+        elif value is not None and isinstance(columns[key].type, LargeBinary):
+            try:
+                value = base64.b64decode(value, validate=True)
+            except (TypeError, ValueError) as exc:
+                raise BundleError(f"{where}.{key}: not base64 text") from exc
         yield key, value
 
 

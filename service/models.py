@@ -12,13 +12,30 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-JsonType = JSON().with_variant(JSONB(), "postgresql")
+#: JSON as text on every backend (PostgreSQL ``json``, not ``jsonb``): a value reads back exactly as it was
+#: written. ``jsonb`` stores numbers as ``numeric``, which has no -0.0 and writes 1e20 as the integer
+#: 100000000000000000000, so a float came back as 0.0 or an int. Stored values are never queried by
+#: content (filters on mixtures and fidelities run in Python), so nothing needs jsonb's operators; the one
+#: update that merges JSON in SQL (a pending run's metrics) uses the ``json || json`` operator that
+#: migration 0006 defines.
+JsonType = JSON()
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -189,6 +206,31 @@ class Job(Base):
     #: The worker executing the job and until when; a lapsed lease on a running job means the worker died.
     lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class CandidatePool(Base):
+    """A caller's candidate pool, stored once per experiment and content; propose jobs name it by hash.
+
+    A 200,000-candidate pool was about 18 MB of JSON in each job's parameters, stored again with every
+    request and parsed into lists of Python floats by the worker. Here it is stored once, as little-endian
+    float64 arrays that load without a copy: ``mixtures`` (rows x domains, spec order), ``fidelities``
+    (rows x axes; 0.0 where the method chooses) and ``chosen`` (one byte per fidelity cell: 1 where the
+    method chooses the value, so no NaN is stored).
+    """
+
+    __tablename__ = "candidate_pools"
+    __table_args__ = (UniqueConstraint("experiment_id", "sha256", name="uq_candidate_pools_experiment_sha256"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: new_id("pool"))
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    #: SHA-256 (hex) of the shape and the three arrays.
+    sha256: Mapped[str] = mapped_column(String(64))
+    n_rows: Mapped[int] = mapped_column(Integer)
+    mixtures: Mapped[bytes] = mapped_column(LargeBinary)
+    fidelities: Mapped[bytes] = mapped_column(LargeBinary)
+    chosen: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Fit(Base):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -20,13 +21,14 @@ from sqlalchemy import ARRAY, ColumnElement, Engine, String, any_, bindparam, fu
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mixing.problem import Observations
+from mixing.problem import Candidates, Observations
 from service import validation as v
 from service.db import transaction
 from service.errors import Conflict, InvalidInput, NotFound
 from service.models import (
     FINAL_STATES,
     PENDING_STATES,
+    CandidatePool,
     Experiment,
     ExperimentState,
     Fit,
@@ -95,6 +97,19 @@ class Snapshot:
 
 #: Experiments whose specs :meth:`Store.report_run` keeps in memory, per process (a spec is ~2 KB).
 REPORT_SPEC_CACHE_SIZE = 4096
+
+
+#: Byte order and width of stored pools, fixed so a pool reads back the same on any machine.
+POOL_DTYPE = np.dtype("<f8")
+
+
+def pool_digest(pool: Candidates) -> str:
+    """SHA-256 (hex) of a pool's shape and values, NaN ("the method chooses") included: equal pools,
+    equal digests."""
+    h = hashlib.sha256(repr((pool.mixtures.shape, pool.fidelities.shape)).encode())
+    for part in (pool.mixtures, pool.fidelities):
+        h.update(np.ascontiguousarray(part, dtype=POOL_DTYPE).tobytes())
+    return h.hexdigest()
 
 
 class Store:
@@ -194,6 +209,45 @@ class Store:
             exp = s.scalar(select(Experiment).where(Experiment.id == experiment_id).with_for_update())
             if exp is not None:
                 exp.hints = {**(exp.hints or {}), **hints}
+
+    # --------------------------------------------------------------------------------- candidate pools
+    def save_pool(self, experiment_id: str, pool: Candidates) -> str:
+        """Store a validated pool unless this experiment already has it; returns its hash for a job's params."""
+        digest = pool_digest(pool)
+        exists = select(CandidatePool.pk).where(CandidatePool.experiment_id == experiment_id,
+                                                CandidatePool.sha256 == digest)
+        with self.factory() as s:
+            if s.scalar(exists) is not None:
+                return digest
+        chosen = np.isnan(pool.fidelities)
+        row = CandidatePool(id=new_id("pool"), experiment_id=experiment_id, sha256=digest,
+                            n_rows=len(pool.mixtures),
+                            mixtures=np.ascontiguousarray(pool.mixtures, dtype=POOL_DTYPE).tobytes(),
+                            fidelities=np.where(chosen, 0.0, pool.fidelities).astype(POOL_DTYPE).tobytes(),
+                            chosen=chosen.astype(np.uint8).tobytes())
+        try:
+            with transaction(self.factory) as s:
+                s.add(row)
+        except IntegrityError:  # the same pool stored by a concurrent request: one row serves both
+            with self.factory() as s:
+                if s.scalar(exists) is None:
+                    raise
+        return digest
+
+    def load_pool(self, experiment_id: str, digest: str) -> Candidates:
+        """The pool a propose job names (NaN fidelity where the method chooses), read without a copy."""
+        with self.factory() as s:
+            row = s.execute(select(CandidatePool.n_rows, CandidatePool.mixtures, CandidatePool.fidelities,
+                                   CandidatePool.chosen)
+                            .where(CandidatePool.experiment_id == experiment_id,
+                                   CandidatePool.sha256 == digest)).first()
+        if row is None:
+            raise NotFound(f"candidate pool {digest} not found", field="candidates")
+        n = int(row.n_rows)
+        fidelities = np.frombuffer(row.fidelities, dtype=POOL_DTYPE).reshape(n, -1).astype(np.float64)
+        fidelities[np.frombuffer(row.chosen, dtype=np.uint8).reshape(n, -1).astype(bool)] = np.nan
+        return Candidates(mixtures=np.frombuffer(row.mixtures, dtype=POOL_DTYPE).reshape(n, -1),
+                          fidelities=fidelities)
 
     # ------------------------------------------------------------------------------------------ runs
     @staticmethod

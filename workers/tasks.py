@@ -40,7 +40,7 @@ def propose(store: Store, job_id: str) -> dict[str, Any] | None:
             method = resolve_method(params.get("method") or "auto", ctx,
                                     (exp.spec.get("search") or {}).get("initial_runs"))
             fidelity = None if params.get("fidelity") is None else np.asarray(params["fidelity"], dtype=np.float64)
-            candidates = _candidates(params)
+            candidates = _candidates(store, exp.id, params)
             try:
                 proposals = method.suggest(ctx, int(params["count"]), fidelity, candidates)
             except NotEnoughDataError as exc:
@@ -112,7 +112,11 @@ def compute_recommendation(store: Store, exp: Experiment, method_name: str = "au
     return rec, snap.data_version, payload
 
 
-def _candidates(params: dict[str, Any]) -> Candidates | None:
+def _candidates(store: Store, experiment_id: str, params: dict[str, Any]) -> Candidates | None:
+    """The job's pool: stored once by hash (``pool``), or inline (``candidates``) in a job queued before
+    pools had their own table."""
+    if params.get("pool"):
+        return store.load_pool(experiment_id, params["pool"])
     cands = params.get("candidates")
     if not cands:
         return None

@@ -12,6 +12,8 @@ from mixing.simplex import FloatArray
 
 #: Two mixtures closer than this (L1) are the same point for the purpose of "never suggest twice".
 SAME_POINT_L1 = 1e-6
+#: Rows of a candidate pool a model scores at once (see :func:`chunked`).
+SCORE_ROWS = 8192
 
 
 def nearest_fidelity_rows(problem: Problem, obs: Observations, target: FloatArray, min_rows: int) -> np.ndarray:
@@ -95,13 +97,22 @@ def _repeats(point: FloatArray, fidelity: FloatArray, mixtures: FloatArray, fide
     return not fidelity.size or bool(np.any(np.all(np.isclose(fidelities[same_mix], fidelity, rtol=1e-9), axis=1)))
 
 
+def chunked(fn: Callable[[FloatArray], FloatArray], points: FloatArray) -> FloatArray:
+    """``fn(points)`` computed :data:`SCORE_ROWS` rows at a time: the same values (each row is scored on its
+    own), with a model's (rows, runs) intermediates -- a GP's cross-covariances -- bounded by the chunk
+    instead of growing with the pool times the runs taken."""
+    if len(points) <= SCORE_ROWS:
+        return fn(points)
+    return np.concatenate([fn(points[i:i + SCORE_ROWS]) for i in range(0, len(points), SCORE_ROWS)])
+
+
 def best_candidate(loss: Callable[[FloatArray], FloatArray], candidates: FloatArray) -> tuple[FloatArray, float]:
     """(mixture, loss) of the candidate with the lowest predicted loss.
 
     A recommendation restricted to a pool is the pool's best point itself: averaging the top few, as the
     simplex optimisers do against one over-optimistic prediction, would leave the pool.
     """
-    losses = loss(candidates)
+    losses = chunked(loss, candidates)
     i = int(np.argmin(losses))
     return candidates[i], float(losses[i])
 

@@ -162,10 +162,9 @@ def _pick_from_pool(method: str, ctx: SearchContext, candidates: Candidates, fid
 def _max_min(pool: FloatArray, count: int, taken: FloatArray, rng: np.random.Generator) -> list[int]:
     """Indices of ``count`` rows of ``pool`` picked one by one, each farthest (L1) from all before it."""
     chosen: list[int] = []
-    if len(taken):
-        min_dist = np.min(np.abs(pool[:, None, :] - taken[None, :, :]).sum(axis=2), axis=1)
-    else:
-        min_dist = np.full(len(pool), np.inf)
+    min_dist = np.full(len(pool), np.inf)
+    for t in taken:  # one taken row at a time: an (n, taken, d) array at once grew with every run taken
+        np.minimum(min_dist, np.abs(pool - t).sum(axis=1), out=min_dist)
     for _ in range(min(count, len(pool))):
         i = int(np.argmax(min_dist)) if np.isfinite(min_dist).any() else int(rng.integers(len(pool)))
         chosen.append(i)

@@ -26,7 +26,7 @@ from mixing.laws.base import MixingLaw
 from mixing.laws.gp import NORMAL_Q90, SimplexGP
 from mixing.laws.threads import single_threaded
 from mixing.methods.base import SearchContext
-from mixing.methods.common import SAME_POINT_L1, best_candidate, exclude_taken, nearest_fidelity_rows
+from mixing.methods.common import SAME_POINT_L1, best_candidate, chunked, exclude_taken, nearest_fidelity_rows
 from mixing.optimize import candidate_pool, optimize_mixture
 from mixing.problem import Candidates, Prediction, Proposal, Recommendation
 from mixing.selection import ENSEMBLE
@@ -228,8 +228,8 @@ class LawMethod:
             )
             pool_fid = np.repeat(fid[None, :], len(pool), axis=0)
         keep = exclude_taken(pool, pool_fid, ctx.observations) & problem.constraints.contains(pool)
-        losses = fitted.loss(ctx, pool)
-        half = fitted.halfwidths(ctx, pool)
+        losses = chunked(lambda m: fitted.loss(ctx, m), pool)
+        half = chunked(lambda m: fitted.halfwidths(ctx, m), pool)
         chosen = _thompson_picks(pool, losses, half / NORMAL_Q90, keep, count, ctx.rng)
         return [
             Proposal(

@@ -36,15 +36,20 @@ def export(experiment_id: str, out: Path) -> None:
     """Write EXPERIMENT_ID with its runs, jobs, fits, proposals, policy and online sessions to a bundle.
 
     The bundle is canonical JSON (format mixopt.bundle, version 1): exporting an imported bundle gives the
-    same bytes. It is written to a temporary file and renamed, so a failed export leaves no partial file.
+    same bytes. A stored NaN or infinity is written as null, listed under "nonfinite", with a warning.
+    It is written to a temporary file and renamed, so a failed export leaves no partial file.
     """
     engine = _engine()
     try:
-        text = bundle.dumps(bundle.export_experiment(engine, experiment_id))
+        doc = bundle.export_experiment(engine, experiment_id)
     except bundle.BundleError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         engine.dispose()
+    text = bundle.dumps(doc)
+    for item in doc.get(bundle.NONFINITE, []):
+        click.echo(f"warning: {item['at']} is stored as {item['value']}: written as null (listed under "
+                   f'"{bundle.NONFINITE}" in the bundle)', err=True)
     if str(out) == "-":
         sys.stdout.write(text)
         return
@@ -69,9 +74,13 @@ def import_bundle(path: Path, new_ids: bool, name: str | None) -> None:
     text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     engine = _engine()
     try:
-        exp_id = bundle.import_bundle(engine, bundle.loads(text), new_ids=new_ids, name=name)
+        doc = bundle.loads(text)
+        exp_id = bundle.import_bundle(engine, doc, new_ids=new_ids, name=name)
     except bundle.BundleError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         engine.dispose()
+    if doc.get(bundle.NONFINITE):
+        click.echo(f"warning: {len(doc[bundle.NONFINITE])} value(s) were not finite when exported and are "
+                   f'stored as null (listed under "{bundle.NONFINITE}" in the bundle)', err=True)
     click.echo(exp_id)

@@ -10,25 +10,28 @@ from __future__ import annotations
 import csv
 import html
 import io
+import json
 import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from string import Template
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 
 from service.auth import get_project
 from service.dashboard.overview import build_overview, utc
 from service.dashboard.progress import MAX_POINTS
 from service.dashboard.schemas import Overview, Summary, SummaryList
 from service.errors import InvalidInput, NotFound
-from service.models import Experiment
+from service.models import Experiment, Run
 from service.presenters import RunPresenter
 from service.request_body import CheckedRoute
-from service.routers.runs import list_runs
-from service.schemas import RunOut, RunStateName
+from service.routers.runs import fidelity_filter
+from service.schemas import RunStateName
 from service.state import AppState, get_state
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False, route_class=CheckedRoute)
@@ -106,42 +109,77 @@ def overview(experiment_id: str, st: State, project: Project,
 def runs_csv(experiment_id: str, st: State, project: Project,
              state: Annotated[list[RunStateName] | None, Query()] = None,
              fidelity: Annotated[list[str] | None, Query(description="axis=value, repeatable")] = None,
-             ) -> Response:
-    """The runs list, with the same filters as ``GET /v1/experiments/{id}/runs``, as one CSV file."""
+             ) -> StreamingResponse:
+    """The runs list, with the same filters as ``GET /v1/experiments/{id}/runs``, as one CSV file.
+
+    Streamed a page of runs at a time, so memory stays at one page whatever the number of runs. The
+    experiment and the filters are checked before the first byte, so a bad request still gets its 4xx.
+    """
     exp = st.store.get_experiment(experiment_id, project)
-    runs: list[RunOut] = []
-    token: str | None = None
-    while True:
-        page = list_runs(experiment_id, st, project, state=state, fidelity=fidelity,
-                         page_size=st.settings.max_page_size, page_token=token)
-        runs.extend(page.runs)
-        token = page.next_page_token
-        if not token:
-            break
+    fid = fidelity_filter(exp, fidelity)
+    states = state or ()
+
+    def pages() -> Iterator[list[Run]]:
+        token: str | None = None
+        while True:
+            runs, token = st.store.list_runs(exp, st.settings.max_page_size, token, states, fid)
+            yield runs
+            if not token:
+                return
+
     filename = re.sub(r"[^A-Za-z0-9._-]+", "_", exp.name) + "-runs.csv"
-    return Response(runs_to_csv(exp, runs), media_type="text/csv; charset=utf-8",
-                    headers={"content-disposition": f'attachment; filename="{filename}"'})
+    return StreamingResponse(csv_lines(exp, pages), media_type="text/csv; charset=utf-8",
+                             headers={"content-disposition": f'attachment; filename="{filename}"'})
 
 
-def runs_to_csv(exp: Experiment, runs: list[RunOut]) -> str:
-    """One row per run; objective metrics first, then any other metric a run reported, alphabetically."""
+def csv_lines(exp: Experiment, pages: Callable[[], Iterable[list[Run]]]) -> Iterator[str]:
+    """The header, then one chunk of rows per page of runs: one row per run.
+
+    ``pages`` is read twice, a page at a time: once to count the runs reporting each metric, then for
+    the rows. The objective's metrics, and every metric that at least half of the runs reported, have a
+    column each; the others a run reported go into its ``other_metrics`` cell as one JSON object
+    (``{"name": value}``, keys sorted). So the empty cells are at most twice the values reported and
+    the file stays linear in the data however many distinct metric names the runs use (a column for
+    every name made each row as wide as all runs' names together).
+    """
     present = RunPresenter(exp.spec)
-    extra = sorted({m for r in runs for m in r.metrics} - set(present.metrics))
-    metrics = [*present.metrics, *extra]
+    reported: Counter[str] = Counter()
+    n_runs = 0
+    for page in pages():
+        n_runs += len(page)
+        for run in page:
+            reported.update((run.metrics or {}).keys())
+    objective = set(present.metrics)
+    metrics = [*present.metrics, *sorted(m for m, k in reported.items() if m not in objective and 2 * k >= n_runs)]
+    columns = set(metrics)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["id", "state", "method", *(f"fidelity.{a}" for a in present.axes),
-                *(f"mixture.{d}" for d in present.domains), "objective", *(f"metric.{m}" for m in metrics),
+                *(f"mixture.{d}" for d in present.domains), "objective",
+                *(f"metric.{m}" for m in metrics), "other_metrics",
                 "cost", "predicted", "predicted_lower", "predicted_upper", "client_run_id", "created_at",
                 "completed_at", "error"])
-    for r in runs:
-        pred = r.predicted
-        w.writerow([r.id, r.state, r.method, *(r.fidelity.get(a) for a in present.axes),
-                    *(r.mixture.get(d) for d in present.domains), r.objective,
-                    *(r.metrics.get(m) for m in metrics), r.cost,
-                    pred.value if pred else None, pred.lower if pred else None, pred.upper if pred else None,
-                    r.client_run_id, _iso(r.created_at), _iso(r.completed_at), r.error])
-    return buf.getvalue()
+    yield _drain(buf)
+    for page in pages():
+        for run in page:
+            r = present.run(run)
+            pred = r.predicted
+            other = {m: v for m, v in sorted(r.metrics.items()) if m not in columns}
+            w.writerow([r.id, r.state, r.method, *(r.fidelity.get(a) for a in present.axes),
+                        *(r.mixture.get(d) for d in present.domains), r.objective,
+                        *(r.metrics.get(m) for m in metrics),
+                        json.dumps(other, separators=(",", ":"), ensure_ascii=False) if other else None,
+                        r.cost, pred.value if pred else None, pred.lower if pred else None,
+                        pred.upper if pred else None, r.client_run_id, _iso(r.created_at),
+                        _iso(r.completed_at), r.error])
+        yield _drain(buf)
+
+
+def _drain(buf: io.StringIO) -> str:
+    text = buf.getvalue()
+    buf.seek(0)
+    buf.truncate()
+    return text
 
 
 def _iso(t: datetime | None) -> str | None:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from service.auth import get_project
 from service.errors import InvalidInput
+from service.models import Experiment
 from service.paging import PageSize
 from service.presenters import RunPresenter
 from service.request_body import CheckedRoute
@@ -46,21 +47,28 @@ def list_runs(experiment_id: str, st: State, project: Project, page_size: PageSi
               fidelity: Annotated[list[str] | None, Query(description="axis=value, repeatable")] = None,
               page_token: str | None = None) -> RunList:
     exp = st.store.get_experiment(experiment_id, project)
-    fid = None
-    if fidelity:
-        given: dict[str, float] = {}
-        for item in fidelity:
-            name, sep, value = item.partition("=")
-            try:
-                given[name] = float(value)
-            except ValueError:
-                sep = ""
-            if not sep:
-                raise InvalidInput(f"expected axis=value, got {item!r}", field="fidelity", code="invalid_fidelity")
-        fid = ReportRules.of(exp.spec).fidelity(given, "fidelity", allow_partial=False)
-    rows, token = st.store.list_runs(exp, page_size, page_token, state or (), fid)
+    rows, token = st.store.list_runs(exp, page_size, page_token, state or (), fidelity_filter(exp, fidelity))
     present = RunPresenter(exp.spec)
     return RunList(runs=[present.run(r) for r in rows], next_page_token=token)
+
+
+def fidelity_filter(exp: Experiment, fidelity: list[str] | None) -> list[float] | None:
+    """The ``fidelity=axis=value`` query items as the experiment's fidelity vector, or None when absent.
+
+    Shared by every listing of runs (the API and the dashboard's CSV), so both refuse the same filters.
+    """
+    if not fidelity:
+        return None
+    given: dict[str, float] = {}
+    for item in fidelity:
+        name, sep, value = item.partition("=")
+        try:
+            given[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise InvalidInput(f"expected axis=value, got {item!r}", field="fidelity", code="invalid_fidelity")
+    return ReportRules.of(exp.spec).fidelity(given, "fidelity", allow_partial=False)
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,6 +99,13 @@ def api(tmp_path: Path) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture
+def stored_api(settings: Settings) -> Iterator[TestClient]:
+    """An app on each backend (``settings`` is parametrized over SQLite and PostgreSQL)."""
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
 def test_pages_and_files_are_served_with_a_strict_policy(api: TestClient) -> None:
     for path in ("/dashboard", "/dashboard/compare", "/dashboard/experiments/exp_x"):
         r = api.get(path)
@@ -151,3 +161,31 @@ def test_overview_loads_the_runs_once_per_data_version(api: TestClient,
     seed_runs(api, exp["id"], 1, seed=3)
     after = api.get(url).json()
     assert len(loads) == 2 and after["progress"]["curves"][0]["n_runs"] == 6
+
+
+def test_csv_size_is_linear_in_the_runs_when_each_run_has_its_own_metric_names(stored_api: TestClient) -> None:
+    """A column per distinct metric name made every row as wide as all runs' names together; a metric
+    every run reports keeps its own column."""
+    api = stored_api
+    exp = create(api)
+    n, own = 300, 5
+    runs = [{"mixture": {"web": 0.4, "code": 0.3, "papers": 0.2, "math": 0.1}, "fidelity": {"params": 1e6},
+             "metrics": {"loss/web": 3.0 + i / 1000, "loss/code": 3.5, "shared": i / 7,
+                         **{f"eval/run{i}/task{k}": i + k / 10 for k in range(own)}},
+             "cost": 1.5, "client_run_id": f"own-{i}"} for i in range(n)]
+    body = json.dumps({"runs": runs})
+    assert api.post(f"/v1/experiments/{exp['id']}/runs:batch", content=body,
+                    headers={"content-type": "application/json"}).status_code == 200
+
+    r = api.get(f"/dashboard/api/experiments/{exp['id']}/runs.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert len(r.content) < 2 * len(body)
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert list(rows[0])[:10] == ["id", "state", "method", "fidelity.params", "mixture.web", "mixture.code",
+                                  "mixture.papers", "mixture.math", "objective", "metric.loss/web"]
+    assert list(rows[0])[10:13] == ["metric.loss/code", "metric.shared", "other_metrics"]
+    assert [r["client_run_id"] for r in rows] == [f"own-{i}" for i in range(n)]
+    for i, row in enumerate(rows):
+        assert float(row["metric.loss/web"]) == 3.0 + i / 1000 and float(row["cost"]) == 1.5
+        assert float(row["objective"]) == (3.0 + i / 1000 + 3.5) / 2 and float(row["metric.shared"]) == i / 7
+        assert json.loads(row["other_metrics"]) == {f"eval/run{i}/task{k}": i + k / 10 for k in range(own)}

@@ -1,14 +1,16 @@
 """Experiment bundles: export -> import (SQLite, PostgreSQL) -> export gives the same bytes; --new-id copies.
 
 The source experiment holds every kind of row: completed, failed and running runs, suggested runs with
-their proposal and job, a refit's fits and recommendation, a re-optimization policy, and an online session
-with observations, plus floats whose shortest repr has 17 digits and non-ASCII client ids.
+their proposal and job (one from a candidate pool), a refit's fits and recommendation, a re-optimization
+policy, and an online session with observations, plus floats whose shortest repr has 17 digits and
+non-ASCII client ids.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,10 @@ def rich_experiment(api: TestClient) -> str:
     sugg = api.post(f"/v1/experiments/{eid}/suggestions", json={"count": 3, "method": "design"})
     assert sugg.status_code == 201, sugg.text
     first = sugg.json()["runs"][0]["id"]
+    pool = [{"mixture": {"web": 0.4, "code": 0.3, "papers": 0.2 + k / 100, "math": 0.1 - k / 100}}
+            for k in range(5)]
+    from_pool = api.post(f"/v1/experiments/{eid}/suggestions", json={"count": 1, "candidates": pool})
+    assert from_pool.status_code == 201, from_pool.text
     assert api.post(f"/v1/experiments/{eid}/runs", json={"id": first, "state": "running"}).status_code == 200
     refit = api.post(f"/v1/experiments/{eid}/refits", json={"laws": FAST_LAWS})
     assert wait_for_job(api, refit.json()["job"]["id"])["state"] == "succeeded"
@@ -94,7 +100,7 @@ def test_export_import_export_is_byte_identical_on_sqlite_and_postgres(
         assert rows, f"no {table.name} rows exported"
         assert all(set(r) == {c.name for c in table.columns} - {"pk"} for r in rows), table.name
     assert {r["state"] for r in doc["runs"]} == {"completed", "failed", "running", "suggested"}
-    assert len(doc["runs"]) == 24 + 2 + 3 and len(doc["online_observations"]) == 2
+    assert len(doc["runs"]) == 24 + 2 + 3 + 1 and len(doc["online_observations"]) == 2
     assert {p["kind"] for p in doc["proposals"]} == {"suggestion", "recommendation"}
     assert {j["kind"] for j in doc["jobs"]} == {"propose", "refit"}
     odd = next(r for r in doc["runs"] if r["client_run_id"] == "ñ-λ-🚀")
@@ -210,7 +216,7 @@ def test_a_table_added_later_is_carried_without_code_changes() -> None:
                 if any(fk.column.table.name in {"experiments", *owned} for fk in t.foreign_keys)}
     assert owned == expected
     assert {"runs", "jobs", "fits", "proposals", "reopt_policies", "online_sessions",
-            "online_observations"} <= owned
+            "online_observations", "candidate_pools"} <= owned
 
 
 def test_cli_export_and_import_bundle(api: TestClient, tmp_path: Path,
@@ -242,3 +248,98 @@ def test_cli_export_and_import_bundle(api: TestClient, tmp_path: Path,
     assert missing.exit_code == 1 and "not found" in missing.output and not (tmp_path / "three.json").exists()
     unmigrated = run(f"sqlite:///{tmp_path}/empty.db", "import-bundle", str(out1))
     assert unmigrated.exit_code == 1 and "mixopt migrate" in unmigrated.output
+
+
+EXTREMES = {"neg_zero": -0.0, "big": 1e20, "huge": 1.7976931348623157e308, "denormal": 5e-324,
+            "int_past_64_bits": 2**70, "int_1e20": 10**20, "negative_int": -(2**63)}
+
+
+@pytest.fixture
+def sqlite_api(tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/source.db", auto_migrate=True, seed=1234)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_extreme_numbers_round_trip_sqlite_postgres_sqlite_byte_identically(
+        sqlite_api: TestClient, tmp_path: Path, postgres_db_factory: Callable[[], str]) -> None:
+    """jsonb stored numbers as numeric: -0.0 came back 0.0 and 1e20 as an integer."""
+    exp = create(sqlite_api)
+    seed_runs(sqlite_api, exp["id"], 3)
+    doc = bundle.export_experiment(_engine_of(sqlite_api), exp["id"])
+    doc["experiment"]["hints"] = {"extremes": EXTREMES}
+    doc["runs"][0]["metrics"] = {**doc["runs"][0]["metrics"], **{f"x/{k}": v for k, v in EXTREMES.items()}}
+    doc["runs"][1]["mixture"] = [-0.0, 1e20, 5e-324, 2**70]
+    doc["runs"][2]["cost"] = 1e20
+    source = _fresh_sqlite(tmp_path, "source-extremes")
+    _, first = _roundtrip(bundle.dumps(doc), source)
+    stored = json.loads(first)
+    assert _same(stored["experiment"]["hints"]["extremes"], EXTREMES)
+    assert _same({k[2:]: v for k, v in stored["runs"][0]["metrics"].items() if k.startswith("x/")}, EXTREMES)
+    assert _same(stored["runs"][1]["mixture"], [-0.0, 1e20, 5e-324, 2**70])
+    assert _same(stored["runs"][2]["cost"], 1e20)
+    for text in ("-0.0", "1e+20", "5e-324", str(2**70), str(10**20)):
+        assert text in first
+
+    _, through_pg = _roundtrip(first, _fresh_postgres(postgres_db_factory))
+    assert through_pg == first
+    _, back = _roundtrip(through_pg, _fresh_sqlite(tmp_path, "back"))
+    assert back == first
+
+
+def _same(got: Any, want: Any) -> bool:
+    """Equal with the same types and the same sign of zero, at any depth."""
+    if isinstance(want, dict):
+        return isinstance(got, dict) and got.keys() == want.keys() and all(_same(got[k], want[k]) for k in want)
+    if isinstance(want, list):
+        return isinstance(got, list) and len(got) == len(want) and all(map(_same, got, want))
+    if isinstance(want, float):
+        return type(got) is float and got == want and math.copysign(1, got) == math.copysign(1, want)
+    return type(got) is type(want) and got == want
+
+
+def test_nonfinite_values_stored_earlier_are_exported_as_null_and_listed(
+        sqlite_api: TestClient, tmp_path: Path, postgres_db_factory: Callable[[], str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SQLite bundle holding NaN was not valid JSON, and PostgreSQL refused to import it."""
+    exp = create(sqlite_api)
+    run_ids = seed_runs(sqlite_api, exp["id"], 2)
+    engine = _engine_of(sqlite_api)
+    with engine.begin() as conn:  # as stored before non-finite numbers were refused
+        conn.execute(sa.text("UPDATE runs SET metrics = :m, cost = :c WHERE id = :id"),
+                     {"m": '{"loss/web": NaN, "loss/code": 3.5}', "c": float("inf"), "id": run_ids[0]})
+    text = bundle.dumps(bundle.export_experiment(engine, exp["id"]))
+    doc = json.loads(text, parse_constant=lambda token: pytest.fail(f"{token} in the bundle"))
+    assert doc["runs"][0]["metrics"] == {"loss/web": None, "loss/code": 3.5} and doc["runs"][0]["cost"] is None
+    assert doc[bundle.NONFINITE] == [{"at": "runs[0].metrics.loss/web", "value": "NaN"},
+                                     {"at": "runs[0].cost", "value": "Infinity"}]
+
+    for url in (_fresh_postgres(postgres_db_factory), _fresh_sqlite(tmp_path, "target")):
+        _, again = _roundtrip(text, url)
+        restored = json.loads(again)
+        assert bundle.NONFINITE not in restored
+        assert restored["runs"] == doc["runs"]
+
+    monkeypatch.setenv("MIXOPT_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+    try:
+        cli = CliRunner().invoke(main, ["export", exp["id"], "--out", str(tmp_path / "cli.json")])
+    finally:
+        get_settings.cache_clear()
+    assert cli.exit_code == 0, cli.output
+    assert "runs[0].metrics.loss/web is stored as NaN" in cli.stderr and "runs[0].cost" in cli.stderr
+    assert (tmp_path / "cli.json").read_text(encoding="utf-8") == text
+
+
+def test_a_bundle_with_a_nonfinite_number_is_refused_and_stores_nothing(sqlite_api: TestClient) -> None:
+    exp = create(sqlite_api)
+    seed_runs(sqlite_api, exp["id"], 2)
+    engine = _engine_of(sqlite_api)
+    doc = bundle.export_experiment(engine, exp["id"])
+    text = bundle.dumps(doc).replace('"loss/code":', '"loss/code":NaN,"was":', 1)
+    with pytest.raises(bundle.BundleError, match="NaN is not a JSON number"):
+        bundle.loads(text)
+    doc["runs"][1]["metrics"]["loss/web"] = float("-inf")
+    with pytest.raises(bundle.BundleError, match=r"runs\[1\]\.metrics\.loss/web: -Infinity"):
+        bundle.import_bundle(engine, doc, new_ids=True, name="copy")
+    assert len(sqlite_api.get("/v1/experiments").json()["experiments"]) == 1
