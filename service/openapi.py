@@ -1,0 +1,81 @@
+"""The OpenAPI document's errors and authentication.
+
+FastAPI documents only successes and its own ``{"detail": [...]}`` 422, which this API never sends. Here,
+every API operation gets the error answers it can give, each described by :class:`ErrorResponse` (the
+type every error body is built from), and the Bearer scheme; so a client generated from the document
+types the errors and sends the token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from service.auth import PUBLIC_ROUTES
+from service.errors import ErrorResponse
+
+BEARER_SCHEME = "bearer"
+#: The error answers of every API operation (public routes excepted), with when each is given.
+API_ERRORS: dict[int, str] = {
+    401: "`unauthenticated`: no usable bearer token (missing, malformed, unknown, revoked or expired).",
+    403: "`insufficient_scope`: the token may see the resource but lacks the scope this operation needs.",
+    404: "`not_found`: no such experiment, run, job or session in the token's project (the same answer "
+         "whether it exists in another project or not at all).",
+    409: "The request conflicts with what is stored (`duplicate_name`, `run_final`, `experiment_archived`, "
+         "…) or cannot be answered from it yet (`not_enough_data`).",
+    413: "`payload_too_large`: the body is over the size limit (`MIXOPT_MAX_BODY_BYTES`).",
+    422: "Invalid input (`invalid_input`, `invalid_mixture`, `malformed_json`, …); `field` names the culprit "
+         "and `details` lists every problem.",
+    429: "`rate_limited`: too many requests from this caller; retry after `Retry-After` seconds.",
+    503: "`database_unavailable`: the database is unreachable or restarting; nothing was stored, retry after "
+         "`Retry-After` seconds.",
+    507: "`storage_full`: the database is out of disk space; nothing was stored.",
+}
+#: Response headers that come with some of the errors.
+ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+    503: {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+}
+
+
+def document_errors_and_auth(doc: dict[str, Any]) -> None:
+    """Add the error responses, the error schema and the Bearer scheme to a FastAPI document, in place."""
+    components = doc.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422 shape, replaced below
+        schemas.pop(unused, None)
+    error_schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(error_schema.pop("$defs", {}))
+    schemas[ErrorResponse.__name__] = error_schema
+    components["securitySchemes"] = {BEARER_SCHEME: {
+        "type": "http", "scheme": "bearer", "bearerFormat": "mxo_<prefix>_<secret>",
+        "description": "A token from `mixopt token create`. Not needed while the API runs open (the default on "
+                       "a loopback address)."}}
+    doc["security"] = [{BEARER_SCHEME: []}]
+    error_ref = {"$ref": f"#/components/schemas/{ErrorResponse.__name__}"}
+    for path, operations in doc.get("paths", {}).items():
+        for method, operation in operations.items():
+            if (method.upper(), path) in PUBLIC_ROUTES:
+                operation["security"] = []
+                continue
+            responses = operation.setdefault("responses", {})
+            for status, description in API_ERRORS.items():
+                response: dict[str, Any] = {"description": description,
+                                            "content": {"application/json": {"schema": error_ref}}}
+                if status in ERROR_HEADERS:
+                    response["headers"] = ERROR_HEADERS[status]
+                responses[str(status)] = response
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Make ``app.openapi()`` (and ``/openapi.json``) return the document with errors and auth described."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document_errors_and_auth(build())  # build() stores the document it returns in app.openapi_schema
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
