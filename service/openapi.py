@@ -1,9 +1,10 @@
-"""The OpenAPI document's errors and authentication.
+"""The OpenAPI document's errors and authentication, and the interactive docs served without internet.
 
 FastAPI documents only successes and its own ``{"detail": [...]}`` 422, which this API never sends. Here,
 every API operation gets the error answers it can give, each described by :class:`ErrorResponse` (the
 type every error body is built from), and the Bearer scheme; so a client generated from the document
-types the errors and sends the token.
+types the errors and sends the token. ``/docs`` (Swagger UI) and ``/redoc`` load their scripts from the
+dashboard's static files, not from a CDN: GPU clusters are often air-gapped.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
 
 from service.auth import PUBLIC_ROUTES
 from service.errors import ErrorResponse
@@ -38,6 +42,8 @@ ERROR_HEADERS: dict[int, dict[str, Any]] = {
     429: {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
     503: {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
 }
+#: Where the docs pages' assets are served (the dashboard's static route, public like the pages).
+ASSETS = "/dashboard/static"
 
 
 def document_errors_and_auth(doc: dict[str, Any]) -> None:
@@ -79,3 +85,28 @@ def install_openapi(app: FastAPI) -> None:
         return app.openapi_schema or build()
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with local assets; plain routes, so public like FastAPI's own."""
+
+    def urls(request: Request) -> tuple[str, str]:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return f"{root}{app.openapi_url}", f"{root}{ASSETS}"
+
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        openapi_url, assets = urls(request)
+        return get_swagger_ui_html(openapi_url=openapi_url, title=f"{app.title} API",
+                                   swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{assets}/swagger-ui.css",
+                                   swagger_favicon_url=f"{assets}/favicon.svg",
+                                   swagger_ui_parameters={"validatorUrl": None})
+
+    async def redoc(request: Request) -> HTMLResponse:
+        openapi_url, assets = urls(request)
+        return get_redoc_html(openapi_url=openapi_url, title=f"{app.title} API",
+                              redoc_js_url=f"{assets}/redoc.standalone.js", redoc_favicon_url=f"{assets}/favicon.svg",
+                              with_google_fonts=False)
+
+    app.add_route("/docs", swagger_ui, include_in_schema=False)
+    app.add_route("/redoc", redoc, include_in_schema=False)

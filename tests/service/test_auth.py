@@ -220,7 +220,7 @@ def test_missing_malformed_unknown_revoked_and_expired_tokens_are_401(
     expired = sec.tokens.create("team-a", ["admin"], expires_in=timedelta(seconds=-1))
     assert_unauthenticated(list_with(expired.token), "expired")
     # public routes stay public
-    for path in ("/healthz", "/readyz", "/openapi.json", "/docs", "/dashboard", "/dashboard/static/api.js"):
+    for path in ("/healthz", "/readyz", "/openapi.json", "/docs", "/redoc", "/dashboard", "/dashboard/static/api.js"):
         assert sec.anonymous.get(path).status_code == 200, path
 
 
