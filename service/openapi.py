@@ -1,10 +1,14 @@
 """The OpenAPI document's errors and authentication, and the interactive docs served without internet.
 
 FastAPI documents only successes and its own ``{"detail": [...]}`` 422, which this API never sends. Here,
-every API operation gets the error answers it can give, each described by :class:`ErrorResponse` (the
-type every error body is built from), and the Bearer scheme; so a client generated from the document
-types the errors and sends the token. ``/docs`` (Swagger UI) and ``/redoc`` load their scripts from the
-dashboard's static files, not from a CDN: GPU clusters are often air-gapped.
+every API operation documents the error statuses of :data:`API_ERRORS` (one set for all: each operation
+can meet most of them, and a uniform set keeps a generated client's error handling uniform), each
+described by :class:`ErrorResponse`, the type every error body is built from; and the Bearer scheme.
+So a client generated from the document types the errors and sends the token (checked with
+openapi-python-client: every status parses into one ErrorResponse class).
+
+``/docs`` (Swagger UI) and ``/redoc`` load their scripts from the dashboard's static files, not from a
+CDN: GPU clusters are often air-gapped.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from service.auth import PUBLIC_ROUTES
 from service.errors import ErrorResponse
 
 BEARER_SCHEME = "bearer"
-#: The error answers of every API operation (public routes excepted), with when each is given.
+#: The error answers documented on every API operation (public routes excepted), with when each is given.
 API_ERRORS: dict[int, str] = {
     401: "`unauthenticated`: no usable bearer token (missing, malformed, unknown, revoked or expired).",
     403: "`insufficient_scope`: the token may see the resource but lacks the scope this operation needs.",
