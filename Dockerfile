@@ -24,6 +24,8 @@ RUN apt-get update \
 WORKDIR /app
 RUN pip install --index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}"
 
+COPY client client
+RUN pip install ./client
 COPY pyproject.toml README.md ./
 COPY mixing mixing
 COPY service service

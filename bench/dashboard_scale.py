@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mixopt_client import MixoptClient
 
-from service.client import MixoptClient
 from service.dashboard.overview import OBSERVED
 from service.embedded import embedded_server
 from service.regmix_data import PILE_TOKEN_SHARE, domain_specs

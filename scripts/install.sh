@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 "$PY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
+"$PY" -m pip install -q --disable-pip-version-check -e ./client
 "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"

@@ -18,6 +18,7 @@ from service.errors import install_error_handlers
 from service.limits import BodySizeLimitMiddleware, RateLimitMiddleware
 from service.metrics import Metrics, MetricsMiddleware
 from service.middleware import RequestContextMiddleware
+from service.openapi import install_docs, install_openapi
 from service.routers import experiments, export, history, online, runs, suggestions, system
 from service.settings import Settings, get_settings
 from service.state import AppState
@@ -71,9 +72,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="mixopt", version="0.1.0", lifespan=lifespan,
                   description="Data-mixture optimization for language-model pretraining.",
-                  dependencies=[Depends(authorize)])
+                  dependencies=[Depends(authorize)], docs_url=None, redoc_url=None)
     app.state.mixopt = state
     install_error_handlers(app, authorize)
+    install_openapi(app)
+    install_docs(app)
 
     # Outermost last: metrics see every response (500s and rejections included), the request id is set
     # before anything can fail, and CORS headers reach rate-limit and size rejections too. Authentication

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,6 +26,30 @@ from mixing.errors import (
 )
 
 log = logging.getLogger("mixopt.errors")
+
+
+class ErrorInfo(BaseModel):
+    """What went wrong, for programs (``code``, ``field``) and for people (``message``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(description="stable and machine-readable: invalid_mixture, duplicate_name, "
+                                  "not_enough_data, unauthenticated, rate_limited, database_unavailable, …")
+    message: str = Field(description="what went wrong and how to fix it, for people")
+    field: str | None = Field(description="dotted path into the request (mixture.pile_cc, runs[3].metrics) of "
+                                          "the value to blame; null when no single field is")
+    details: Any = Field(default=None, description="more about the error where there is more: every invalid "
+                                                   "field of a 422, the scope a 403 needed")
+    request_id: str | None = Field(default=None, description="on a 500: the id that finds it in the logs")
+    retry_after_s: int | None = Field(default=None, description="on a 429: seconds to wait, as Retry-After")
+
+
+class ErrorResponse(BaseModel):
+    """The one shape of every error answer: ``{"error": {"code", "message", "field", ...}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorInfo
 
 
 class ApiError(Exception):
@@ -45,8 +70,7 @@ class ApiError(Exception):
             self.code = code
 
     def body(self) -> dict[str, Any]:
-        extra = {"details": self.details} if self.details is not None else {}
-        return error_body(self.code, self.message, self.field, **extra)
+        return error_body(self.code, self.message, self.field, details=self.details)
 
 
 class InvalidInput(ApiError):
@@ -121,9 +145,13 @@ HTTP_ERROR_CODES = {400: "malformed_body", 404: "not_found", 405: "method_not_al
                     413: "payload_too_large", 429: "rate_limited"}
 
 
-def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
-    """The one error shape: ``field`` is always present (null when no single field is to blame)."""
-    return {"error": {"code": code, "message": message, "field": field, **extra}}
+def error_body(code: str, message: str, field: str | None = None, *, details: Any = None,
+               request_id: str | None = None, retry_after_s: int | None = None) -> dict[str, Any]:
+    """An :class:`ErrorResponse` as JSON-ready data: ``field`` always present (null when no single field is
+    to blame), the optional members only when set."""
+    optional = {"details": details, "request_id": request_id, "retry_after_s": retry_after_s}
+    info = ErrorInfo(code=code, message=message, field=field, **{k: v for k, v in optional.items() if v is not None})
+    return ErrorResponse(error=info).model_dump(exclude_unset=True)
 
 
 def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -140,30 +168,6 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return out or "body"
 
 
-#: The shape of every error response, for the OpenAPI document. FastAPI advertises its own
-#: ``{"detail": [...]}`` for 422s, which this API never sends; replacing it lets schema checks cover errors.
-ERROR_SCHEMA: dict[str, Any] = {
-    "title": "Error", "type": "object", "required": ["error"], "additionalProperties": False,
-    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-        "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]},
-        "details": {}, "request_id": {"type": "string"}}}},
-}
-
-
-def document_error_shape(app: FastAPI) -> None:
-    """Make the OpenAPI document describe 422 bodies as the API's error shape."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schemas = build().setdefault("components", {}).setdefault("schemas", {})
-            if "HTTPValidationError" in schemas:
-                schemas["HTTPValidationError"] = ERROR_SCHEMA
-        return app.openapi_schema or build()
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
 def install_error_handlers(app: FastAPI, authorize: Callable[[Request], Awaitable[Any]] | None = None) -> None:
     """Error responses for every exception type the app raises.
 
@@ -172,8 +176,6 @@ def install_error_handlers(app: FastAPI, authorize: Callable[[Request], Awaitabl
     what the body should look like instead of getting the 403 every other request of theirs gets (the 401
     of a caller with no valid token comes earlier, before the body is read).
     """
-    document_error_shape(app)
-
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
@@ -198,8 +200,7 @@ def install_error_handlers(app: FastAPI, authorize: Callable[[Request], Awaitabl
             first = {"field": "body", "message": f"{errors[0].get('ctx', {}).get('error', 'invalid JSON')} "
                                                  f"at character {errors[0].get('loc', ('body', 0))[-1]}"}
             details = [{**first, "type": "json_invalid"}]
-        body = {"error": {"code": code, "message": f"{first['field']}: {first['message']}",
-                          "field": first["field"], "details": details}}
+        body = error_body(code, f"{first['field']}: {first['message']}", first["field"], details=details)
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

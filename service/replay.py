@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from service.client import MixoptClient, MixoptError
+from mixopt_client import MixoptClient, NotEnoughDataError
 
 
 @dataclass(frozen=True)
@@ -128,9 +127,7 @@ def run_replay(client: MixoptClient, table: ReplayTable, method: str, seed: int,
             traj.n_runs += 1
         try:
             rec = client.recommendation_among(exp["id"], target_mixtures, method=api_method, seed=call_seed)
-        except MixoptError as exc:
-            if exc.code != "not_enough_data":
-                raise
+        except NotEnoughDataError:
             continue  # nothing to recommend from yet
         value = truth[_key(np.array([rec["mixture"][d] for d in table.domains]))]
         traj.costs.append(spent)

@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from service.client import MixoptClient
+from mixopt_client import MixoptClient
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,12 +20,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mixopt_client import MixoptClient
+
 from examples.tiny_lm import connection
 from examples.tiny_lm.corpus import SOURCES, Domain, load_corpus, natural_shares
 from examples.tiny_lm.model import SIZES
 from examples.tiny_lm.plots import plot_online
 from examples.tiny_lm.train import DeviceCorpus, TrainConfig, Trainer, device_name, pick_device, train_run
-from service.client import MixoptClient
 
 Log = Callable[[str], None]
 

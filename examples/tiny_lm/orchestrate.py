@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from mixopt_client import MixoptClient, NotEnoughDataError, Suggestion
 
 from examples.tiny_lm import connection
 from examples.tiny_lm.corpus import SOURCES, Domain, load_corpus, natural_shares
@@ -40,7 +41,6 @@ from examples.tiny_lm.train import (
     pick_device,
     train_many,
 )
-from service.client import MixoptClient, MixoptError, Suggestion
 
 Log = Callable[[str], None]
 
@@ -205,7 +205,7 @@ class Search:
         job = self.client.request(
             "POST", f"/v1/experiments/{self.exp['id']}/refits", json={"force": True}
         ).json()
-        self.client.wait_job(job["job"]["id"], wait_s=1800)
+        self.client.wait(job, timeout_s=1800)
         fits = self.client.request(
             "GET", f"/v1/experiments/{self.exp['id']}/fits", params={"latest": "true"}
         ).json()["fits"]
@@ -319,9 +319,7 @@ def predict_finals(
     body = {"mixtures": [rows[0]["mixture"] for rows in finals.values()], "fidelity": fidelity}
     try:
         answer = client.request("POST", f"/v1/experiments/{exp_id}/predict", json=body).json()
-    except MixoptError as exc:
-        if exc.code != "not_enough_data":
-            raise
+    except NotEnoughDataError:
         return None
     for rows, p in zip(finals.values(), answer["predictions"], strict=True):
         for row in rows:

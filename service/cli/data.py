@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 import pandas as pd
-
-from service.client import MixoptClient
+from mixopt_client import MixoptClient
 
 
 def read_runs_table(mixtures: Path, metrics: Path | None, id_column: str, mixture_prefix: str,

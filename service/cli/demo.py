@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 import httpx
 import numpy as np
+from mixopt_client import MixoptClient
 
-from service.client import MixoptClient
 from service.regmix_data import domain_specs, load_split
 from service.settings import Settings, get_settings
 

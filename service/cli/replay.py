@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 import pandas as pd
+from mixopt_client import MixoptClient
 
-from service.client import MixoptClient
 from service.replay import ReplayTable, finite_or_null, run_replay, summarise
 from service.settings import Settings
 

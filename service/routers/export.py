@@ -24,6 +24,10 @@ Project = Annotated[str, Depends(get_project)]
             responses={200: {"content": {"application/json": {}},
                              "description": "the bundle; `mixopt import-bundle` restores it"}})
 def export_experiment(experiment_id: str, st: State, project: Project) -> Response:
+    """Everything stored for one experiment (its spec and every row that belongs to it: runs, fits,
+    recommendations, jobs, online sessions) as one JSON bundle, read as one consistent snapshot; for a
+    backup or a move to another server (`mixopt import-bundle`).
+    """
     exp = st.store.get_experiment(experiment_id, project)  # 404 for another project's experiment
     text = bundle.dumps(bundle.export_experiment(st.store.engine, exp.id))
     return Response(text, media_type="application/json",

@@ -113,6 +113,9 @@ class PolicyOut(PolicyIn):
 def list_fits(experiment_id: str, st: State, project: Project, page_size: PageSize,
               latest: Annotated[bool, Query(description="only the newest refit's fits")] = False,
               page_token: str | None = None) -> FitList:
+    """The stored law-fidelity reports: for each mixing law of each refit, cross-validated and held-out
+    Spearman, MAE, R² and top-k hit; the law the recommendation used is marked `selected`.
+    """
     exp = st.store.get_experiment(experiment_id, project)
     if latest:
         return FitList(fits=[_fit_out(f) for f in st.store.latest_fits(exp.id)])
@@ -124,6 +127,9 @@ def list_fits(experiment_id: str, st: State, project: Project, page_size: PageSi
 def history(experiment_id: str, st: State, project: Project,
             limit: Annotated[int, Query(ge=1, le=1000, description="newest refits to include")] = 200,
             ) -> History:
+    """How the fits and the recommendation moved as data arrived: the newest `limit` refits with their
+    laws and recommendation, and every stored recommendation.
+    """
     exp = st.store.get_experiment(experiment_id, project)
     present = RunPresenter(exp.spec)
     recs = st.store.proposals(exp.id, "recommendation", limit=limit * 4)[::-1]
@@ -147,6 +153,10 @@ def history(experiment_id: str, st: State, project: Project,
 @router.post("/refits", status_code=202, response_model=JobAccepted)
 def request_refit(experiment_id: str, st: State, project: Project, body: RefitRequest | None = None
                   ) -> JobAccepted:
+    """Queue a refit of every law (or `laws`) and a refreshed recommendation; 202 with the job to poll
+    (`GET /v1/jobs/{job_id}`). A refit already queued or running for the experiment is returned instead
+    of a second one.
+    """
     exp = st.store.get_experiment(experiment_id, project)
     body = body or RefitRequest()
     params = {"project": project, "force": body.force, "method": _method(body.method or "auto"),
@@ -160,6 +170,7 @@ def request_refit(experiment_id: str, st: State, project: Project, body: RefitRe
 
 @router.get("/reoptimization", response_model=PolicyOut)
 def get_policy(experiment_id: str, st: State, project: Project) -> PolicyOut:
+    """The experiment's scheduled re-optimization policy (404 until one is PUT) and when it last fired."""
     exp = st.store.get_experiment(experiment_id, project)
     policy = st.store.get_policy(exp.id)
     if policy is None:
@@ -169,6 +180,9 @@ def get_policy(experiment_id: str, st: State, project: Project) -> PolicyOut:
 
 @router.put("/reoptimization", response_model=PolicyOut)
 def put_policy(experiment_id: str, body: PolicyIn, st: State, project: Project) -> PolicyOut:
+    """Set the scheduled re-optimization policy: refit after `every_runs` new completed runs and/or every
+    `every_minutes`, optionally keeping a ready queue of suggestions.
+    """
     exp = st.store.get_experiment(experiment_id, project)
     values = body.model_dump()
     values["method"] = _method(body.method)

@@ -56,6 +56,9 @@ def _domains(spec: dict[str, Any]) -> list[str]:
 @router.post("", status_code=201, response_model=OnlineSessionOut)
 def create_session(experiment_id: str, body: OnlineSessionCreate, response: Response, st: State,
                    project: Project) -> OnlineSessionOut:
+    """Start an online-mixing session for one training run (DoReMi, Aioli or a baseline); 201, or 200
+    with the existing session when its `client_session_id` was already used.
+    """
     ses, created = OnlineSessions(st.store).create(experiment_id, body, project)
     if not created:
         response.status_code = 200
@@ -65,6 +68,7 @@ def create_session(experiment_id: str, body: OnlineSessionCreate, response: Resp
 @router.get("", response_model=OnlineSessionList)
 def list_sessions(experiment_id: str, st: State, project: Project, page_size: PageSize,
                   page_token: str | None = None) -> OnlineSessionList:
+    """The experiment's online-mixing sessions, paged."""
     exp, rows, token = OnlineSessions(st.store).list(experiment_id, project, page_size, page_token)
     domains = _domains(exp.spec)
     return OnlineSessionList(sessions=[session_out(domains, s) for s in rows], next_page_token=token)
@@ -72,6 +76,9 @@ def list_sessions(experiment_id: str, st: State, project: Project, page_size: Pa
 
 @router.get("/{session_id}", response_model=OnlineSessionDetail)
 def get_session(experiment_id: str, session_id: str, st: State, project: Project) -> OnlineSessionDetail:
+    """One online-mixing session with its current directive and its trajectory (losses, weights and
+    mixture at each observed step).
+    """
     sessions = OnlineSessions(st.store)
     exp, ses = sessions.get(experiment_id, session_id, project)
     domains = _domains(exp.spec)
@@ -85,5 +92,9 @@ def get_session(experiment_id: str, session_id: str, st: State, project: Project
 @router.post("/{session_id}/observations", response_model=ObservationOut)
 def post_observation(experiment_id: str, session_id: str, body: ObservationIn, st: State,
                      project: Project) -> ObservationOut:
+    """Post the per-domain losses at a training step; the answer is the directive for the next steps
+    (domain weights and sampling mixture). A step posted again with the same losses gets the same
+    answer; with other losses, 409 `step_conflict`.
+    """
     domains, directive = OnlineSessions(st.store).observe(experiment_id, session_id, body, project)
     return ObservationOut(session_id=session_id, step=body.step, directive=directive_out(domains, directive))

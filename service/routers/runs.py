@@ -24,6 +24,10 @@ Project = Annotated[str, Depends(get_project)]
 @router.post("/runs", status_code=201, response_model=RunOut,
              responses={200: {"description": "an earlier report with this client_run_id or run id, returned"}})
 def report_run(experiment_id: str, body: RunReport, response: Response, st: State, project: Project) -> RunOut:
+    """Report one run: a suggested run by `id`, or one trained elsewhere with its `mixture` and `fidelity`.
+    201 for a new run; 200 with the stored run when this `client_run_id` (or run `id`) was already
+    reported, so a retry never adds a second run.
+    """
     run, created, spec = st.store.report_run(experiment_id, body, project)
     st.metrics.count_reports("report", reported=1, created=int(created))
     if not created:
@@ -33,6 +37,9 @@ def report_run(experiment_id: str, body: RunReport, response: Response, st: Stat
 
 @router.post("/runs:batch", response_model=BatchResult)
 def import_runs(experiment_id: str, body: RunBatch, st: State, project: Project) -> BatchResult:
+    """Import up to `MIXOPT_MAX_BATCH_RUNS` runs at once, all or nothing: one invalid run rejects the batch
+    (422 naming `runs[i]`) and stores none. Idempotent per `client_run_id`.
+    """
     if len(body.runs) > st.settings.max_batch_runs:
         raise InvalidInput(f"at most {st.settings.max_batch_runs} runs per batch", field="runs",
                            code="batch_too_large")
@@ -46,6 +53,9 @@ def list_runs(experiment_id: str, st: State, project: Project, page_size: PageSi
               state: Annotated[list[RunStateName] | None, Query()] = None,
               fidelity: Annotated[list[str] | None, Query(description="axis=value, repeatable")] = None,
               page_token: str | None = None) -> RunList:
+    """The experiment's runs, oldest first, paged; filter by `state` (repeatable) and by exact fidelity
+    (`fidelity=params=1e6`, repeatable).
+    """
     exp = st.store.get_experiment(experiment_id, project)
     rows, token = st.store.list_runs(exp, page_size, page_token, state or (), fidelity_filter(exp, fidelity))
     present = RunPresenter(exp.spec)
@@ -73,5 +83,6 @@ def fidelity_filter(exp: Experiment, fidelity: list[str] | None) -> list[float] 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
 def get_run(experiment_id: str, run_id: str, st: State, project: Project) -> RunOut:
+    """One run: its mixture, fidelity, state, metrics, objective, cost and the prediction it was suggested with."""
     run = st.store.get_run(experiment_id, run_id, project)
     return RunPresenter(st.store.get_experiment(experiment_id, project).spec).run(run)

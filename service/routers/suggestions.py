@@ -133,6 +133,10 @@ def _candidates(spec: dict[str, Any], body: SuggestionRequest) -> Candidates:
 def recommendation(experiment_id: str, st: State, project: Project,
                    refresh: Annotated[bool, Query(description="recompute even if data is unchanged")] = False,
                    ) -> RecommendationOut:
+    """The best mixture at the target fidelity, with its predicted objective and 90% interval, the method
+    and the number of runs it used. Recomputed when the data changed since the stored one (or with
+    `refresh=true`); 409 `not_enough_data` before there are enough runs.
+    """
     exp = st.store.get_experiment(experiment_id, project)
     prop = st.store.latest_recommendation(exp.id)
     if refresh or prop is None or prop.data_version != st.store.get_experiment(exp.id, project).data_version:
@@ -191,6 +195,10 @@ def _recommendation_out(spec: dict[str, Any], payload: dict[str, Any], method: s
 
 @router.post("/predict", response_model=PredictResponse)
 def predict(experiment_id: str, body: PredictRequest, st: State, project: Project) -> PredictResponse:
+    """Predicted objective (with an interval where the model gives one) and per-metric values for the
+    given mixtures, optionally at a `fidelity`. Uses the method's own model where it has one, RegMix
+    otherwise; 409 `not_enough_data` before there are enough runs.
+    """
     exp = st.store.get_experiment(experiment_id, project)
     method_name = _check_method(body.method)
     rules = ReportRules.of(exp.spec)

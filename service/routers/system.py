@@ -20,6 +20,9 @@ Project = Annotated[str, Depends(get_project)]
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut)
 def get_job(job_id: str, st: State, project: Project) -> JobOut:
+    """A background job's state (`queued`, `running`, `succeeded`, `failed`), progress in [0, 1], and its
+    result or error.
+    """
     return job_out(st.store.get_job(job_id, project))
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mixopt_client import MixoptClient
 
-from service.client import MixoptClient
 from service.embedded import embedded_server
 from service.settings import Settings
 from tests.browser.seed import seed_regmix, store_recommendation

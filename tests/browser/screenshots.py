@@ -12,9 +12,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mixopt_client import JobFailedError, MixoptClient
 from playwright.sync_api import sync_playwright
 
-from service.client import MixoptClient, MixoptError
 from service.embedded import embedded_server
 from service.settings import Settings
 from tests.browser.conftest import CHROMIUM, VIEWPORT, launch_chromium
@@ -36,9 +36,9 @@ def build(client: MixoptClient, database_url: str) -> str:
         done = upto
         store_recommendation(database_url, exp["id"])
     client.import_runs(exp["id"], large)
-    with contextlib.suppress(MixoptError):  # law fits appear where the server can compute them
+    with contextlib.suppress(JobFailedError):  # law fits appear where the server can compute them
         job = client.request("POST", f"/v1/experiments/{exp['id']}/refits", json={"method": "regmix"}).json()
-        client.wait_job(job["job"]["id"], wait_s=300)
+        client.wait(job, timeout_s=300)
     store_recommendation(database_url, exp["id"])
     client.suggest(exp["id"], 4, method="regmix")
     start_online_session(client, exp, observations=40)

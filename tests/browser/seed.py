@@ -6,7 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from service.client import MixoptClient
+from mixopt_client import MixoptClient
+
 from service.db import make_engine, make_session_factory
 from service.regmix_data import domain_specs, load_split
 from service.store import Store

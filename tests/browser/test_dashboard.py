@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mixopt_client import JobFailedError, MixoptClient
 
-from service.client import MixoptClient, MixoptError
 from tests.browser.conftest import Live, Tab
 from tests.browser.seed import experiment_spec, regmix_runs, start_online_session
 from tests.conftest import REGMIX_DATA
@@ -280,8 +280,8 @@ def test_model_sections_follow_the_server(tab: Tab, live: Live, monkeypatch: pyt
     if f"{base}/refits" in paths:
         refit = {"method": "regmix"}  # the recommendation a refit refreshes; regmix keeps it to seconds
         job = live.client.request("POST", f"/v1/experiments/{exp_id}/refits", json=refit).json()["job"]
-        with contextlib.suppress(MixoptError):  # a failed refit stores no fits: the page must then say so
-            live.client.wait_job(job["id"], poll_s=0.2, wait_s=60)
+        with contextlib.suppress(JobFailedError):  # a failed refit stores no fits: the page must then say so
+            live.client.wait(job, poll_s=0.2, timeout_s=60)
     session = None
     if f"{base}/online-sessions" in paths:
         session = start_online_session(live.client, exp)

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mixopt_client import MixoptClient
 
-from service.client import MixoptClient
 from service.db import make_engine, make_session_factory
 from service.embedded import embedded_server
 from service.settings import Settings

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from mixopt_client import MixoptClient
 
 from examples.tiny_lm import online, orchestrate
 from examples.tiny_lm.connection import connect
 from examples.tiny_lm.corpus import SOURCES, Domain, load_corpus, load_domain, split_bytes, strip_roff
 from examples.tiny_lm.model import SIZES, TinyLM, n_params
 from examples.tiny_lm.train import DeviceCorpus, TrainConfig, train_many
-from service.client import MixoptClient
 
 UNTRAINED = math.log(256)  # an untrained byte model predicts ~uniformly: 5.545 nats
 DOMAINS = ["code", "pydoc", "legal"]  # present wherever Python and Debian's base-files are

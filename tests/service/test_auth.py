@@ -16,12 +16,12 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from mixopt_client import MixoptClient
 
 from migrations import downgrade, upgrade
 from service.app import create_app
 from service.auth import PUBLIC_ROUTES, READ_OPERATIONS, WRITE_OPERATIONS
 from service.cli import main
-from service.client import MixoptClient
 from service.db import make_engine, make_session_factory
 from service.models import ApiToken
 from service.schemas import ExperimentCreate
@@ -220,7 +220,7 @@ def test_missing_malformed_unknown_revoked_and_expired_tokens_are_401(
     expired = sec.tokens.create("team-a", ["admin"], expires_in=timedelta(seconds=-1))
     assert_unauthenticated(list_with(expired.token), "expired")
     # public routes stay public
-    for path in ("/healthz", "/readyz", "/openapi.json", "/docs", "/dashboard", "/dashboard/static/api.js"):
+    for path in ("/healthz", "/readyz", "/openapi.json", "/docs", "/redoc", "/dashboard", "/dashboard/static/api.js"):
         assert sec.anonymous.get(path).status_code == 200, path
 
 
@@ -318,14 +318,10 @@ def test_serve_refuses_an_open_api_on_a_public_address(monkeypatch: pytest.Monke
 
 def test_client_sends_mixopt_token_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIXOPT_TOKEN", "mxo_0123456789ab_" + "x" * 43)
-    get_settings.cache_clear()
-    try:
-        with MixoptClient("http://127.0.0.1:1") as mx:
-            assert mx.http.headers["authorization"] == "Bearer mxo_0123456789ab_" + "x" * 43
-        with MixoptClient("http://127.0.0.1:1", token="explicit") as mx:
-            assert mx.http.headers["authorization"] == "Bearer explicit"
-    finally:
-        get_settings.cache_clear()
+    with MixoptClient("http://127.0.0.1:1") as mx:
+        assert mx.http.headers["authorization"] == "Bearer mxo_0123456789ab_" + "x" * 43
+    with MixoptClient("http://127.0.0.1:1", token="explicit") as mx:
+        assert mx.http.headers["authorization"] == "Bearer explicit"
 
 
 # --------------------------------------------------------------------------------------------------- CLI

@@ -9,9 +9,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from mixopt_client import MixoptClient
 
 from service.cli import main
-from service.client import MixoptClient
 from service.embedded import embedded_server
 from service.settings import Settings
 from tests.service.helpers import spec

@@ -1,41 +1,46 @@
-"""A small typed Python client for training orchestrators.
+"""A small synchronous client for training orchestrators.
 
 Retries are safe because every run report carries a ``client_run_id``: a report that reached the server
-before the connection dropped is returned, not duplicated, when it is sent again.
+before the connection dropped is returned, not duplicated, when it is sent again. Resources come back as
+the service's JSON objects (dicts), except suggestions, which are :class:`Suggestion` records.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from service.settings import get_settings
+from mixopt_client.errors import JobFailedError, RetryableError, error_from_response
+
+if TYPE_CHECKING:
+    import pandas
 
 #: Mixtures whose weights sum to within this of 1 are rescaled by the client before sending (e.g. rows
 #: rounded to 3 decimals in a CSV); the server itself accepts only sums within 1e-6.
 CLIENT_RENORMALISE_TOLERANCE = 1e-2
 
-RETRY_STATUS = {429, 502, 503, 504}
+#: Answers worth sending again after a pause: rate limited, or the service or a proxy briefly unavailable.
+RETRY_STATUS = frozenset({429, 502, 503, 504})
+#: Longest pause between two tries, whatever ``Retry-After`` asks for.
+MAX_RETRY_DELAY_S = 5.0
+#: Job states after which a job never changes again.
+FINAL_JOB_STATES = frozenset({"succeeded", "failed"})
 
-
-class MixoptError(Exception):
-    """An error answer from the service, with its code and the field it names."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(f"{status} {code}: {message}" + (f" (field {field})" if field else ""))
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
+#: Called with each state of a job that :meth:`MixoptClient.wait` polls (the ``GET /v1/jobs/{id}`` object).
+ProgressCallback = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
 class Suggestion:
+    """A run to train: report it with ``report(experiment_id, run_id=s.id, metrics=...)``."""
+
     id: str
     mixture: dict[str, float]
     fidelity: dict[str, float]
@@ -51,14 +56,26 @@ def renormalise(mixture: Mapping[str, float], tolerance: float = CLIENT_RENORMAL
     return dict(mixture)
 
 
+def stderr_progress(job: Mapping[str, Any]) -> None:
+    """A :data:`ProgressCallback` that keeps one line on stderr up to date: ``job <id> (refit): running 40%``.
+
+    The line is rewritten in place and ended with a newline once the job is final.
+    """
+    line = f"job {job['id']} ({job.get('kind', '?')}): {job['state']} {100 * float(job.get('progress') or 0):.0f}%"
+    end = "\n" if job["state"] in FINAL_JOB_STATES else ""
+    print(f"\r{line}", end=end, file=sys.stderr, flush=True)
+
+
 class MixoptClient:
-    """Synchronous client. ``base_url`` like ``http://127.0.0.1:8000``; ``token`` defaults to MIXOPT_TOKEN."""
+    """Synchronous client. ``base_url`` like ``http://127.0.0.1:8000``; ``token`` defaults to MIXOPT_TOKEN.
+
+    Every error answer raises a :class:`~mixopt_client.errors.MixoptError` subclass; connection errors that
+    outlast the retries raise httpx's ``TransportError``.
+    """
 
     def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 60.0, retries: int = 5,
                  transport: httpx.BaseTransport | None = None) -> None:
-        if token is None:
-            configured = get_settings().token
-            token = configured.get_secret_value() if configured is not None else None
+        token = token if token is not None else os.environ.get("MIXOPT_TOKEN") or None
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s, headers=headers,
                                  transport=transport)
@@ -75,31 +92,29 @@ class MixoptClient:
 
     # ------------------------------------------------------------------------------------- transport
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send with retries on connection errors and 429/5xx-unavailable answers (exponential backoff)."""
+        """Send with retries on connection errors and 429/5xx-unavailable answers.
+
+        The pause doubles from 0.2 s (at most :data:`MAX_RETRY_DELAY_S`), or is what ``Retry-After`` asks.
+        """
         delay = 0.2
         for attempt in range(self.retries + 1):
+            pause = delay
             try:
                 resp = self.http.request(method, path, **kwargs)
             except httpx.TransportError:
                 if attempt == self.retries:
                     raise
             else:
+                if resp.status_code < 400:
+                    return resp
+                error = error_from_response(resp)
                 if resp.status_code not in RETRY_STATUS or attempt == self.retries:
-                    return self._check(resp)
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+                    raise error
+                if isinstance(error, RetryableError) and error.retry_after is not None:
+                    pause = error.retry_after
+            time.sleep(min(pause, MAX_RETRY_DELAY_S))
+            delay = min(delay * 2, MAX_RETRY_DELAY_S)
         raise AssertionError("unreachable")
-
-    @staticmethod
-    def _check(resp: httpx.Response) -> httpx.Response:
-        if resp.status_code >= 400:
-            try:
-                err = resp.json().get("error", {})
-            except ValueError:
-                err = {}
-            raise MixoptError(resp.status_code, err.get("code", "http_error"), err.get("message", resp.text[:200]),
-                              err.get("field"))
-        return resp
 
     # -------------------------------------------------------------------------------------- resources
     def create_experiment(self, spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -109,12 +124,14 @@ class MixoptClient:
         return self.request("GET", f"/v1/experiments/{experiment_id}").json()
 
     def find_experiment(self, name: str) -> dict[str, Any] | None:
+        """The experiment called exactly ``name`` in the token's project, or None."""
         for exp in self.iter_experiments(q=name):
             if exp["name"] == name:
                 return exp
         return None
 
     def iter_experiments(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every experiment matching ``filters`` (``state``, ``q``), fetching pages as needed."""
         token = None
         while True:
             params = {k: v for k, v in {**filters, "page_token": token}.items() if v is not None}
@@ -126,9 +143,9 @@ class MixoptClient:
 
     def suggest(self, experiment_id: str, count: int = 1, *, method: str | None = None,
                 fidelity: Mapping[str, float] | None = None, candidates: Sequence[Mapping[str, Any]] | None = None,
-                client_id: str | None = None, seed: int | None = None, poll_s: float = 0.5, wait_s: float = 600.0
-                ) -> list[Suggestion]:
-        """Ask for ``count`` runs; waits for the job when the service answers 202.
+                client_id: str | None = None, seed: int | None = None, poll_s: float = 0.5, wait_s: float = 600.0,
+                on_progress: ProgressCallback | None = None) -> list[Suggestion]:
+        """Ask for ``count`` runs; waits for the job (see :meth:`wait`) when the service answers 202.
 
         With ``client_id`` (this trainer's name) a repeated call returns the runs still pending for it
         instead of new ones. Without one, the call names itself (``call-<random>``), so that the client's
@@ -142,23 +159,33 @@ class MixoptClient:
             body["candidates"] = list(candidates)
         resp = self.request("POST", f"/v1/experiments/{experiment_id}/suggestions", json=body)
         if resp.status_code == 202:
-            self.wait_job(resp.json()["job"]["id"], poll_s, wait_s)
+            self.wait(resp.json()["job"], poll_s=poll_s, timeout_s=wait_s, on_progress=on_progress)
             # The job made the runs still missing; asking again returns all of them, now held for us.
             runs = self.request("POST", f"/v1/experiments/{experiment_id}/suggestions", json=body).json()["runs"]
         else:
             runs = resp.json()["runs"]
         return [Suggestion(r["id"], r["mixture"], r["fidelity"], r.get("method"), r.get("predicted")) for r in runs]
 
-    def wait_job(self, job_id: str, poll_s: float = 0.5, wait_s: float = 600.0) -> dict[str, Any]:
-        deadline = time.monotonic() + wait_s
+    def wait(self, job: str | Mapping[str, Any], *, poll_s: float = 0.5, timeout_s: float = 600.0,
+             on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """Poll a job until it is final; return its last state, or raise :class:`JobFailedError`.
+
+        ``job`` is a job id, a job object, or a 202 answer holding one (``{"job": {...}}``). ``on_progress``
+        sees every polled state, the final one included (:func:`stderr_progress` prints a line).
+        Raises ``TimeoutError`` when the job is still running after ``timeout_s``.
+        """
+        job_id = job if isinstance(job, str) else str((job.get("job") or job)["id"])
+        deadline = time.monotonic() + timeout_s
         while True:
-            job = self.request("GET", f"/v1/jobs/{job_id}").json()
-            if job["state"] == "succeeded":
-                return job
-            if job["state"] == "failed":
-                raise MixoptError(409, "job_failed", job.get("error") or "job failed")
+            state = self.request("GET", f"/v1/jobs/{job_id}").json()
+            if on_progress is not None:
+                on_progress(state)
+            if state["state"] == "succeeded":
+                return state
+            if state["state"] == "failed":
+                raise JobFailedError(state)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job['state']} after {wait_s}s")
+                raise TimeoutError(f"job {job_id} still {state['state']} after {timeout_s}s")
             time.sleep(poll_s)
 
     def report(self, experiment_id: str, *, metrics: Mapping[str, float], mixture: Mapping[str, float] | None = None,
@@ -205,6 +232,38 @@ class MixoptClient:
             token = page.get("next_page_token")
             if not token:
                 return out
+
+    def runs_frame(self, experiment_id: str, state: Sequence[str] = ()) -> pandas.DataFrame:
+        """The experiment's runs as a pandas DataFrame, one row per run, indexed by run id.
+
+        Columns: ``state``, ``method``, ``objective``, ``cost``; ``mixture.<domain>`` in the experiment's
+        domain order; ``fidelity.<axis>`` in its axis order; ``metrics.<name>`` for every metric any run
+        reported (NaN where a run did not); ``created_at`` and ``completed_at`` as UTC timestamps.
+        Needs pandas (``pip install 'mixopt-client[pandas]'``).
+        """
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise ImportError("MixoptClient.runs_frame needs pandas, an optional dependency of mixopt-client: "
+                              "pip install 'mixopt-client[pandas]' (or pip install pandas)") from exc
+        exp = self.get_experiment(experiment_id)
+        runs = self.list_runs(experiment_id, state=state)
+        domains = [d["name"] for d in exp["domains"]]
+        axes = [f["name"] for f in exp["fidelities"]]
+        metrics = sorted({m for r in runs for m in r["metrics"]})
+        columns = ["state", "method", "objective", "cost", *(f"mixture.{d}" for d in domains),
+                   *(f"fidelity.{a}" for a in axes), *(f"metrics.{m}" for m in metrics), "created_at",
+                   "completed_at"]
+        rows = [[r["state"], r.get("method"), r.get("objective"), r.get("cost"),
+                 *(r["mixture"].get(d) for d in domains), *(r["fidelity"].get(a) for a in axes),
+                 *(r["metrics"].get(m) for m in metrics), r["created_at"], r.get("completed_at")] for r in runs]
+        frame = pd.DataFrame(rows, columns=columns, index=pd.Index([r["id"] for r in runs], name="id"))
+        numeric = [c for c in columns if c.startswith(("mixture.", "fidelity.", "metrics.")) or c in
+                   ("objective", "cost")]
+        frame[numeric] = frame[numeric].astype("float64")
+        for column in ("created_at", "completed_at"):
+            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+        return frame
 
     def recommendation(self, experiment_id: str, refresh: bool = False) -> dict[str, Any]:
         return self.request("GET", f"/v1/experiments/{experiment_id}/recommendation",
