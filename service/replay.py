@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from service.client import MixoptClient, MixoptError
+from service.tables import mixture_columns
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,12 @@ class ReplayTable:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, mixture_prefix: str, fidelity_column: str, cost_column: str | None,
                    objective_column: str) -> ReplayTable:
-        mix_cols = [c for c in frame.columns if c.startswith(mixture_prefix)]
-        mixtures = frame[mix_cols].to_numpy(dtype=np.float64)
+        columns = mixture_columns(frame.columns, mixture_prefix)
+        mixtures = frame[list(columns)].to_numpy(dtype=np.float64)
         mixtures = mixtures / mixtures.sum(axis=1, keepdims=True)
         fid = frame[fidelity_column].to_numpy(dtype=np.float64)
         cost = frame[cost_column].to_numpy(dtype=np.float64) if cost_column else fid / fid.min()
-        return cls([c.removeprefix(mixture_prefix) for c in mix_cols], mixtures, fid, cost,
+        return cls(list(columns.values()), mixtures, fid, cost,
                    frame[objective_column].to_numpy(dtype=np.float64), fidelity_column, objective_column)
 
     def target_extent(self, target: float, goal: str) -> tuple[float, float]:

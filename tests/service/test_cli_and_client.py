@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from service.cli import main
 from service.client import MixoptClient
@@ -106,3 +107,77 @@ def test_client_retry_after_lost_response_stores_one_run(live: str) -> None:
         assert abs(sum(run["mixture"].values()) - 1) < 1e-12  # renormalised by the client (documented)
         sugg = client.suggest(exp["id"], 3)
         assert len(sugg) == 3 and all(s.method == "design" for s in sugg)
+
+
+# ------------------------------------------------------------------------------------ expected failures
+def _one_line_error(result: Result, *expected: str) -> None:
+    """The command failed as a user should see it: exit code 1, one ``Error:`` line naming the problem,
+    no traceback (an unexpected exception would be left in ``result.exception``)."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in result.output, result.output
+    for text in expected:
+        assert text in errors[0], errors[0]
+
+
+def _runs_csv(tmp_path: Path) -> Path:
+    """Two runs of the helpers' four domains, mixture columns prefixed ``mix_``, metrics in the same file."""
+    path = tmp_path / "runs.csv"
+    path.write_text("index,mix_web,mix_code,mix_papers,mix_math,loss/web,loss/code\n"
+                    "1,0.4,0.3,0.2,0.1,3.1,3.3\n2,0.25,0.25,0.25,0.25,3.2,3.4\n")
+    return path
+
+
+def test_import_against_a_server_that_is_down_prints_one_line(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    result = CliRunner().invoke(main, ["import", "--url", url, "--experiment", "exp_x",
+                                       "--mixtures", str(_runs_csv(tmp_path)), "--mixture-prefix", "mix_"])
+    _one_line_error(result, "cannot reach", url)
+
+
+def test_import_into_an_unknown_experiment_prints_one_line(live: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["import", "--url", live, "--experiment", "exp_nope",
+                                       "--mixtures", str(_runs_csv(tmp_path)), "--mixture-prefix", "mix_"])
+    _one_line_error(result, "404 not_found", "exp_nope")
+
+
+def test_import_without_the_mixture_prefix_prints_one_line(live: str, tmp_path: Path) -> None:
+    with MixoptClient(live) as client:
+        exp = client.create_experiment(spec())
+        args = ["import", "--url", live, "--experiment", exp["id"], "--mixtures", str(_runs_csv(tmp_path))]
+        _one_line_error(CliRunner().invoke(main, args), "422 invalid_mixture", "unknown domain")
+        _one_line_error(CliRunner().invoke(main, [*args, "--mixture-prefix", "train_"]),
+                        "no mixture column starts with 'train_'", "mix_web")
+        assert client.get_experiment(exp["id"])["run_counts"].get("completed", 0) == 0
+        imported = CliRunner().invoke(main, [*args, "--mixture-prefix", "mix_", "--metric-prefix", "loss/",
+                                            "--fidelity", "params=1e6"])
+        assert imported.exit_code == 0, imported.output
+        assert client.get_experiment(exp["id"])["run_counts"]["completed"] == 2
+
+
+def test_import_of_a_file_that_is_not_csv_prints_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "runs.csv"
+    bad.write_text('a,b\n1,2,3,4\n"unterminated\n')
+    result = CliRunner().invoke(main, ["import", "--experiment", "exp_x", "--mixtures", str(bad)])
+    _one_line_error(result, str(bad), "not a readable CSV")
+
+
+@pytest.mark.parametrize("command", [["export", "exp_x"], ["import-bundle", "-"], ["token", "list"],
+                                     ["token", "revoke", "tok_x"]])
+def test_database_commands_never_create_a_database(command: list[str], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from a directory without ./mixopt.db (the default database), they refuse and leave no file."""
+    from service.settings import get_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MIXOPT_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(main, command, input="{}")
+    finally:
+        get_settings.cache_clear()
+    _one_line_error(result, f"no database at {tmp_path.resolve() / 'mixopt.db'}", "MIXOPT_DATABASE_URL")
+    assert list(tmp_path.iterdir()) == []

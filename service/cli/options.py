@@ -1,0 +1,23 @@
+"""Option values shared by several commands."""
+
+from __future__ import annotations
+
+import math
+
+import click
+
+
+def name_values(items: tuple[str, ...], option: str) -> dict[str, float]:
+    """``NAME=VALUE`` items of a repeatable option as ``{name: value}``; anything else is a usage error
+    naming the option and the item."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not sep or not name or not math.isfinite(value):
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE with a finite number", param_hint=option)
+        out[name] = value
+    return out
