@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,15 +13,7 @@ from click.testing import CliRunner, Result
 
 from service.cli import main
 from service.client import MixoptClient
-from service.embedded import embedded_server
-from service.settings import Settings
 from tests.service.helpers import spec
-
-
-@pytest.fixture
-def live(settings: Settings) -> Iterator[str]:
-    with embedded_server(settings) as url:
-        yield url
 
 
 def test_migrate_creates_the_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -181,3 +173,27 @@ def test_database_commands_never_create_a_database(command: list[str], tmp_path:
         get_settings.cache_clear()
     _one_line_error(result, f"no database at {tmp_path.resolve() / 'mixopt.db'}", "MIXOPT_DATABASE_URL")
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------ mixopt laws
+def _laws(regmix_dir: Path, command: str, *extra: str) -> Result:
+    return CliRunner().invoke(main, [
+        "laws", command, "--train-mixtures", str(regmix_dir / "train_mixture_1m.csv"),
+        "--train-metrics", str(regmix_dir / "train_pile_loss_1m.csv"), "--target", "mean", *extra])
+
+
+def test_laws_optimize_checks_bounds_against_the_domains_before_fitting(regmix_dir: Path) -> None:
+    result = _laws(regmix_dir, "optimize", "--max-weight", "github=0.2")
+    assert result.exit_code == 2 and "scoring" not in result.output, result.output  # refused before any law
+    assert "'github' is not a domain" in result.stderr and "--mixture-prefix 'train_the_pile_'" in result.stderr
+    unparsable = _laws(regmix_dir, "optimize", "--mixture-prefix", "train_the_pile_", "--max-weight", "github=x")
+    assert unparsable.exit_code == 2 and "'github=x' is not NAME=VALUE" in unparsable.stderr
+
+
+def test_laws_optimize_with_a_mixture_prefix_names_and_bounds_domains(regmix_dir: Path) -> None:
+    result = _laws(regmix_dir, "optimize", "--mixture-prefix", "train_the_pile_", "--law", "regmix_linear",
+                   "--candidates", "5000", "--min-weight", "github=0.3", "--json")
+    assert result.exit_code == 0, result.output
+    mixture = json.loads(result.stdout)["mixture"]
+    assert "github" in mixture and len(mixture) == 17
+    assert mixture["github"] >= 0.3 - 1e-9
