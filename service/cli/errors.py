@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from service.bundle import BundleError
 from service.client import MixoptError
 from service.errors import ApiError
+from service.settings import Settings
 from service.tables import TableError
 
 
@@ -55,9 +56,16 @@ def _database(exc: DBAPIError) -> str:
     return f"database error: {first}"
 
 
-def _settings(exc: pydantic.ValidationError) -> str:
-    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
-    return f"invalid {exc.title}: {problems}"
+def _invalid(exc: pydantic.ValidationError) -> str:
+    """What is invalid where; a setting is named by its environment variable (``MIXOPT_PORT: ...``)."""
+    env_prefix = Settings.model_config.get("env_prefix", "") if exc.title == Settings.__name__ else None
+
+    def where(loc: tuple[int | str, ...]) -> str:
+        path = ".".join(map(str, loc))
+        return path if env_prefix is None else (env_prefix + path).upper()
+
+    problems = "; ".join(f"{where(e['loc'])}: {e['msg']}" for e in exc.errors())
+    return f"invalid {'settings' if env_prefix is not None else exc.title}: {problems}"
 
 
 #: Each expected exception type and how it reads as one line; the first matching entry wins.
@@ -68,7 +76,7 @@ EXPECTED: tuple[tuple[type[BaseException], Callable[[Any], str]], ...] = (
     (BundleError, str),
     (TableError, str),
     (DBAPIError, _database),
-    (pydantic.ValidationError, _settings),
+    (pydantic.ValidationError, _invalid),
     (OSError, _os),
     (TimeoutError, str),
 )

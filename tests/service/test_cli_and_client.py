@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from service.cli import main
 from service.client import MixoptClient
+from service.embedded import embedded_server
+from service.regmix_data import load_split
+from service.settings import Settings
 from tests.service.helpers import spec
 
 
@@ -53,8 +58,36 @@ def test_demo_runs_a_loop_end_to_end(live: str, regmix_dir: Path) -> None:
     result = CliRunner().invoke(main, ["demo", "--url", live, "--data", str(regmix_dir), "--rounds", "3",
                                        "--batch", "20"])
     assert result.exit_code == 0, result.output
-    assert "round  3/3" in result.output and "recommended mixture" in result.output
+    assert "recommended mixture" in result.output
     assert "pile_cc" in result.output.split("recommended mixture")[1]
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("round"))
+    assert "best in round" in lines[header] and "best so far" in lines[header]
+    rows = [line.split() for line in lines[header + 1 : header + 4]]
+    assert [row[0] for row in rows] == ["1/3", "2/3", "3/3"]
+    in_round, so_far = [float(row[3]) for row in rows], [float(row[4]) for row in rows]
+    assert so_far == [min(in_round[: i + 1]) for i in range(3)]  # the running minimum of the rounds' bests
+    pool_best = train_objective(regmix_dir).min()
+    [summary] = [line for line in lines if line.startswith("best of all 512 RegMix runs")]
+    assert f"{pool_best:.4f}" in summary
+    if so_far[-1] <= pool_best:
+        first = next(i + 1 for i, value in enumerate(so_far) if value <= pool_best)
+        assert f"found in round {first} " in summary and "<- the pool's best" in lines[header + first]
+    else:
+        assert f"not found; the search's best is {so_far[-1] - pool_best:.4f} above it" in summary
+
+
+def train_objective(regmix_dir: Path) -> np.ndarray:
+    """The demo's default objective (pile_cc loss) of every 1M training run: the pool it searches."""
+    return load_split(regmix_dir, "train_1m").losses["loss/pile_cc"].to_numpy()
+
+
+def test_the_embedded_servers_open_auth_warning_names_its_real_port(
+        database_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="mixopt.api"), \
+            embedded_server(Settings(database_url=database_url, auto_migrate=True)) as url:
+        warnings = [r.getMessage() for r in caplog.records if "auth disabled" in r.getMessage()]
+    assert warnings and all(f"reach {url} " in message for message in warnings), (url, warnings)
 
 
 class DropFirstResponse(httpx.HTTPTransport):
@@ -197,3 +230,15 @@ def test_laws_optimize_with_a_mixture_prefix_names_and_bounds_domains(regmix_dir
     mixture = json.loads(result.stdout)["mixture"]
     assert "github" in mixture and len(mixture) == 17
     assert mixture["github"] >= 0.3 - 1e-9
+
+
+def test_an_invalid_setting_is_named_by_its_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.settings import get_settings
+
+    monkeypatch.setenv("MIXOPT_PORT", "eighty")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(main, ["migrate"])
+    finally:
+        get_settings.cache_clear()
+    _one_line_error(result, "invalid settings: MIXOPT_PORT:")
