@@ -1,10 +1,11 @@
-"""The ``mixopt`` command line: serve, migrate, import, export, import-bundle, demo, replay (and the laws,
-worker and token groups)."""
+"""The ``mixopt`` command line: serve, migrate, experiments, suggest, report, recommend, import, export,
+import-bundle, demo, replay (and the laws, worker and token groups)."""
 
 from __future__ import annotations
 
 import click
 
+from service.cli.api import experiments, recommend, report, suggest
 from service.cli.bundle import export, import_bundle
 from service.cli.data import import_runs
 from service.cli.demo import demo
@@ -26,5 +27,6 @@ def main() -> None:
     """
 
 
-for command in (serve, migrate, import_runs, export, import_bundle, demo, replay, laws, worker, beat, token):
+for command in (serve, migrate, experiments, suggest, report, recommend, import_runs, export, import_bundle, demo,
+                replay, laws, worker, beat, token):
     main.add_command(command)

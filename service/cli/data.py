@@ -8,7 +8,7 @@ import click
 import pandas as pd
 
 from service.cli.errors import read_csv
-from service.cli.options import name_values
+from service.cli.options import name_values, url_option
 from service.client import MixoptClient
 from service.tables import mixture_columns
 
@@ -34,7 +34,7 @@ def read_runs_table(mixtures: Path, metrics: Path | None, id_column: str, mixtur
 
 
 @click.command("import")
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="service base URL")
+@url_option
 @click.option("--experiment", "experiment_id", required=True, help="experiment id to import into")
 @click.option("--mixtures", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="CSV with one row per run and one column per domain weight")

@@ -21,3 +21,8 @@ def name_values(items: tuple[str, ...], option: str) -> dict[str, float]:
             raise click.BadParameter(f"{item!r} is not NAME=VALUE with a finite number", param_hint=option)
         out[name] = value
     return out
+
+
+url_option = click.option("--url", default="http://127.0.0.1:8000", show_default=True,
+                          help="service base URL (a token, when needed, comes from MIXOPT_TOKEN)")
+json_option = click.option("--json", "as_json", is_flag=True, help="print the service's answer as JSON")

@@ -27,11 +27,11 @@ def bash_block(containing: str) -> str:
     return found[0]
 
 
-def run_bash(script: str) -> subprocess.CompletedProcess[str]:
-    """``script`` in bash from the repository root, stopping at the first failing command, with this
-    checkout's code on the path of the commands it runs."""
+def run_bash(script: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """``script`` in bash (from the repository root unless ``cwd``), stopping at the first failing command,
+    with this checkout's code on the path of the commands it runs."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(["bash", "-e", "-u", "-o", "pipefail", "-c", script], cwd=ROOT, env=env,
+    return subprocess.run(["bash", "-e", "-u", "-o", "pipefail", "-c", script], cwd=cwd, env=env,
                           capture_output=True, text=True, check=False)
 
 
@@ -68,3 +68,20 @@ def test_the_mixing_law_commands_run_with_named_bounds(regmix_dir: Path) -> None
     mixture = {name: float(weight) for name, weight in (row.split() for row in lines[1:])}
     assert not any(name.startswith("train_the_pile_") for name in mixture)
     assert mixture.get("github", 0.0) <= 0.2 + 1e-9
+
+
+def test_the_command_line_loop_runs(live: str, tmp_path: Path) -> None:
+    require(shutil.which("jq") is not None and shutil.which("mixopt") is not None,
+            "jq and the mixopt command (scripts/install.sh) are needed by the README's loop")
+    line = "URL=http://127.0.0.1:8000"
+    script = bash_block(line).replace(line, f"URL={live}", 1)
+    curl_spec = bash_block("API=http://127.0.0.1:8000").split("-d '", 1)[1].split("}' |", 1)[0] + "}"
+    (tmp_path / "spec.json").write_text(curl_spec)  # "like the one above": the curl loop's body
+    done = run_bash(script, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with MixoptClient(live) as client:
+        [exp] = list(client.iter_experiments(q="pile-4"))
+        [run] = client.list_runs(exp["id"])
+    assert run["state"] == "completed" and run["metrics"] == {"loss/pile_cc": 3.21}
+    assert f"from 1 runs: predicted {run['objective']:.4f}" in done.stdout
+    assert f"pile-4 ({exp['id']})" in done.stdout and "runs: 1 completed" in done.stdout
