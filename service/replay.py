@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from service.client import MixoptClient, MixoptError
-from service.tables import mixture_columns
+from service.tables import TableError, mixture_columns
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,9 @@ class ReplayTable:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, mixture_prefix: str, fidelity_column: str, cost_column: str | None,
                    objective_column: str) -> ReplayTable:
+        missing = [c for c in (fidelity_column, cost_column, objective_column) if c and c not in frame.columns]
+        if missing:
+            raise TableError(f"no column {', '.join(map(repr, missing))}; the columns are {', '.join(frame.columns)}")
         columns = mixture_columns(frame.columns, mixture_prefix)
         mixtures = frame[list(columns)].to_numpy(dtype=np.float64)
         mixtures = mixtures / mixtures.sum(axis=1, keepdims=True)
@@ -56,7 +59,7 @@ class ReplayTable:
         """(best, range) of the true objective at the target fidelity: what regret is measured against."""
         values = np.array(list(self.target_values(target).values()))
         if not len(values):
-            raise ValueError(f"no rows at the target fidelity {target:g}")
+            raise TableError(f"no rows at the target fidelity {target:g}")
         return float(values.min() if goal == "min" else values.max()), float(np.ptp(values))
 
     def target_values(self, target: float) -> dict[bytes, float]:

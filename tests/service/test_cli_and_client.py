@@ -242,3 +242,16 @@ def test_an_invalid_setting_is_named_by_its_environment_variable(monkeypatch: py
     finally:
         get_settings.cache_clear()
     _one_line_error(result, "invalid settings: MIXOPT_PORT:")
+
+
+def test_replay_refuses_a_table_without_its_columns_or_target_before_replaying(tmp_path: Path) -> None:
+    pool = tmp_path / "pool.csv"
+    pool.write_text("mix/a,mix/b,params,loss\n0.5,0.5,1000000,3.0\n0.2,0.8,1000000,3.1\n")
+
+    def replay(objective: str, target: str) -> Result:
+        return CliRunner().invoke(main, [
+            "replay", "--runs", str(pool), "--mixture-prefix", "mix/", "--fidelity-column", "params",
+            "--objective", objective, "--target-fidelity", target, "--budget", "4", "--seeds", "1"])
+
+    _one_line_error(replay("accuracy", "1e6"), "no column 'accuracy'", "mix/a, mix/b, params, loss")
+    _one_line_error(replay("loss", "6e7"), "no rows at the target fidelity 6e+07")
