@@ -40,7 +40,8 @@ def _transport(exc: httpx.TransportError) -> str:
 
 
 def _api_answer(exc: MixoptError) -> str:
-    return f"the service answered {exc}"
+    hint = " (the client sends the token in MIXOPT_TOKEN)" if exc.status == 401 else ""
+    return f"the service answered {exc}{hint}"
 
 
 def _domain(exc: ApiError) -> str:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from service.cli import main
 from service.client import MixoptClient
+from service.embedded import embedded_server
+from service.settings import Settings
 from tests.service.helpers import spec
 
 
@@ -74,3 +77,19 @@ def test_the_verbs_refuse_in_one_line(live: str, tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "404 not_found" in missing.stderr and "Traceback" not in missing.output
     neither = CliRunner().invoke(main, ["report", "exp_nope", "--metric", "loss/web=1", "--url", live])
     assert neither.exit_code == 2 and "either --run-id" in neither.stderr
+
+
+def test_a_missing_token_is_one_line_naming_where_the_token_comes_from(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.settings import get_settings
+
+    monkeypatch.delenv("MIXOPT_TOKEN", raising=False)
+    get_settings.cache_clear()
+    try:
+        with embedded_server(Settings(database_url=f"sqlite:///{tmp_path}/auth.db", auth="required")) as url:
+            result = CliRunner().invoke(main, ["experiments", "list", "--url", url])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("Error: the service answered 401 unauthenticated") and "MIXOPT_TOKEN" in line
