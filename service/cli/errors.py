@@ -36,6 +36,8 @@ def _transport(exc: httpx.TransportError) -> str:
         where = f"{url.scheme}://{url.netloc.decode()}"
     except RuntimeError:  # an error raised before a request was attached
         where = "the service"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer from {where} in time ({type(exc).__name__}); the service may be overloaded"
     return f"cannot reach {where}: {exc or type(exc).__name__} (is `mixopt serve` running there? see --url)"
 
 
@@ -78,8 +80,8 @@ EXPECTED: tuple[tuple[type[BaseException], Callable[[Any], str]], ...] = (
     (TableError, str),
     (DBAPIError, _database),
     (pydantic.ValidationError, _invalid),
+    (TimeoutError, str),  # a job still unfinished when the client stopped waiting (an OSError, but no file's)
     (OSError, _os),
-    (TimeoutError, str),
 )
 
 
