@@ -23,9 +23,14 @@ def free_port() -> int:
 
 @contextmanager
 def embedded_server(settings: Settings) -> Iterator[str]:
-    """Yield the base URL of a live server for ``settings``; stop it on exit."""
+    """Yield the base URL of a live server for ``settings``; stop it on exit.
+
+    The app sees the address it is really served on (what it logs, e.g. its open-auth warning), not the
+    configured one.
+    """
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    served = settings.model_copy(update={"host": "127.0.0.1", "port": port})
+    config = uvicorn.Config(create_app(served), host="127.0.0.1", port=port, log_config=None, lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="mixopt-embedded", daemon=True)
     thread.start()

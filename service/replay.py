@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 from mixopt_client import MixoptClient, NotEnoughDataError
 
+from service.tables import TableError, mixture_columns
+
 
 @dataclass(frozen=True)
 class ReplayTable:
@@ -42,19 +44,22 @@ class ReplayTable:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, mixture_prefix: str, fidelity_column: str, cost_column: str | None,
                    objective_column: str) -> ReplayTable:
-        mix_cols = [c for c in frame.columns if c.startswith(mixture_prefix)]
-        mixtures = frame[mix_cols].to_numpy(dtype=np.float64)
+        missing = [c for c in (fidelity_column, cost_column, objective_column) if c and c not in frame.columns]
+        if missing:
+            raise TableError(f"no column {', '.join(map(repr, missing))}; the columns are {', '.join(frame.columns)}")
+        columns = mixture_columns(frame.columns, mixture_prefix)
+        mixtures = frame[list(columns)].to_numpy(dtype=np.float64)
         mixtures = mixtures / mixtures.sum(axis=1, keepdims=True)
         fid = frame[fidelity_column].to_numpy(dtype=np.float64)
         cost = frame[cost_column].to_numpy(dtype=np.float64) if cost_column else fid / fid.min()
-        return cls([c.removeprefix(mixture_prefix) for c in mix_cols], mixtures, fid, cost,
+        return cls(list(columns.values()), mixtures, fid, cost,
                    frame[objective_column].to_numpy(dtype=np.float64), fidelity_column, objective_column)
 
     def target_extent(self, target: float, goal: str) -> tuple[float, float]:
         """(best, range) of the true objective at the target fidelity: what regret is measured against."""
         values = np.array(list(self.target_values(target).values()))
         if not len(values):
-            raise ValueError(f"no rows at the target fidelity {target:g}")
+            raise TableError(f"no rows at the target fidelity {target:g}")
         return float(values.min() if goal == "min" else values.max()), float(np.ptp(values))
 
     def target_values(self, target: float) -> dict[bytes, float]:

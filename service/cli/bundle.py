@@ -14,16 +14,20 @@ import click
 from sqlalchemy import Engine, inspect
 
 from service import bundle
+from service.cli.errors import CliError, require_existing_database
 from service.db import make_engine
 from service.settings import get_settings
 
 
 def _engine() -> Engine:
-    """An engine on MIXOPT_DATABASE_URL, refusing a database that was never migrated."""
-    engine = make_engine(get_settings().database_url)
+    """An engine on MIXOPT_DATABASE_URL, refusing a database that does not exist (never creating one) or
+    was never migrated."""
+    url = get_settings().database_url
+    require_existing_database(url)
+    engine = make_engine(url)
     if not inspect(engine).has_table("experiments"):
         engine.dispose()
-        raise click.ClickException(f"{engine.url.render_as_string(hide_password=True)} has no mixopt schema; "
+        raise CliError(f"{engine.url.render_as_string(hide_password=True)} has no mixopt schema; "
                                    "run `mixopt migrate` first")
     return engine
 
@@ -42,8 +46,6 @@ def export(experiment_id: str, out: Path) -> None:
     engine = _engine()
     try:
         doc = bundle.export_experiment(engine, experiment_id)
-    except bundle.BundleError as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         engine.dispose()
     text = bundle.dumps(doc)
@@ -76,8 +78,6 @@ def import_bundle(path: Path, new_ids: bool, name: str | None) -> None:
     try:
         doc = bundle.loads(text)
         exp_id = bundle.import_bundle(engine, doc, new_ids=new_ids, name=name)
-    except bundle.BundleError as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         engine.dispose()
     if doc.get(bundle.NONFINITE):

@@ -8,22 +8,33 @@ import click
 import pandas as pd
 from mixopt_client import MixoptClient
 
+from service.cli.errors import read_csv
+from service.cli.options import name_values, url_option
+from service.tables import mixture_columns
+
 
 def read_runs_table(mixtures: Path, metrics: Path | None, id_column: str, mixture_prefix: str,
-                    metric_prefix: str) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """Join mixture and metric tables on ``id_column``; return the table, mixture and metric columns."""
-    table = pd.read_csv(mixtures)
+                    metric_prefix: str) -> tuple[pd.DataFrame, dict[str, str], list[str]]:
+    """Join mixture and metric tables on ``id_column``; return the table, the mixture file's mixture columns
+    (each mapped to its domain name, see :func:`mixture_columns`) and the metric columns."""
+    files = {path: read_csv(path) for path in (mixtures, metrics) if path is not None}
+    for path, frame in files.items():
+        if id_column not in frame.columns:
+            raise click.UsageError(f"{path.name} has no id column {id_column!r} (see --id-column)")
+    table = files[mixtures]
+    mix_cols = mixture_columns(table.columns, mixture_prefix, exclude={id_column})
     if metrics is not None:
-        table = table.merge(pd.read_csv(metrics), on=id_column, how="inner", validate="one_to_one")
-    mix_cols = [c for c in table.columns if c.startswith(mixture_prefix) and c != id_column]
+        try:
+            table = table.merge(files[metrics], on=id_column, how="inner", validate="one_to_one")
+        except pd.errors.MergeError as exc:
+            raise click.UsageError(f"{mixtures.name} and {metrics.name} must have one row per {id_column!r}: "
+                                   f"{exc}") from exc
     metric_cols = [c for c in table.columns if c.startswith(metric_prefix) and c not in mix_cols and c != id_column]
-    if not mix_cols:
-        raise click.UsageError(f"no mixture columns start with {mixture_prefix!r}")
     return table, mix_cols, metric_cols
 
 
 @click.command("import")
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="service base URL")
+@url_option
 @click.option("--experiment", "experiment_id", required=True, help="experiment id to import into")
 @click.option("--mixtures", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="CSV with one row per run and one column per domain weight")
@@ -43,13 +54,13 @@ def import_runs(url: str, experiment_id: str, mixtures: Path, metrics: Path | No
     Rows are keyed by '<file stem>:<id>' as client_run_id, so importing the same file twice adds nothing.
     Mixtures rounded in the file (sums within 1e-2 of 1) are renormalised by the client.
     """
-    table, mix_cols, metric_cols = read_runs_table(mixtures, metrics, id_column, mixture_prefix or "", metric_prefix)
-    fid = {k: float(v) for k, v in (item.split("=", 1) for item in fidelity)}
+    table, mix_cols, metric_cols = read_runs_table(mixtures, metrics, id_column, mixture_prefix, metric_prefix)
+    fid = name_values(fidelity, "--fidelity")
     runs = []
     for _, row in table.iterrows():
         body = {
             "client_run_id": f"{mixtures.stem}:{row[id_column]}",
-            "mixture": {c.removeprefix(mixture_prefix): float(row[c]) for c in mix_cols},
+            "mixture": {domain: float(row[c]) for c, domain in mix_cols.items()},
             "metrics": {(metric_rename.format(c) if metric_rename else c): float(row[c]) for c in metric_cols},
             "state": "completed",
         }

@@ -54,6 +54,10 @@ def demo(url: str, data_dir: Path | None, objective: str, rounds: int, batch: in
         })
         click.echo(f"experiment {exp['id']} ({len(domains)} domains, objective {objective})")
         candidates = [{"mixture": dict(zip(domains, row.tolist(), strict=True))} for row in pool]
+        objective_of = train.losses[metrics].mean(axis=1).to_numpy()
+        pool_best = float(objective_of.min())
+        best_so_far, found_at = np.inf, None
+        click.echo(f"{'round':<8} {'runs':>5} {'method':<8} {'best in round':>14} {'best so far':>12} {'time':>6}")
         for r in range(1, rounds + 1):
             t0 = time.perf_counter()
             sugg = client.suggest(exp["id"], batch, method=method, candidates=candidates)
@@ -63,9 +67,15 @@ def demo(url: str, data_dir: Path | None, objective: str, rounds: int, batch: in
                 losses = train.losses.iloc[row]
                 client.report(exp["id"], run_id=s.id, metrics={m: float(losses[m]) for m in metrics},
                               cost=1.0, client_run_id=f"demo-{exp['id']}-{s.id}")
-                best = min(best, float(np.mean([losses[m] for m in metrics])))
-            click.echo(f"round {r:>2}/{rounds}: {len(sugg)} runs by {sugg[0].method if sugg else '-'}, "
-                       f"best in round {best:.4f}, {time.perf_counter() - t0:.1f}s")
+                best = min(best, float(objective_of[row]))
+            best_so_far = min(best_so_far, best)
+            if found_at is None and best_so_far <= pool_best:
+                found_at = r
+            click.echo(f"{f'{r}/{rounds}':<8} {len(sugg):>5} {sugg[0].method if sugg else '-':<8} {best:>14.4f} "
+                       f"{best_so_far:>12.4f} {time.perf_counter() - t0:>5.1f}s"
+                       + ("  <- the pool's best" if found_at == r else ""))
+        click.echo("(each round's runs are new mixtures, so its best can be worse than an earlier round's; "
+                   "the best so far never is)")
         rec = client.recommendation(exp["id"])
         click.echo(f"\nrecommended mixture ({rec['method']}, from {rec['n_runs']} runs), predicted "
                    f"{objective} loss {rec['predicted']['value']:.4f}"
@@ -74,8 +84,9 @@ def demo(url: str, data_dir: Path | None, objective: str, rounds: int, batch: in
         for name, w in sorted(rec["mixture"].items(), key=lambda kv: -kv[1]):
             if w >= 0.005:
                 click.echo(f"  {name:<20} {w:6.3f} {'#' * int(round(w * 60))}")
-        all_losses = train.losses[metrics].mean(axis=1)
-        click.echo(f"best of all {len(pool)} RegMix runs: {all_losses.min():.4f}; "
+        found = (f"found in round {found_at} (within the first {found_at * batch} runs)" if found_at is not None
+                 else f"not found; the search's best is {best_so_far - pool_best:.4f} above it")
+        click.echo(f"best of all {len(pool)} RegMix runs: {pool_best:.4f}, {found}; "
                    f"runs used by the search: {rounds * batch}")
 
 

@@ -1,12 +1,13 @@
 """``mixopt laws``: score every mixing law on CSV files of proxy runs, and recommend a mixture.
 
 Inputs are the same for both commands: a mixture table (every column but the id column is a domain
-weight) and a metric table, joined on the id column; optionally a test pair for held-out scores.
-``--target`` is one metric column or ``mean`` (the mean of every metric column that is not a fidelity
-column). Fidelity columns (e.g. params, tokens) come from the metric table; they are normalised to [0, 1]
-(log scale when they span more than 10x) before a law sees them.
+weight; with ``--mixture-prefix``, every column starting with it, named without it) and a metric table,
+joined on the id column; optionally a test pair for held-out scores. ``--target`` is one metric column or
+``mean`` (the mean of every metric column that is not a fidelity column). Fidelity columns (e.g. params,
+tokens) come from the metric table; they are normalised to [0, 1] (log scale when they span more than
+10x) before a law sees them.
 
-Only ``click``, ``pandas`` and ``mixing`` are used, so this works without the service running.
+Only ``click``, ``pandas``, ``mixing`` and the CLI's table helpers are used: no service needs to run.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from mixing.methods.base import SearchContext
 from mixing.methods.law import LawMethod
 from mixing.problem import FidelitySpace, Observations, Problem
 from mixing.simplex import SimplexConstraints
+from service.cli.errors import read_csv
+from service.cli.options import name_values
+from service.tables import mixture_columns
 
 CsvPath = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -44,17 +48,24 @@ class RunTable:
 
 
 def read_pair(
-    mixtures: Path, metrics: Path, id_column: str, target: str, fidelity_columns: list[str]
+    mixtures: Path, metrics: Path, id_column: str, mixture_prefix: str, target: str, fidelity_columns: list[str]
 ) -> RunTable:
-    mix = pd.read_csv(mixtures)
-    met = pd.read_csv(metrics)
+    """One mixture/metric file pair joined on ``id_column``; domains are the mixture columns without
+    ``mixture_prefix`` (see :func:`mixture_columns`)."""
+    mix = read_csv(mixtures)
+    met = read_csv(metrics)
     for name, frame in (("mixture", mix), ("metric", met)):
         if id_column not in frame.columns:
             raise click.UsageError(f"the {name} file has no id column {id_column!r}")
-    table = mix.merge(met, on=id_column, how="inner", validate="one_to_one", suffixes=("", "__metric"))
+    columns = mixture_columns(mix.columns, mixture_prefix, exclude={id_column})
+    try:
+        table = mix[[id_column, *columns]].merge(
+            met, on=id_column, how="inner", validate="one_to_one", suffixes=("", "__metric")
+        )
+    except pd.errors.MergeError as exc:
+        raise click.UsageError(f"{mixtures.name} and {metrics.name} must have one row per {id_column!r}") from exc
     if table.empty:
         raise click.UsageError(f"no rows of {mixtures.name} and {metrics.name} share an {id_column!r}")
-    domains = [c for c in mix.columns if c != id_column]
     missing = [c for c in fidelity_columns if c not in met.columns]
     if missing:
         raise click.UsageError(f"fidelity columns not in the metric file: {', '.join(missing)}")
@@ -65,12 +76,12 @@ def read_pair(
                 f"--target {target!r} is not a metric column; use one of {metric_cols} or mean"
             )
         metric_cols = [target]
-    metric_data = table[[c + "__metric" if c in domains else c for c in metric_cols]]
+    metric_data = table[[c + "__metric" if c in columns else c for c in metric_cols]]
     return RunTable(
-        mixtures=table[domains].to_numpy(dtype=np.float64),
+        mixtures=table[list(columns)].to_numpy(dtype=np.float64),
         fidelities=table[fidelity_columns].to_numpy(dtype=np.float64),
         metrics=metric_data.to_numpy(dtype=np.float64),
-        domains=domains,
+        domains=list(columns.values()),
         metric_names=metric_cols,
     )
 
@@ -99,6 +110,7 @@ class Inputs:
     test_metrics: Path | None
     target: str
     id_column: str
+    mixture_prefix: str
     fidelity_columns: str
     law_names: str
     folds: int
@@ -187,6 +199,11 @@ def _common(fn: Any) -> Any:
         click.option("--target", required=True, help="a metric column, or 'mean' of all metric columns"),
         click.option("--id-column", default="index", show_default=True, help="column the files join on"),
         click.option(
+            "--mixture-prefix",
+            default="",
+            help="only columns starting with this are domains, named without it (e.g. train_the_pile_)",
+        ),
+        click.option(
             "--fidelity-columns", default="", help="comma-separated fidelity columns of the metric file"
         ),
         click.option("--laws", "law_names", default="", help=f"comma-separated subset of: {', '.join(LAWS)}"),
@@ -205,10 +222,12 @@ def _load(inputs: Inputs) -> tuple[RunTable, RunTable | None, FidelitySpace]:
     if (inputs.test_mixtures is None) != (inputs.test_metrics is None):
         raise click.UsageError("give both --test-mixtures and --test-metrics, or neither")
     fid_cols = [c.strip() for c in inputs.fidelity_columns.split(",") if c.strip()]
-    train = read_pair(inputs.train_mixtures, inputs.train_metrics, inputs.id_column, inputs.target, fid_cols)
+    train = read_pair(inputs.train_mixtures, inputs.train_metrics, inputs.id_column, inputs.mixture_prefix,
+                      inputs.target, fid_cols)
     test = None
     if inputs.test_mixtures is not None and inputs.test_metrics is not None:
-        test = read_pair(inputs.test_mixtures, inputs.test_metrics, inputs.id_column, inputs.target, fid_cols)
+        test = read_pair(inputs.test_mixtures, inputs.test_metrics, inputs.id_column, inputs.mixture_prefix,
+                         inputs.target, fid_cols)
         if test.domains != train.domains:
             raise click.UsageError("train and test mixture files must have the same domain columns")
     space = fidelity_space(fid_cols, train, *([test] if test is not None else []))
@@ -266,6 +285,7 @@ def optimize(
     Test files, when given, only inform the selection's held-out scores.
     """
     train, test, space = _load(inputs)
+    constraints = _constraints(min_weights, max_weights, train.domains)
     target, maximize = inputs.target, inputs.maximize
     hints: dict[str, Any] = {}
     if law_name is None:
@@ -276,12 +296,6 @@ def optimize(
     else:
         hints = {"selected_law": law_name}
     d = len(train.domains)
-    try:
-        constraints = SimplexConstraints(
-            _bounds(min_weights, train.domains, 0.0), _bounds(max_weights, train.domains, 1.0)
-        )
-    except InfeasibleConstraintsError as exc:
-        raise click.UsageError(f"weight bounds: {exc}") from exc
     problem = Problem(
         domains=tuple(train.domains),
         constraints=constraints,
@@ -327,11 +341,30 @@ def optimize(
             click.echo(f"  {domain:<40} {weight:.4f}")
 
 
-def _bounds(items: tuple[str, ...], domains: list[str], default: float) -> np.ndarray:
-    out = np.full(len(domains), default)
-    for item in items:
-        name, _, value = item.partition("=")
-        if name not in domains or not value:
-            raise click.UsageError(f"bad bound {item!r}: expected DOMAIN=VALUE with DOMAIN a mixture column")
-        out[domains.index(name)] = float(value)
-    return out
+def _constraints(
+    min_weights: tuple[str, ...], max_weights: tuple[str, ...], domains: list[str]
+) -> SimplexConstraints:
+    """The weight bounds, checked against the domains before anything is fitted."""
+    bounds = []
+    for items, option, default in ((min_weights, "--min-weight", 0.0), (max_weights, "--max-weight", 1.0)):
+        out = np.full(len(domains), default)
+        for name, value in name_values(items, option).items():
+            if name not in domains:
+                raise click.BadParameter(_not_a_domain(name, domains), param_hint=option)
+            out[domains.index(name)] = value
+        bounds.append(out)
+    try:
+        return SimplexConstraints(*bounds)
+    except InfeasibleConstraintsError as exc:
+        raise click.UsageError(f"weight bounds: {exc}") from exc
+
+
+def _not_a_domain(name: str, domains: list[str]) -> str:
+    """Why ``name`` is refused, with the prefix to strip when one domain column ends with it."""
+    near = [d for d in domains if d.endswith(name)]
+    hint = (
+        f"; did you mean {near[0]!r}? (--mixture-prefix {near[0].removesuffix(name)!r} strips the shared prefix)"
+        if len(near) == 1
+        else f"; the domains are {', '.join(domains)}"
+    )
+    return f"{name!r} is not a domain{hint}"

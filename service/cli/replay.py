@@ -12,6 +12,7 @@ import click
 import pandas as pd
 from mixopt_client import MixoptClient
 
+from service.cli.errors import read_csv
 from service.replay import ReplayTable, finite_or_null, run_replay, summarise
 from service.settings import Settings
 
@@ -44,8 +45,9 @@ def replay(runs_csv: Path, mixture_prefix: str, fidelity_column: str, cost_colum
     cost of null means the median seed never got within 1% (censored), a median regret of null that no
     seed got a recommendation.
     """
-    table = ReplayTable.from_frame(pd.read_csv(runs_csv), mixture_prefix, fidelity_column, cost_column,
+    table = ReplayTable.from_frame(read_csv(runs_csv), mixture_prefix, fidelity_column, cost_column,
                                    objective_column)
+    best, span = table.target_extent(target_fidelity, goal)
     trajectories = []
     with ExitStack() as stack:
         if url is None:
@@ -59,7 +61,6 @@ def replay(runs_csv: Path, mixture_prefix: str, fidelity_column: str, cost_colum
             for seed in range(seeds):
                 trajectories.append(run_replay(client, table, method, seed, target_fidelity, budget, goal, batch,
                                                progress=lambda msg: click.echo(msg, err=True)))
-    best, span = table.target_extent(target_fidelity, goal)
     result = {"objective": objective_column, "goal": goal, "target_fidelity": target_fidelity, "seeds": seeds,
               "objective_best": best, "objective_range": span, **summarise(trajectories, budget)}
     text = json.dumps(finite_or_null(result), indent=2, allow_nan=False)

@@ -12,25 +12,28 @@ from datetime import datetime, timedelta
 
 import click
 
-from service.errors import ApiError
+from service.cli.errors import require_existing_database
 from service.models import ApiToken, utcnow
 from service.settings import get_settings
 from service.tokens import Tokens
 
 
 @contextmanager
-def _tokens() -> Iterator[Tokens]:
+def _tokens(creates: bool = False) -> Iterator[Tokens]:
+    """The token store on MIXOPT_DATABASE_URL. Only ``creates`` (making a token) may create the database
+    itself, so that the first token can be made before anything else; listing and revoking refuse a
+    database that does not exist."""
     from migrations import upgrade
     from service.db import make_engine, make_session_factory
 
     settings = get_settings()
+    if not creates:
+        require_existing_database(settings.database_url)
     if settings.migrates_at_start:
         upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
         yield Tokens(make_session_factory(engine))
-    except ApiError as exc:
-        raise click.UsageError(exc.message) from exc
     finally:
         engine.dispose()
 
@@ -62,7 +65,7 @@ def token() -> None:
               help="expire after this many days (default: never)")
 def create(project: str, scopes: str, name: str | None, expires_days: float | None) -> None:
     """Create a token and print it; the secret is shown only this once."""
-    with _tokens() as tokens:
+    with _tokens(creates=True) as tokens:
         issued = tokens.create(project, scopes.split(","), name,
                                timedelta(days=expires_days) if expires_days is not None else None)
     row = issued.row
