@@ -63,9 +63,10 @@ def run_install(tmp_path: Path, *, gpu: bool, cpu_index_answers: bool, torch_ins
 def test_torch_comes_from_the_index_the_machine_calls_for(tmp_path: Path, gpu: bool, cpu_index_answers: bool,
                                                           torch_index: str | None, torch_call: str) -> None:
     calls = run_install(tmp_path, gpu=gpu, cpu_index_answers=cpu_index_answers, torch_index=torch_index)
-    assert [c.removeprefix("-q --disable-pip-version-check ") for c in calls] == [torch_call, "-e .[test]"]
+    installed = [c.removeprefix("-q --disable-pip-version-check ") for c in calls]
+    assert installed == [torch_call, "-e ./client", "-e .[test]"]
 
 
 def test_a_torch_of_the_pinned_version_already_installed_is_kept(tmp_path: Path) -> None:
     calls = run_install(tmp_path, gpu=False, cpu_index_answers=True, torch_installed=True)
-    assert [c.removeprefix("-q --disable-pip-version-check ") for c in calls] == ["-e .[test]"]
+    assert [c.removeprefix("-q --disable-pip-version-check ") for c in calls] == ["-e ./client", "-e .[test]"]

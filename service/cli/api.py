@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+from mixopt_client import MixoptClient
 
 from service.cli.errors import CliError
 from service.cli.options import json_option, name_values, url_option
-from mixopt_client import MixoptClient
 from service.models import ExperimentState, RunState
 
 #: The states a report may give a run (a run becomes 'suggested' only by being suggested).

@@ -16,11 +16,11 @@ import click
 import httpx
 import pandas as pd
 import pydantic
+from mixopt_client import MixoptError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from service.bundle import BundleError
-from mixopt_client import MixoptError
 from service.errors import ApiError
 from service.settings import Settings
 from service.tables import TableError

@@ -9,7 +9,6 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import click
-import pandas as pd
 from mixopt_client import MixoptClient
 
 from service.cli.errors import read_csv

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from mixopt_client import MixoptClient
 
 from service.cli import main
-from mixopt_client import MixoptClient
 from service.embedded import embedded_server
 from service.settings import Settings
 from tests.service.helpers import spec

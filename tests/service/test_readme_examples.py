@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from mixopt_client import MixoptClient
+
 from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]
