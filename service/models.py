@@ -12,7 +12,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -208,6 +220,26 @@ class Fit(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
     duration_s: Mapped[float] = mapped_column(Float, default=0.0)
     device: Mapped[str] = mapped_column(String(32), default="cpu")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FittedModel(Base):
+    """A search method's fitted model (pickled), kept so ``POST /predict`` answers without fitting again.
+
+    ``key`` digests what the fit depended on besides the runs (method, fidelity, seed, the hints it read);
+    ``data_version`` says which runs. See :mod:`service.model_store` for when a stored model is served.
+    """
+
+    __tablename__ = "fitted_models"
+    __table_args__ = (UniqueConstraint("experiment_id", "key", name="uq_fitted_model_key"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(64))
+    data_version: Mapped[int] = mapped_column(Integer)
+    n_runs: Mapped[int] = mapped_column(Integer)
+    model: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

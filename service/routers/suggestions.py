@@ -16,6 +16,7 @@ from mixing.simplex import SimplexConstraints
 from service.auth import get_project
 from service.errors import Conflict, InvalidInput
 from service.locks import experiment_lock
+from service.model_store import current_predictor
 from service.models import ExperimentState
 from service.presenters import RunPresenter, job_out
 from service.schemas import (
@@ -184,20 +185,27 @@ def _recommendation_out(spec: dict[str, Any], payload: dict[str, Any], method: s
 
 @router.post("/predict", response_model=PredictResponse)
 def predict(experiment_id: str, body: PredictRequest, st: State, project: Project) -> PredictResponse:
+    """The model's predictions at the given mixtures; changes no run, proposal or fit.
+
+    The model is the one stored for the current runs when there is one (a refit stores the default one),
+    else it is fitted now and stored for the next call: see :mod:`service.model_store` for the rule.
+    """
     exp = st.store.get_experiment(experiment_id, project)
     method_name = _check_method(body.method)
     rules = ReportRules.of(exp.spec)
     x = np.array([rules.mixture(m, f"mixtures[{i}]") for i, m in enumerate(body.mixtures)])
     fid = np.asarray(rules.fidelity(body.fidelity, "fidelity", allow_partial=True)) \
         if body.fidelity is not None else None
-    ctx, _ = search_context(st.store, exp, body.seed if body.seed is not None else st.settings.seed)
+    seed = body.seed if body.seed is not None else st.settings.seed
+    ctx, snap = search_context(st.store, exp, seed)
     method = resolve_recommender(method_name, ctx)
-    if not hasattr(method, "predict"):
+    if not hasattr(method, "predictor"):
         method = available_methods()["regmix"]()
     try:
-        metrics, objective, halfwidth = method.predict(ctx, x, fid)
+        predictor = current_predictor(st.store, exp.id, method, ctx, snap.data_version, fid, seed)
     except NotEnoughDataError as exc:
         raise Conflict(f"cannot predict yet: {exc}", code="not_enough_data") from exc
+    metrics, objective, halfwidth = predictor.predict(x)
     names = exp.spec["objective"]["metrics"] if metrics.shape[1] else []  # objective-only models: none
     points = [PredictedPoint(objective=float(o), lower=float(o - h), upper=float(o + h),
                              metrics={n: float(v) for n, v in zip(names, row, strict=True)})
