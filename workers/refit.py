@@ -118,7 +118,7 @@ def refit_experiment(store: Store, exp: Experiment, job_id: str | None, force: b
             report = evaluate(ctx, laws, _fold_progress(progress) if progress is not None else None)
         except NotEnoughDataError as exc:
             return {"status": "not_enough_data", "reason": str(exc), "n_runs": n}
-        fits = fit_records(report.to_dict(), n, job_id)
+        fits = fit_records(report, n, job_id)
         applied = store.apply_refit(exp.id, fits, snap.data_version, report.hints())
     return {"status": "applied" if applied else "overtaken", "data_version": snap.data_version, "n_runs": n,
             "selected_law": report.selected, "laws": [f.law for f in fits], "fit_s": report.duration_s}
@@ -158,13 +158,19 @@ def _fold_progress(progress: Progress, every_s: float = 0.5) -> Callable[[str], 
     return update
 
 
-def fit_records(report: dict[str, Any], n_runs: int, job_id: str | None) -> list[Fit]:
-    """One Fit per law of a fidelity report: its parameters, scores (or why it was skipped) and timing."""
-    selected = report.get("selected")
+def fit_records(report: FidelityReport, n_runs: int, job_id: str | None) -> list[Fit]:
+    """One Fit per law of a fidelity report: its parameters, scores (or why it was skipped) and timing.
+
+    The selected law's scores also hold its out-of-fold predictions, ``oof: {"observed": [...],
+    "predicted": [...]}`` (one entry per scored run), which the dashboard plots against the observations.
+    """
+    selected = report.selected
     out = []
-    for entry in report.get("laws", []):
+    for entry in report.to_dict()["laws"]:
         name = str(entry["name"])
         scores = {k: v for k, v in entry.items() if k not in _FIT_COLUMNS}
+        if name == selected:
+            scores["oof"] = report.out_of_fold(name)
         out.append(Fit(id=new_id("fit"), job_id=job_id, law=name, selected=name == selected, n_runs=n_runs,
                        data_version=0, scores=tasks._jsonable(scores),
                        params=tasks._jsonable(entry.get("params") or {}),
