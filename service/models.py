@@ -231,7 +231,8 @@ class FittedModel(Base):
     """
 
     __tablename__ = "fitted_models"
-    __table_args__ = (UniqueConstraint("experiment_id", "key", name="uq_fitted_model_key"),)
+    #: Derived from the runs and never carried in a bundle: a pickle from a file is not to be loaded.
+    __table_args__ = (UniqueConstraint("experiment_id", "key", name="uq_fitted_model_key"), {"info": {"derived": True}})
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))

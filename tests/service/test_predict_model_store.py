@@ -126,3 +126,14 @@ def test_bo_models_are_stored_too(api: TestClient, fits: list[str]) -> None:
     assert predict(api, exp["id"]) == first
     assert fits == ["bo"]
     assert np.allclose(objectives(first), fresh_fit(api, exp["id"], "bo"), rtol=1e-9, atol=0)
+
+
+def test_stored_models_stay_out_of_bundles(api: TestClient, fits: list[str]) -> None:
+    """A fitted model is derived from the runs: an export leaves it out (a pickle read from a file would run
+    code), and the importing server fits its own."""
+    exp = create(api)
+    seed_runs(api, exp["id"], 20)
+    predict(api, exp["id"], method="regmix")
+    r = api.get(f"/v1/experiments/{exp['id']}:export")
+    assert r.status_code == 200, r.text
+    assert "fitted_models" not in r.json() and len(r.json()["runs"]) == 20
