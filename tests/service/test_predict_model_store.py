@@ -31,14 +31,14 @@ def store_of(api: TestClient) -> Store:
 
 @pytest.fixture
 def fits(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Names of the methods that fitted a predictor, one entry per fit."""
+    """Names of the methods that fitted a model, one entry per fit."""
     calls: list[str] = []
-    for cls in {c for c in available_methods().values() if hasattr(c, "predictor")}:
-        def counted(self: Any, *args: Any, _fit: Any = cls.predictor, **kwargs: Any) -> Any:
+    for cls in {c for c in available_methods().values() if hasattr(c, "fit")}:
+        def counted(self: Any, *args: Any, _fit: Any = cls.fit, **kwargs: Any) -> Any:
             calls.append(self.name)
             return _fit(self, *args, **kwargs)
 
-        monkeypatch.setattr(cls, "predictor", counted)
+        monkeypatch.setattr(cls, "fit", counted)
     return calls
 
 
