@@ -30,7 +30,7 @@ POLL_WAIT_MS = 12_000
 PREDICTIONS = "[data-testid=predictions]"
 #: A bound on the wait for the compare page to report its predictions, against a hang only: the wait ends
 #: as soon as the page reports, and a first prediction may fit a model (seconds on a busy 2-core machine).
-MODEL_WAIT_MS = 300_000
+MODEL_WAIT_MS = 180_000
 #: Laws a test refit scores: quick to cross-validate on a few dozen runs.
 FAST_LAWS = ("regmix_linear", "regmix_lightgbm")
 
