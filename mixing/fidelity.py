@@ -73,6 +73,9 @@ class LawFidelity:
     fit_s: float = 0.0
     duration_s: float = 0.0
     skipped: str | None = None
+    #: The objective predicted out of fold (``from_metrics`` route) at the report's scored runs, in their
+    #: order; kept out of ``to_dict`` (a row per run), see :meth:`FidelityReport.out_of_fold`.
+    oof: FloatArray | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,9 +110,20 @@ class FidelityReport:
     duration_s: float
     #: Stacking weights of the ensemble (member name -> weight), when one was built.
     ensemble_weights: dict[str, float] | None = None
+    #: The observed objective at the scored runs, in the order of every law's ``oof``.
+    observed: FloatArray | None = None
 
     def law(self, name: str) -> LawFidelity:
         return next(entry for entry in self.laws if entry.name == name)
+
+    def out_of_fold(self, name: str) -> dict[str, list[float | None]] | None:
+        """``{"observed": [...], "predicted": [...]}`` of law ``name`` at the scored runs (non-finite values
+        as None), for a predicted-against-observed plot; None when the law was not cross-validated."""
+        oof = self.law(name).oof
+        if oof is None or self.observed is None:
+            return None
+        return {key: [float(v) if np.isfinite(v) else None for v in values]
+                for key, values in (("observed", self.observed), ("predicted", oof))}
 
     def hints(self) -> dict[str, Any]:
         """What a later ``LawMethod`` call needs to refit the selected law without re-selecting."""
@@ -290,6 +304,7 @@ def evaluate_laws(
         goal_sign=float(goal_sign),
         duration_s=time.perf_counter() - t0,
         ensemble_weights=ensemble_weights,
+        observed=objective[scored],
     )
 
 
@@ -346,6 +361,8 @@ def _collect(
                 score(pred[:, j], t[scored, j]).spearman for j in range(t.shape[1])
             ]
         routes[route].oof[entry.name] = pred @ weights
+        if route == FROM_METRICS:
+            entry.oof = routes[route].oof[entry.name]
         routes[route].heldout[entry.name] = {s: p @ weights for s, p in mine[(i, route, -1)].heldout.items()}
 
 
@@ -396,7 +413,10 @@ def _ensemble(
         stack = np.stack([routes[route].oof[m] for m in names])
         w = stack_weights(stack, objective)
         weights[route] = dict(zip(names, w.tolist(), strict=True))
-        entry.cv[route] = score(nested_stack(stack, objective, fold_of), objective, goal_sign, top_k)
+        nested = nested_stack(stack, objective, fold_of)
+        entry.cv[route] = score(nested, objective, goal_sign, top_k)
+        if route == FROM_METRICS:
+            entry.oof = nested
         for s, truth in truths.items():
             pred = w @ np.stack([routes[route].heldout[m][s] for m in names])
             entry.heldout = entry.heldout or {}

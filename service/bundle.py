@@ -6,6 +6,7 @@ name (``pk`` aside: it is the target database's own insertion key; rows keep the
 order survives). Tables are found from the foreign keys, not listed, so a table or column added later is
 carried without touching this module: a table belongs to the experiment when it has a foreign key to
 ``experiments.id``, or to a table that belongs to it (``online_observations`` through ``online_sessions``).
+Tables marked ``info={"derived": True}`` (fitted models, recomputed from the runs) are never carried.
 
 Values keep their exact meaning: timestamps as ISO 8601 with their UTC offset, binary columns (a stored
 candidate pool's arrays) as base64 text, floats as JSON numbers (Python writes the shortest repr that
@@ -62,6 +63,8 @@ def experiment_tables() -> list[tuple[Table, Column[Any], Table]]:
     owned: list[tuple[Table, Column[Any], Table]] = []
     members = {EXPERIMENTS.name}
     for table in Base.metadata.sorted_tables:
+        if table.info.get("derived"):
+            continue
         for fk in sorted(table.foreign_keys, key=lambda f: f.parent.name):
             parent = fk.column.table
             if parent.name in members and fk.column.name == "id" and table.name not in members:

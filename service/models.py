@@ -253,6 +253,27 @@ class Fit(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class FittedModel(Base):
+    """A search method's fitted model (pickled), kept so ``POST /predict`` answers without fitting again.
+
+    ``key`` digests what the fit depended on besides the runs (method, fidelity, seed, the hints it read);
+    ``data_version`` says which runs. See :mod:`service.model_store` for when a stored model is served.
+    """
+
+    __tablename__ = "fitted_models"
+    #: Derived from the runs and never carried in a bundle: a pickle from a file is not to be loaded.
+    __table_args__ = (UniqueConstraint("experiment_id", "key", name="uq_fitted_model_key"), {"info": {"derived": True}})
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(64))
+    data_version: Mapped[int] = mapped_column(Integer)
+    n_runs: Mapped[int] = mapped_column(Integer)
+    model: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Proposal(Base):
     """A batch of suggestions or a recommendation, as produced by one method on one data snapshot."""
 

@@ -1,8 +1,9 @@
 """Refit and re-optimize: the slow background work that keeps an experiment's model current.
 
 ``refit`` fits every mixing law on the experiment's completed runs, measures each one's fidelity by
-cross-validation, stores the results as Fit records, remembers the selected law and recomputes the
-recommendation. ``reoptimize`` does the same, then tops up the experiment's ready queue of suggestions
+cross-validation, stores the results as Fit records, remembers the selected law, recomputes the
+recommendation and stores the model that predictions use by default (see :mod:`service.model_store`).
+``reoptimize`` does the same, then tops up the experiment's ready queue of suggestions
 (runs left ``suggested`` for trainers to pick up). Both take ``(store, job_id)`` like every task, so the
 in-process runner and Celery workers run this very code.
 
@@ -21,10 +22,12 @@ from typing import Any
 
 from mixing.errors import NotEnoughDataError
 from mixing.fidelity import FidelityReport, evaluate_laws
+from mixing.methods import resolve_recommender
 from mixing.methods.base import SearchContext
 from mixing.methods.common import nearest_fidelity_rows
 from service.errors import describe_error
 from service.locks import experiment_lock
+from service.model_store import current_predictor
 from service.models import Experiment, Fit, new_id
 from service.store import Store
 from workers import tasks
@@ -79,6 +82,8 @@ def _run(store: Store, job_id: str, ready_queue: bool) -> dict[str, Any] | None:
             "recommendation": refresh_recommendation(store, exp, method, seed, job_id,
                                                      refitted=outcome["status"] == "applied"),
         }
+        progress(0.85)
+        result["model"] = store_default_model(store, exp, seed)
         if ready_queue:
             progress(0.9)
             target = int(params.get("ready_suggestions") or 0)
@@ -114,7 +119,7 @@ def refit_experiment(store: Store, exp: Experiment, job_id: str | None, force: b
             report = evaluate(ctx, laws, _fold_progress(progress) if progress is not None else None)
         except NotEnoughDataError as exc:
             return {"status": "not_enough_data", "reason": str(exc), "n_runs": n}
-        fits = fit_records(report.to_dict(), n, job_id)
+        fits = fit_records(report, n, job_id)
         applied = store.apply_refit(exp.id, fits, snap.data_version, report.hints())
     return {"status": "applied" if applied else "overtaken", "data_version": snap.data_version, "n_runs": n,
             "selected_law": report.selected, "laws": [f.law for f in fits], "fit_s": report.duration_s}
@@ -154,13 +159,19 @@ def _fold_progress(progress: Progress, every_s: float = 0.5) -> Callable[[str], 
     return update
 
 
-def fit_records(report: dict[str, Any], n_runs: int, job_id: str | None) -> list[Fit]:
-    """One Fit per law of a fidelity report: its parameters, scores (or why it was skipped) and timing."""
-    selected = report.get("selected")
+def fit_records(report: FidelityReport, n_runs: int, job_id: str | None) -> list[Fit]:
+    """One Fit per law of a fidelity report: its parameters, scores (or why it was skipped) and timing.
+
+    The selected law's scores also hold its out-of-fold predictions, ``oof: {"observed": [...],
+    "predicted": [...]}`` (one entry per scored run), which the dashboard plots against the observations.
+    """
+    selected = report.selected
     out = []
-    for entry in report.get("laws", []):
+    for entry in report.to_dict()["laws"]:
         name = str(entry["name"])
         scores = {k: v for k, v in entry.items() if k not in _FIT_COLUMNS}
+        if name == selected:
+            scores["oof"] = report.out_of_fold(name)
         out.append(Fit(id=new_id("fit"), job_id=job_id, law=name, selected=name == selected, n_runs=n_runs,
                        data_version=0, scores=tasks._jsonable(scores),
                        params=tasks._jsonable(entry.get("params") or {}),
@@ -185,6 +196,21 @@ def refresh_recommendation(store: Store, exp: Experiment, method: str, seed: int
         if store.run_counts([exp.id])[exp.id].get("completed", 0) == 0:
             return None
         return tasks.recommend(store, exp.id, exp.project, method_name=method, seed=seed, job_id=job_id)
+
+
+def store_default_model(store: Store, exp: Experiment, seed: int | None) -> dict[str, Any]:
+    """Make sure the model ``POST /predict`` uses by default (method ``auto``, target fidelity) is stored for
+    the current runs and hints, fitting it if it is not (rule: :mod:`service.model_store`).
+
+    Returns ``{"method", "data_version"}``, or ``{"status": "not_enough_data"}`` when nothing can be fitted.
+    """
+    ctx, snap = search_context(store, store.get_experiment(exp.id, exp.project), seed)  # hints as refitted
+    method = resolve_recommender("auto", ctx)
+    try:
+        current_predictor(store, exp.id, method, ctx, snap.data_version, None, seed)
+    except NotEnoughDataError:
+        return {"status": "not_enough_data"}
+    return {"method": method.name, "data_version": snap.data_version}
 
 
 def top_up_ready_queue(store: Store, exp: Experiment, target: int, method: str, seed: int | None,

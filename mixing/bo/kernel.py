@@ -51,13 +51,18 @@ class FidelityAmplitude(Kernel):
     def __init__(self, n_axes: int, active_dims: tuple[int, ...]) -> None:
         super().__init__(active_dims=active_dims)
         self.register_parameter("beta", torch.nn.Parameter(torch.zeros(n_axes)))
-        self.register_prior("beta_prior", NormalPrior(0.0, 1.0), lambda m: m.beta)
+        self.register_prior("beta_prior", NormalPrior(0.0, 1.0), _beta)
 
     def forward(
         self, x1: torch.Tensor, x2: torch.Tensor, diag: bool = False, **params: object
     ) -> torch.Tensor:
         a1, a2 = torch.exp(x1 @ self.beta), torch.exp(x2 @ self.beta)
         return a1 * a2 if diag else a1.unsqueeze(-1) * a2.unsqueeze(-2)
+
+
+def _beta(kernel: FidelityAmplitude) -> torch.Tensor:
+    """The prior's closure: a named function, so a fitted kernel pickles (stored models, see mixing.methods)."""
+    return kernel.beta
 
 
 def multi_fidelity_kernel(n_domains: int, n_axes: int) -> Kernel:

@@ -42,3 +42,28 @@ class SearchMethod(Protocol):
     def recommend(self, ctx: SearchContext, candidates: FloatArray | None = None) -> Recommendation:
         """The best mixture at the target fidelity; with ``candidates`` (mixtures), the best of those."""
         ...
+
+
+class Predictor(Protocol):
+    """A model fitted once and asked many times; picklable, so the service can store it with the data
+    version it was fitted on and answer later predictions without fitting again."""
+
+    def predict(self, mixtures: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(metrics ``(n, k)`` -- ``(n, 0)`` for a model of the objective alone --, objective ``(n,)`` in the
+        user's orientation, 90% half-width ``(n,)``) at each of the ``(n, d)`` mixtures."""
+        ...
+
+
+class PredictiveMethod(SearchMethod, Protocol):
+    """A method that can fit a :class:`Predictor`.
+
+    ``model_hints`` names the ``ctx.hints`` its fit reads: a stored predictor is only as current as those
+    hints, so the service keys stored predictors by them as well as by the data version.
+    """
+
+    model_hints: ClassVar[tuple[str, ...]]
+
+    def predictor(self, ctx: SearchContext, fidelity: FloatArray | None = None) -> Predictor:
+        """The model fitted on the context's runs, predicting at ``fidelity`` (default: the target; NaN axes
+        are taken at the target)."""
+        ...

@@ -11,6 +11,7 @@ leave in ``details["bo_state"]`` of every proposal and recommendation (a small J
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -33,10 +34,27 @@ from mixing.problem import (
 from mixing.simplex import FloatArray
 
 
+@dataclass
+class BOPredictor:
+    """The GP posterior at one fidelity (model inputs). The GP models the aggregate objective only, so
+    no per-metric values are returned."""
+
+    surrogate: Surrogate
+    fidelity: FloatArray
+    interval_z: float
+
+    def predict(self, mixtures: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        with cpu_threads():
+            mean, sd = self.surrogate.predict(mixtures, self.fidelity)
+        return np.zeros((len(mixtures), 0)), self.surrogate.problem.sign * mean, self.interval_z * sd
+
+
 class BayesOptMethod:
     """Cost-aware multi-fidelity BO; with no fidelity axes it is plain single-fidelity BO."""
 
     name: ClassVar[str] = "bo"
+    #: The previous fit's GP hyperparameters: the warm start changes what the next fit converges to.
+    model_hints: ClassVar[tuple[str, ...]] = ("bo_state",)
 
     def __init__(self, settings: BOSettings | None = None, device: str | None = None) -> None:
         self.settings = settings or BOSettings()
@@ -102,22 +120,15 @@ class BayesOptMethod:
             details={**self._details(surrogate), "posterior_sd": sd},
         )
 
-    def predict(
-        self, ctx: SearchContext, mixtures: FloatArray, fidelity: FloatArray | None = None
-    ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """(metrics (n, 0), objective (n,), halfwidth (n,)): the GP's posterior at ``fidelity``.
-
-        The GP models the aggregate objective only, so no per-metric values are returned; unset
-        fidelity axes (NaN) are taken at the target, where a recommendation is made.
-        """
+    def predictor(self, ctx: SearchContext, fidelity: FloatArray | None = None) -> BOPredictor:
+        """The GP's posterior at ``fidelity``; unset fidelity axes (NaN) are taken at the target, where a
+        recommendation is made."""
         target = ctx.problem.fidelity.target
         fid = target if fidelity is None else np.where(np.isnan(fidelity), target, fidelity)
+        at = self.model_fidelity(ctx, fid)
         with cpu_threads():
             surrogate, _ = self.fit(ctx)
-            mean, sd = surrogate.predict(mixtures, self.model_fidelity(ctx, fid))
-        problem = surrogate.problem
-        n = len(mixtures)
-        return np.zeros((n, 0)), problem.sign * mean, self.settings.interval_z * sd
+        return BOPredictor(surrogate, at, self.settings.interval_z)
 
     def model_fidelity(self, ctx: SearchContext, fidelity: FloatArray) -> FloatArray:
         """A fidelity as the model's inputs see it (all axes here; none for the single-fidelity view)."""

@@ -28,7 +28,7 @@ from mixing.laws.threads import single_threaded
 from mixing.methods.base import SearchContext
 from mixing.methods.common import SAME_POINT_L1, best_candidate, chunked, exclude_taken, nearest_fidelity_rows
 from mixing.optimize import candidate_pool, optimize_mixture
-from mixing.problem import Candidates, Prediction, Proposal, Recommendation
+from mixing.problem import Candidates, Prediction, Problem, Proposal, Recommendation
 from mixing.selection import ENSEMBLE
 from mixing.simplex import FloatArray
 
@@ -59,18 +59,16 @@ class FittedLaw:
     def loss(self, ctx: SearchContext, mixtures: FloatArray) -> FloatArray:
         return ctx.problem.loss(self.metrics(mixtures))
 
-    def halfwidths(self, ctx: SearchContext, mixtures: FloatArray) -> FloatArray:
+    def halfwidths(self, problem: Problem, mixtures: FloatArray) -> FloatArray:
         """90% half-widths of the objective at each mixture."""
         if isinstance(self.law, SimplexGP):
-            std = self.law.aggregate_std(
-                mixtures, self.fidelity_rows(len(mixtures)), ctx.problem.metric_weights
-            )
+            std = self.law.aggregate_std(mixtures, self.fidelity_rows(len(mixtures)), problem.metric_weights)
             return NORMAL_Q90 * std
         return np.full(len(mixtures), self.halfwidth)
 
     def interval_fn(self, ctx: SearchContext) -> Callable[[FloatArray], tuple[FloatArray, FloatArray]]:
         def interval(mixtures: FloatArray) -> tuple[FloatArray, FloatArray]:
-            loss, half = self.loss(ctx, mixtures), self.halfwidths(ctx, mixtures)
+            loss, half = self.loss(ctx, mixtures), self.halfwidths(ctx.problem, mixtures)
             return loss - half, loss + half
 
         return interval
@@ -83,6 +81,8 @@ class FittedLaw:
 
 class LawMethod:
     name: ClassVar[str] = "law"
+    #: The refit's choice of law (see the module docstring); without it a quick selection runs.
+    model_hints: ClassVar[tuple[str, ...]] = ("selected_law", "law_params")
 
     def __init__(self, n_candidates: int = 100_000, top_k: int = 128) -> None:
         self.n_candidates = n_candidates
@@ -190,7 +190,7 @@ class LawMethod:
         else:
             mixture, value = best_candidate(lambda m: fitted.loss(ctx, m), candidates)
             optimizer = {"pool": len(candidates)}
-        half = float(fitted.halfwidths(ctx, mixture[None, :])[0])
+        half = float(fitted.halfwidths(problem, mixture[None, :])[0])
         return Recommendation(
             mixture=mixture,
             fidelity=problem.fidelity.target,
@@ -229,7 +229,7 @@ class LawMethod:
             pool_fid = np.repeat(fid[None, :], len(pool), axis=0)
         keep = exclude_taken(pool, pool_fid, ctx.observations) & problem.constraints.contains(pool)
         losses = chunked(lambda m: fitted.loss(ctx, m), pool)
-        half = chunked(lambda m: fitted.halfwidths(ctx, m), pool)
+        half = chunked(lambda m: fitted.halfwidths(problem, m), pool)
         chosen = _thompson_picks(pool, losses, half / NORMAL_Q90, keep, count, ctx.rng)
         return [
             Proposal(
@@ -246,14 +246,21 @@ class LawMethod:
             for j, i in enumerate(chosen)
         ]
 
-    def predict(
-        self, ctx: SearchContext, mixtures: FloatArray, fidelity: FloatArray | None = None
-    ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """(metrics (n, k), objective (n,), 90% half-width (n,)) for the given mixtures."""
-        fitted = self.fit(ctx, fidelity)
+    def predictor(self, ctx: SearchContext, fidelity: FloatArray | None = None) -> LawPredictor:
+        return LawPredictor(self.fit(ctx, fidelity), ctx.problem)
+
+
+@dataclass
+class LawPredictor:
+    """A fitted law answering predictions: per-metric values, the objective formed from them, intervals."""
+
+    fitted: FittedLaw
+    problem: Problem
+
+    def predict(self, mixtures: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         x = np.atleast_2d(np.asarray(mixtures, dtype=np.float64))
-        metrics = fitted.metrics(x)
-        return metrics, ctx.problem.objective(metrics), fitted.halfwidths(ctx, x)
+        metrics = self.fitted.metrics(x)
+        return metrics, self.problem.objective(metrics), self.fitted.halfwidths(self.problem, x)
 
 
 def _thompson_picks(

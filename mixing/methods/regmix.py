@@ -17,7 +17,7 @@ from mixing.errors import NotEnoughDataError
 from mixing.laws.regmix import RegMixLightGBM
 from mixing.methods.base import SearchContext
 from mixing.methods.common import best_candidate, exclude_taken, nearest_fidelity_rows
-from mixing.problem import Candidates, Prediction, Proposal, Recommendation
+from mixing.problem import Candidates, Prediction, Problem, Proposal, Recommendation
 from mixing.sampling import prior_candidates
 from mixing.search import average_top_k
 from mixing.simplex import FloatArray
@@ -43,6 +43,7 @@ class FittedRegMix:
 
 class RegMixMethod:
     name: ClassVar[str] = "regmix"
+    model_hints: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, n_candidates: int = 100_000, top_k: int = 128, n_estimators: int = 1000) -> None:
         self.n_candidates = n_candidates
@@ -103,12 +104,20 @@ class RegMixMethod:
         return [Proposal(mixture=pool[i], fidelity=pool_fid[i], method=self.name,
                          predicted=fitted.prediction(ctx, float(losses[i]))) for i in chosen]
 
-    def predict(self, ctx: SearchContext, mixtures: FloatArray, fidelity: FloatArray | None = None
-                ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """(metrics (n,k), objective (n,), halfwidth (n,)) for the given mixtures."""
-        fitted = self.fit(ctx, fidelity)
-        metrics = fitted.law.predict(mixtures)
-        return metrics, ctx.problem.objective(metrics), np.full(len(mixtures), fitted.halfwidth)
+    def predictor(self, ctx: SearchContext, fidelity: FloatArray | None = None) -> RegMixPredictor:
+        return RegMixPredictor(self.fit(ctx, fidelity), ctx.problem)
+
+
+@dataclass
+class RegMixPredictor:
+    """Fitted per-metric regressors, the objective formed from them and the conformal half-width."""
+
+    fitted: FittedRegMix
+    problem: Problem
+
+    def predict(self, mixtures: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        metrics = self.fitted.law.predict(mixtures)
+        return metrics, self.problem.objective(metrics), np.full(len(mixtures), self.fitted.halfwidth)
 
 
 def _fill_fidelity(fidelities: FloatArray, default: FloatArray) -> FloatArray:

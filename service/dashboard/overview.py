@@ -81,7 +81,12 @@ def observe(st: AppState, exp: Experiment, present: RunPresenter, max_points: in
 
 
 def build_overview(st: AppState, exp: Experiment, max_points: int) -> Overview:
-    """The summary (best observed, stored recommendation, last refit) and the best-so-far curves."""
+    """The summary (best observed, stored recommendation, last refit) and the best-so-far curves.
+
+    "Last refit" is the time of the stored fits only: a recommendation computed without a refit (as the
+    demo's is) picks its law by a quick selection and stores no fits, and the law card would contradict a
+    list that counted it as a refit.
+    """
     present = RunPresenter(exp.spec)
     observed = observe(st, exp, present, max_points)
     prop = st.store.latest_recommendation(exp.id)
@@ -93,8 +98,6 @@ def build_overview(st: AppState, exp: Experiment, max_points: int) -> Overview:
             predicted=p["predicted"], method=prop.method, n_runs=prop.n_runs, data_version=prop.data_version,
             details=p.get("details", {}), created_at=utc(prop.created_at))
     fitted = [utc(f.created_at) for f in st.store.latest_fits(exp.id)]
-    if prop is not None:
-        fitted.append(utc(prop.created_at))
     summary = Summary(
         data_version=observed.data_version,
         best_observed=observed.best,

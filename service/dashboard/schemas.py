@@ -26,7 +26,8 @@ class Summary(BaseModel):
     #: The latest stored recommendation, possibly computed on older data (see ``stale``).
     recommendation: RecommendationOut | None
     stale: bool
-    #: When a law was last fitted or a recommendation last computed, whichever is later.
+    #: When the last refit stored its fits; None before the first refit, even when a recommendation was
+    #: computed (it carries its own time, and fits no law the dashboard could list).
     last_refit_at: datetime | None
 
 

@@ -17,6 +17,7 @@ from mixing.simplex import SimplexConstraints
 from service.auth import get_project
 from service.errors import Conflict, InvalidInput, SearchSpaceExhausted
 from service.locks import experiment_lock
+from service.model_store import current_predictor
 from service.models import ExperimentState
 from service.presenters import RunPresenter, job_out
 from service.request_body import CheckedRoute
@@ -198,6 +199,9 @@ def predict(experiment_id: str, body: PredictRequest, st: State, project: Projec
     """Predicted objective (with an interval where the model gives one) and per-metric values for the
     given mixtures, optionally at a `fidelity`. Uses the method's own model where it has one, RegMix
     otherwise; 409 `not_enough_data` before there are enough runs.
+
+    The model is the one stored for the current runs when there is one (a refit stores the default one),
+    else it is fitted now and stored for the next call: see :mod:`service.model_store` for the rule.
     """
     exp = st.store.get_experiment(experiment_id, project)
     method_name = _check_method(body.method)
@@ -205,14 +209,16 @@ def predict(experiment_id: str, body: PredictRequest, st: State, project: Projec
     x = np.array([rules.mixture(m, f"mixtures[{i}]") for i, m in enumerate(body.mixtures)])
     fid = np.asarray(rules.fidelity(body.fidelity, "fidelity", allow_partial=True)) \
         if body.fidelity is not None else None
-    ctx, _ = search_context(st.store, exp, body.seed if body.seed is not None else st.settings.seed)
+    seed = body.seed if body.seed is not None else st.settings.seed
+    ctx, snap = search_context(st.store, exp, seed)
     method = resolve_recommender(method_name, ctx)
-    if not hasattr(method, "predict"):
+    if not hasattr(method, "predictor"):
         method = available_methods()["regmix"]()
     try:
-        metrics, objective, halfwidth = method.predict(ctx, x, fid)
+        predictor = current_predictor(st.store, exp.id, method, ctx, snap.data_version, fid, seed)
     except NotEnoughDataError as exc:
         raise Conflict(f"cannot predict yet: {exc}", code="not_enough_data") from exc
+    metrics, objective, halfwidth = predictor.predict(x)
     if not all(np.isfinite(a).all() for a in (metrics, objective, halfwidth)):  # never served as NaN
         raise FitError(f"the {method.name} model predicts non-finite values for these mixtures")
     names = exp.spec["objective"]["metrics"] if metrics.shape[1] else []  # objective-only models: none

@@ -63,7 +63,7 @@ def main(out_dir: Path) -> None:
                 ("experiments", "/dashboard", "[data-testid=experiments-table] tbody tr"),
                 ("experiment", f"/dashboard/experiments/{exp_id}", "[data-testid=history] g.col"),
                 ("compare", f"/dashboard/compare?experiment={exp_id}&m=rec&m=prior&m=best",
-                 "[data-testid=predictions-table]"),
+                 "[data-testid=predictions][data-state=ready]"),
             ]
             for name, path, ready in shots:
                 page.goto(url + path)

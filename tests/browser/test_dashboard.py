@@ -27,6 +27,10 @@ pytestmark = pytest.mark.browser
 REC_BARS = "[data-testid=rec-chart] rect.bar"
 EXPERIMENT_ROWS = "[data-testid=experiments-table] tbody tr"
 POLL_WAIT_MS = 12_000
+PREDICTIONS = "[data-testid=predictions]"
+#: A bound on the wait for the compare page to report its predictions, against a hang only: the wait ends
+#: as soon as the page reports, and a first prediction may fit a model (seconds on a busy 2-core machine).
+MODEL_WAIT_MS = 180_000
 #: Laws a test refit scores: quick to cross-validate on a few dozen runs.
 FAST_LAWS = ("regmix_linear", "regmix_lightgbm")
 
@@ -80,6 +84,23 @@ def texts(tab: Tab, selector: str, prop: str = "innerText") -> list[str]:
     return tab.page.eval_on_selector_all(selector, f"els => els.map(e => e.{prop})")
 
 
+def wait_for_predictions(tab: Tab, count: int) -> None:
+    """Wait until the compare page reports predictions drawn for ``count`` mixtures, or a failure."""
+    tab.page.wait_for_selector(f"{PREDICTIONS}[data-state=ready][data-count='{count}'], "
+                               f"{PREDICTIONS}[data-state=error]", timeout=MODEL_WAIT_MS)
+    assert tab.page.get_attribute(PREDICTIONS, "data-state") == "ready", tab.page.inner_text(PREDICTIONS)
+
+
+def assert_fits_its_card(tab: Tab, table: str) -> None:
+    """No column of ``table`` is hidden behind a horizontal scroll bar or drawn outside its card."""
+    scroll, visible, right, card_right = tab.page.evaluate("""(sel) => {
+        const t = document.querySelector(sel);
+        const card = t.closest('.card').getBoundingClientRect();
+        return [t.scrollWidth, t.parentElement.clientWidth, t.getBoundingClientRect().right, card.right];
+    }""", f"[data-testid={table}]")
+    assert scroll <= visible and right <= card_right, (table, scroll, visible, right, card_right)
+
+
 def completed_at(live: Live, exp_id: str, params: float) -> list[dict[str, Any]]:
     """Completed runs at one ``params`` level, in the API's order."""
     runs = live.client.list_runs(exp_id, state=["completed"])
@@ -97,11 +118,12 @@ def test_pages_load_without_console_errors_and_only_local_requests(tab: Tab, liv
     path, ready = {
         "experiments": ("/dashboard", EXPERIMENT_ROWS),
         "experiment": (f"/dashboard/experiments/{exp_id}", REC_BARS),
-        "compare": (f"/dashboard/compare?experiment={exp_id}&m=rec&m=prior",
-                    "[data-testid=predictions-table]"),
+        "compare": (f"/dashboard/compare?experiment={exp_id}&m=rec&m=prior", PREDICTIONS),
         "compare-picker": ("/dashboard/compare", "[data-testid=pick-experiment]"),
     }[page]
     tab.goto(path, ready)
+    if page == "compare":
+        wait_for_predictions(tab, 2)
     tab.page.wait_for_load_state("networkidle")
     assert tab.errors == []
     elsewhere = [u for u in tab.requests if not u.startswith((live.url, "blob:", "data:"))]
@@ -301,8 +323,15 @@ def test_model_sections_follow_the_server(tab: Tab, live: Live, monkeypatch: pyt
                 spearman = ((f["scores"].get("cv") or {}).get("from_metrics") or {}).get("spearman")
                 cell = tab.page.inner_text(f"[data-testid=fits-table] tr[data-id={f['id']}] td:nth-child(2)")
                 assert cell == ("—" if spearman is None else f"{spearman:.3f}")
+            assert_fits_its_card(tab, "fits-table")
+            assert_fits_its_card(tab, "runs-table")
+            oof = next(f for f in fits if f["selected"])["scores"]["oof"]
+            drawn = sum(o is not None and p is not None for o, p in zip(oof["observed"], oof["predicted"],
+                                                                         strict=True))
+            tab.page.wait_for_selector("[data-testid=oof] circle.pt")
+            assert tab.page.locator("[data-testid=oof] circle.pt").count() == min(drawn, 2000) > 0
         else:
-            tab.page.wait_for_selector("[data-testid=fits] >> text=No law has been fitted yet.")
+            tab.page.wait_for_selector("[data-testid=fits] >> text=No refit has scored the laws yet.")
     else:
         tab.page.wait_for_selector("[data-testid=fits] >> text=not available on this server")
 
@@ -325,6 +354,32 @@ def test_model_sections_follow_the_server(tab: Tab, live: Live, monkeypatch: pyt
         tab.page.wait_for_selector("[data-testid=online] >> text=not available on this server")
 
 
+def test_law_card_agrees_with_a_recommendation_made_without_a_refit(tab: Tab, live: Live,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """As after the demo: the law method recommended (its own quick selection) and no refit ever ran.
+
+    The law card names the law the recommendation used instead of saying none was fitted, and the list's
+    "Last refit" does not count the recommendation as a refit.
+    """
+    import mixing.methods.law
+
+    scored = mixing.methods.law.evaluate_laws  # the quick selection: two fast laws (the server is in-process)
+    monkeypatch.setattr(mixing.methods.law, "evaluate_laws", lambda _, *a, **kw: scored(list(FAST_LAWS), *a, **kw))
+    exp = scratch_experiment(live.client, "law-without-refit", 40)
+    rec = live.client.recommendation(exp["id"])  # GET computes and stores it: method auto, one fidelity
+    assert rec["method"] == "law" and rec["details"]["selection"]["source"] == "quick_selection"
+    tab.goto(f"/dashboard/experiments/{exp['id']}", "[data-testid=recommendation-law]")
+    assert tab.page.get_attribute("[data-testid=recommendation-law]", "data-law") == rec["details"]["law"]
+    tab.page.wait_for_selector("[data-testid=fits] >> text=No refit has scored the laws yet.")
+
+    row = f"{EXPERIMENT_ROWS}[data-id={exp['id']}]"
+    tab.goto("/dashboard", row)
+    tab.page.wait_for_function(f"() => !document.querySelector('{row}').textContent.includes('…')")
+    headers = [t.strip() for t in texts(tab, "[data-testid=experiments-table] thead th")]
+    column = next(i for i, t in enumerate(headers) if t.startswith("Last refit"))
+    assert texts(tab, f"{row} td")[column].strip() == "—"
+
+
 def test_actions_need_a_token_and_send_it(tab: Tab, live: Live) -> None:
     exp = scratch_experiment(live.client, "to-archive", 0)
     tab.goto(f"/dashboard/experiments/{exp['id']}", "[data-testid=empty-state]")
@@ -342,8 +397,8 @@ def test_actions_need_a_token_and_send_it(tab: Tab, live: Live) -> None:
 # ----------------------------------------------------------------------------------------------- compare
 def test_compare_draws_every_mixture_and_its_predictions(tab: Tab, live: Live) -> None:
     exp_id = live.exp["id"]
-    tab.goto(f"/dashboard/compare?experiment={exp_id}&m=rec&m=prior&m=best",
-             "[data-testid=predictions-table]")
+    tab.goto(f"/dashboard/compare?experiment={exp_id}&m=rec&m=prior&m=best", PREDICTIONS)
+    wait_for_predictions(tab, 3)
     domains = [d["name"] for d in live.exp["domains"]]
     bars = "[data-testid=weights-chart] rect.bar"
     assert tab.page.locator(bars).count() == 3 * len(domains)
@@ -363,5 +418,5 @@ def test_compare_draws_every_mixture_and_its_predictions(tab: Tab, live: Live) -
     tab.page.click("[data-testid=add-mixture]")
     wait_until(lambda: tab.page.locator(bars).count() == 4 * len(domains), "a fourth mixture")
     assert "m=uniform" in tab.page.url
-    wait_until(lambda: len(texts(tab, "[data-testid=predictions-table] tbody tr:first-child td")) == 4,
-               "a fourth prediction")
+    wait_for_predictions(tab, 4)
+    assert len(texts(tab, "[data-testid=predictions-table] tbody tr:first-child td")) == 4

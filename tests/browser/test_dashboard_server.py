@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from service.app import create_app
 from service.dashboard.progress import best_observed, improvement_points, progress, thin_steps
 from service.settings import Settings
 from service.validation import problem_from_spec
-from tests.service.helpers import create, seed_runs, spec
+from tests.service.helpers import create, seed_runs, spec, wait_for_job
 from workers import tasks
 
 
@@ -131,10 +132,26 @@ def test_summary_reads_stored_state_without_fitting(api: TestClient) -> None:
     rec = api.get(f"/v1/experiments/{exp['id']}/recommendation").json()  # the stored one: data unchanged
     assert rec["method"] == "design"
     s = api.get("/dashboard/api/summaries", params={"id": exp["id"]}).json()["summaries"][exp["id"]]
-    assert s["recommendation"]["predicted"] == rec["predicted"] and s["last_refit_at"] is not None
+    assert s["recommendation"]["predicted"] == rec["predicted"]
+    assert s["last_refit_at"] is None  # a recommendation is not a refit: no fits were stored
     seed_runs(api, exp["id"], 1, seed=7)
     overview = api.get(f"/dashboard/api/experiments/{exp['id']}/overview").json()
     assert overview["summary"]["stale"] and overview["progress"]["curves"][0]["n_runs"] == 13
+
+
+def test_last_refit_is_when_the_fits_were_stored(api: TestClient) -> None:
+    """The list's "Last refit" and the law card read the same fits, so they cannot disagree."""
+    exp = create(api)
+    seed_runs(api, exp["id"], 40, params=1e6)
+    tasks.recommend(api.app.state.mixopt.store, exp["id"], method_name="regmix", seed=0)
+    summary = f"/dashboard/api/experiments/{exp['id']}/overview"
+    assert api.get(summary).json()["summary"]["last_refit_at"] is None
+    job = api.post(f"/v1/experiments/{exp['id']}/refits",
+                   json={"laws": ["regmix_linear", "data_mixing_law"], "method": "regmix"}).json()["job"]
+    assert wait_for_job(api, job["id"])["state"] == "succeeded"
+    fits = api.get(f"/v1/experiments/{exp['id']}/fits", params={"latest": True}).json()["fits"]
+    last = datetime.fromisoformat(api.get(summary).json()["summary"]["last_refit_at"])
+    assert fits and last == max(datetime.fromisoformat(f["created_at"]) for f in fits)
 
 
 def test_csv_of_an_empty_selection_has_only_the_header(api: TestClient) -> None:

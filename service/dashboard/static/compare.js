@@ -22,6 +22,16 @@ const weightsSlot = h("div", {});
 const predSlot = h("div", {});
 const obsSlot = h("div", {});
 const obsCard = card("Observed losses (runs)", { testid: "observed" }, obsSlot);
+const predCard = card("Predicted losses", { testid: "predictions" }, predSlot);
+
+/**
+ * What the predictions card shows, as ``data-state`` on it (``pending``, ``ready``, ``error``, ``none``) and
+ * ``data-count``, the mixtures drawn: tests and scripts wait on this state instead of guessing a delay.
+ */
+function predictionState(state, count = 0) {
+  predCard.dataset.state = state;
+  predCard.dataset.count = String(count);
+}
 
 const letter = (i) => String.fromCharCode(65 + (i % 26));
 const enc = () => encodeURIComponent(view.expId);
@@ -112,11 +122,16 @@ function lossTable(rows, testid) {
 }
 
 async function renderPredictions() {
-  if (!view.items.length) { replace(predSlot, empty("Nothing to predict yet.")); return; }
-  if (!view.exp.run_counts.completed) { replace(predSlot, empty("No completed runs yet: there is no model to predict with.")); return; }
+  if (!view.items.length) { replace(predSlot, empty("Nothing to predict yet.")); predictionState("none"); return; }
+  if (!view.exp.run_counts.completed) {
+    replace(predSlot, empty("No completed runs yet: there is no model to predict with."));
+    predictionState("none");
+    return;
+  }
   if (view.predicting) { view.again = true; return; } // the selection changed mid-request: redo after it
   view.predicting = true;
   view.again = false;
+  predictionState("pending");
   replace(predSlot, h("p", { class: "muted" }, "Predicting…"));
   try {
     const out = await api(`/v1/experiments/${enc()}/predict`, { method: "POST", body: { mixtures: view.items.map((it) => it.mixture) } });
@@ -127,8 +142,10 @@ async function renderPredictions() {
       ...metrics.map((m) => ({ label: m, values: preds.map((p) => (p.metrics ? p.metrics[m] : null)) }))];
     replace(predSlot, h("p", { class: "muted small" }, `${out.method}, fitted on ${out.n_runs} runs; intervals on hover.`),
       lossTable(rows, "predictions-table"));
+    if (!view.again) predictionState("ready", preds.length);
   } catch (e) {
     replace(predSlot, empty("Could not predict.", errorText(e)));
+    if (!view.again) predictionState("error");
   } finally {
     view.predicting = false;
   }
@@ -198,7 +215,7 @@ async function start() {
     card("Mixtures", { testid: "selection", tools: addControls() }, chipsSlot, notesSlot),
     h("div", { class: "row" },
       card("Weights", { testid: "weights" }, weightsSlot),
-      h("div", { class: "stack" }, card("Predicted losses", { testid: "predictions" }, predSlot), obsCard)));
+      h("div", { class: "stack" }, predCard, obsCard)));
   await update();
   poll(async () => {
     const next = await api(`/v1/experiments/${enc()}`);

@@ -37,6 +37,23 @@ function oofOf(out, fits) {
   return found ? { law: selected.law, ...found } : null;
 }
 
+/**
+ * Without a refit a recommendation made by the law method picked its law itself (a quick selection, or the
+ * law a refit selected earlier): say which, so the card agrees with the recommendation shown elsewhere.
+ */
+async function recommendationLaw(exp) {
+  const overview = await api(`/dashboard/api/experiments/${encodeURIComponent(exp.id)}/overview`, { params: { max_points: 2 } });
+  const rec = overview.summary.recommendation;
+  const law = rec && rec.details && rec.details.law;
+  if (!law) return null;
+  const sel = rec.details.selection || {};
+  const how = sel.source === "quick_selection"
+    ? `picked by a quick cross-validated selection${Number.isFinite(sel.cv_spearman) ? ` (Spearman ${num(sel.cv_spearman, 3)})` : ""}`
+    : "the law a refit selected";
+  return h("p", { class: "note", "data-testid": "recommendation-law", "data-law": law },
+    `The recommendation (${rec.method}, ${rec.n_runs} runs, `, ago(rec.created_at), `) used law ${law}, ${how}.`);
+}
+
 /** The law fidelity table and the predicted-vs-observed scatter of the selected law. */
 export function fitsSection(ctx) {
   const tableSlot = h("div", { class: "table-wrap" });
@@ -56,7 +73,8 @@ export function fitsSection(ctx) {
     const rank = (f) => cvScore(f, "spearman") ?? -2;
     const fits = (out.fits || []).slice().sort((a, b) => (b.selected - a.selected) || (rank(b) - rank(a)));
     if (!fits.length) {
-      replace(tableSlot, empty("No law has been fitted yet.", "Fits appear here after the next refit."));
+      replace(tableSlot, empty("No refit has scored the laws yet.", "Every law's cross-validated scores appear here after the next refit."),
+        await recommendationLaw(exp));
     } else {
       const first = fits[0];
       const devices = [...new Set(fits.map((f) => f.device).filter(Boolean))].join(", ");

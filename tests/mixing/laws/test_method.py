@@ -110,7 +110,7 @@ def test_gp_intervals_come_from_its_posterior_and_predict_gives_metrics() -> Non
     ctx = context(hints={"selected_law": "gp"})
     rec = FAST.recommend(ctx)
     assert rec.details["interval"] == "gp_posterior_calibrated"
-    metrics, objective, half = FAST.predict(ctx, ctx.observations.mixtures[:5])
+    metrics, objective, half = FAST.predictor(ctx).predict(ctx.observations.mixtures[:5])
     assert metrics.shape == (5, 2) and objective.shape == (5,) and np.all(half > 0)
     assert np.allclose(objective, metrics @ [0.5, 0.5])
 
