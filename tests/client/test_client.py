@@ -32,8 +32,10 @@ from mixopt_client import (
     stderr_progress,
 )
 
+from service.db import make_engine, make_session_factory
 from service.embedded import embedded_server
 from service.settings import Settings
+from service.tokens import Tokens
 from tests.service.helpers import DOMAINS, spec, synthetic_losses
 
 
@@ -87,7 +89,10 @@ def test_auth_size_and_rate_limits_raise_typed_exceptions(tmp_path: Any) -> None
         with MixoptClient(url, token="", retries=0) as anonymous, pytest.raises(UnauthenticatedError) as denied:
             anonymous.get_experiment("exp_x")
         assert denied.value.code == "unauthenticated"
-        with MixoptClient(url, token="mxo_0123456789ab_" + "x" * 43, retries=0) as client:
+        engine = make_engine(settings.database_url)
+        token = Tokens(make_session_factory(engine)).create("default", ["write"]).token
+        engine.dispose()
+        with MixoptClient(url, token=token, retries=0) as client:
             with pytest.raises(PayloadTooLargeError) as big:
                 client.create_experiment(spec("big", metadata={"notes": "x" * 5_000}))
             assert big.value.code == "payload_too_large"
