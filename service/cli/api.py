@@ -18,6 +18,7 @@ from mixopt_client import MixoptClient
 
 from service.cli.errors import CliError
 from service.cli.options import json_option, name_values, url_option
+from service.cli.progress import elapsed
 from service.models import ExperimentState, RunState
 
 #: The states a report may give a run (a run becomes 'suggested' only by being suggested).
@@ -174,7 +175,8 @@ def report(experiment_id: str, metrics: tuple[str, ...], run_id: str | None, mix
 @json_option
 def recommend(experiment_id: str, refresh: bool, url: str, as_json: bool) -> None:
     """The best mixture at the target fidelity, its predicted objective with a 90% interval."""
-    with MixoptClient(url) as client:
+    with MixoptClient(url) as client, elapsed("computing the recommendation" if refresh else
+                                              "fetching the recommendation"):
         rec = client.recommendation(experiment_id, refresh=refresh)
     if as_json:
         _print_json(rec)

@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 from mixopt_client import MixoptClient
 
+from service.cli.progress import elapsed
 from service.regmix_data import domain_specs, load_split
 from service.settings import Settings, get_settings
 
@@ -76,7 +77,8 @@ def demo(url: str, data_dir: Path | None, objective: str, rounds: int, batch: in
                        + ("  <- the pool's best" if found_at == r else ""))
         click.echo("(each round's runs are new mixtures, so its best can be worse than an earlier round's; "
                    "the best so far never is)")
-        rec = client.recommendation(exp["id"])
+        with elapsed("computing the recommendation"):
+            rec = client.recommendation(exp["id"])
         click.echo(f"\nrecommended mixture ({rec['method']}, from {rec['n_runs']} runs), predicted "
                    f"{objective} loss {rec['predicted']['value']:.4f}"
                    + (f" [{rec['predicted']['lower']:.4f}, {rec['predicted']['upper']:.4f}]"
