@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
 
 from mixing.bo.acquisition import greedy_batch, information_gain, sample_min_values
 from mixing.bo.cost import CostModel
@@ -138,6 +139,51 @@ def fidelity_levels(problem: Problem, obs: Observations, fixed: FloatArray | Non
     return np.unique(np.concatenate([obs.fidelities, space.cheapest()[None], space.target[None]]), axis=0)
 
 
+#: Target-fidelity runs needed before a cheaper level's trust is measured (a rank correlation on fewer
+#: pairs is mostly noise).
+MIN_TRUST_RUNS = 5
+
+
+def level_trust(surrogate: Surrogate, obs: Observations, min_runs: int = MIN_TRUST_RUNS) -> dict[bytes, float]:
+    """Measured trust of each cheaper level: how well its runs alone rank the mixtures run at the target.
+
+    For each observed level other than the target, the GP (same hyperparameters) is conditioned on that
+    level's runs only and predicts, at that level, every mixture that was run at the target; the value is
+    the Spearman correlation of those predictions with the target results. Keys are ``level.tobytes()``
+    (raw fidelities, float64); empty until ``min_runs`` target runs with finite objectives exist.
+
+    Why not the kernel's own cross-level correlation alone: target runs are bought where the proxies
+    predict good mixtures, and there a misleading proxy and an agreeing one fit the marginal likelihood
+    about equally well -- on a RegMix pool whose cheap level had rank correlation 0.2 with the target, the
+    fitted correlation *rose* to 0.95 as target runs arrived (``bench/RESULTS.md``). A held-out check of
+    the ranking does not depend on the model being right about the levels' relation.
+    """
+    problem = surrogate.problem
+    target = problem.fidelity.target
+    loss = problem.loss(obs.metrics)
+    ok = np.isfinite(loss)
+    at_target = ok & obs.at_fidelity(target)
+    if problem.fidelity.n_axes == 0 or at_target.sum() < min_runs:
+        return {}
+    post, gp = surrogate.gp.posterior, surrogate.gp
+    trust = {}
+    for level in np.unique(obs.fidelities[ok & ~at_target], axis=0):
+        rows = ok & obs.at_fidelity(level)
+        if rows.sum() < 2:
+            continue
+        own = ExactPosterior(
+            post.kernel,
+            post.constant,
+            post.noise,
+            surrogate.inputs(obs.mixtures[rows], obs.fidelities[rows]),
+            as_tensor((loss[rows] - gp.y_mean) / gp.y_std, surrogate.device),
+        )
+        said, _ = own.mean_var(surrogate.inputs(obs.mixtures[at_target], level))
+        rho = spearmanr(said.detach().cpu().numpy(), loss[at_target])[0]
+        trust[np.asarray(level, dtype=np.float64).tobytes()] = float(rho) if np.isfinite(rho) else 0.0
+    return trust
+
+
 @dataclass
 class _Scored:
     """(mixture, fidelity) pairs with their posterior statistics, relative cost and utility."""
@@ -149,6 +195,8 @@ class _Scored:
     stats: tuple[torch.Tensor, ...]
     cost: torch.Tensor
     utility: torch.Tensor
+    #: Upper bound on the squared correlation of each run with the target (see :func:`level_trust`).
+    rho2_cap: torch.Tensor
 
     def concat(self, other: _Scored) -> _Scored:
         return _Scored(
@@ -157,16 +205,28 @@ class _Scored:
             tuple(torch.cat([a, b]) for a, b in zip(self.stats, other.stats, strict=True)),
             torch.cat([self.cost, other.cost]),
             torch.cat([self.utility, other.utility]),
+            torch.cat([self.rho2_cap, other.rho2_cap]),
         )
 
 
 class _Scorer:
-    """Scores (mixture, fidelity) pairs by information about the target minimum per unit cost."""
+    """Scores (mixture, fidelity) pairs by information about the target minimum per unit cost.
+
+    A run at a level whose measured trust (:func:`level_trust`) is ``t`` is credited with a squared
+    correlation of at most ``max(t, 0)^2``: the value of a cheap run falls with how well its level has
+    been seen to rank mixtures at the target, whatever the kernel believes.
+    """
 
     def __init__(
-        self, surrogate: Surrogate, posterior: ExactPosterior, cost_model: CostModel, settings: BOSettings
+        self,
+        surrogate: Surrogate,
+        posterior: ExactPosterior,
+        cost_model: CostModel,
+        settings: BOSettings,
+        trust: dict[bytes, float],
     ) -> None:
         self.s, self.post, self.cost_model, self.settings = surrogate, posterior, cost_model, settings
+        self.trust = trust
         self.target = surrogate.problem.fidelity.target
         self.target_cost = float(cost_model(self.target[None])[0])
         #: Samples of the target minimum, drawn from the first pool scored (see :meth:`score`).
@@ -199,9 +259,12 @@ class _Scorer:
             support = mixtures[order[np.sort(first)][: self.settings.n_min_support]]
             z = self.s.inputs(support, self.target)
             self.min_values = sample_min_values(self.post, z, self.settings.n_min_samples, rng)
-        gain = information_gain(stats[2], stats[3], stats[1] + self.post.noise, stats[4], self.min_values)
+        levels, which = np.unique(fids, axis=0, return_inverse=True)
+        per_level = [max(self.trust.get(np.asarray(f, dtype=np.float64).tobytes(), 1.0), 0.0) ** 2 for f in levels]
+        cap = as_tensor(np.asarray(per_level)[which.reshape(-1)], self.s.device)
+        gain = information_gain(stats[2], stats[3], stats[1] + self.post.noise, stats[4], self.min_values, cap)
         cost = as_tensor(self.cost_model(fids) / self.target_cost, self.s.device)
-        return _Scored(mixtures, fids, stats, cost, gain / cost)
+        return _Scored(mixtures, fids, stats, cost, gain / cost, cap)
 
     def batch(self, scored: _Scored, keep: np.ndarray, count: int) -> list[tuple[int, float, float]]:
         """Greedy batch among the pairs ``keep`` (see :func:`~mixing.bo.acquisition.greedy_batch`)."""
@@ -211,15 +274,16 @@ class _Scorer:
         _, cov = self.post.joint(
             torch.cat([self.s.inputs(mixtures, fids), self.s.inputs(mixtures, self.target)])
         )
-        mean_twin, noise, idx = (
+        mean_twin, noise, idx, cap = (
             scored.stats[2][keep_t],
             self.post.noise,
             torch.arange(m, device=self.s.device),
+            scored.rho2_cap[keep_t],
         )
 
         def gain(c: torch.Tensor) -> torch.Tensor:
             d = c.diagonal()
-            return information_gain(mean_twin, d[m:], d[:m] + noise, c[idx, idx + m], self.min_values)
+            return information_gain(mean_twin, d[m:], d[:m] + noise, c[idx, idx + m], self.min_values, cap)
 
         return greedy_batch(gain, cov, noise, scored.cost[keep_t], count)
 
@@ -233,10 +297,12 @@ def suggest(
     rng: np.random.Generator,
     settings: BOSettings,
     candidates: tuple[FloatArray, FloatArray] | None = None,
+    trust: dict[bytes, float] | None = None,
 ) -> list[Pick]:
     """``count`` runs that buy the most information about the target minimum per unit of cost.
 
     ``candidates`` = (mixtures, fidelities with NaN = "choose") restricts the search to a finite pool.
+    ``trust``: measured trust per level (:func:`level_trust`), capping what a run there is credited with.
     The runs are distinct and neither pending nor observed; there are exactly ``count`` of them unless
     the pool holds fewer such runs, in which case all of those are returned.
     """
@@ -244,7 +310,7 @@ def suggest(
     post = surrogate.gp.posterior
     if len(obs.pending_mixtures):
         post = post.believe(surrogate.inputs(obs.pending_mixtures, obs.pending_fidelities))
-    scorer = _Scorer(surrogate, post, cost_model, settings)
+    scorer = _Scorer(surrogate, post, cost_model, settings, trust or {})
     if candidates is not None:
         scored = scorer.score(*_expand_pool(candidates[0], candidates[1], levels), rng)
     else:
