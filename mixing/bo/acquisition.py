@@ -54,22 +54,18 @@ def information_gain(
     var_obs: torch.Tensor,
     cov_obs_t: torch.Tensor,
     min_values: torch.Tensor,
-    rho2_cap: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """GIBBON's information gain (nats) about the target minimum from one observation per candidate.
 
     ``mean_t, var_t``: latent posterior at the candidate's mixture at the target fidelity; ``var_obs``:
     variance of the noisy observation at the candidate's own fidelity; ``cov_obs_t``: their covariance.
-    ``rho2_cap``: an upper bound on the squared correlation per candidate (the measured trust of its
-    level, see :func:`mixing.bo.engine.level_trust`). All shaped ``(n,)``.
+    All shaped ``(n,)``.
     """
     sd_t = var_t.clamp_min(_CLAMP).sqrt()
     gamma = (mean_t.unsqueeze(-1) - min_values.unsqueeze(0)) / sd_t.unsqueeze(-1)
     log_pdf = -0.5 * gamma * gamma - 0.5 * math.log(2.0 * math.pi)
     lam = torch.exp(log_pdf - torch.special.log_ndtr(gamma))
     rho2 = (cov_obs_t * cov_obs_t / (var_obs.clamp_min(_CLAMP) * var_t.clamp_min(_CLAMP))).clamp(0.0, 1.0)
-    if rho2_cap is not None:
-        rho2 = torch.minimum(rho2, rho2_cap)
     inner = 1.0 - rho2.unsqueeze(-1) * lam * (gamma + lam)
     return (-0.5 * inner.clamp_min(_CLAMP).log()).mean(dim=-1)
 

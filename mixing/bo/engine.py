@@ -195,8 +195,6 @@ class _Scored:
     stats: tuple[torch.Tensor, ...]
     cost: torch.Tensor
     utility: torch.Tensor
-    #: Upper bound on the squared correlation of each run with the target (see :func:`level_trust`).
-    rho2_cap: torch.Tensor
 
     def concat(self, other: _Scored) -> _Scored:
         return _Scored(
@@ -205,28 +203,16 @@ class _Scored:
             tuple(torch.cat([a, b]) for a, b in zip(self.stats, other.stats, strict=True)),
             torch.cat([self.cost, other.cost]),
             torch.cat([self.utility, other.utility]),
-            torch.cat([self.rho2_cap, other.rho2_cap]),
         )
 
 
 class _Scorer:
-    """Scores (mixture, fidelity) pairs by information about the target minimum per unit cost.
-
-    A run at a level whose measured trust (:func:`level_trust`) is ``t`` is credited with a squared
-    correlation of at most ``max(t, 0)^2``: the value of a cheap run falls with how well its level has
-    been seen to rank mixtures at the target, whatever the kernel believes.
-    """
+    """Scores (mixture, fidelity) pairs by information about the target minimum per unit cost."""
 
     def __init__(
-        self,
-        surrogate: Surrogate,
-        posterior: ExactPosterior,
-        cost_model: CostModel,
-        settings: BOSettings,
-        trust: dict[bytes, float],
+        self, surrogate: Surrogate, posterior: ExactPosterior, cost_model: CostModel, settings: BOSettings
     ) -> None:
         self.s, self.post, self.cost_model, self.settings = surrogate, posterior, cost_model, settings
-        self.trust = trust
         self.target = surrogate.problem.fidelity.target
         self.target_cost = float(cost_model(self.target[None])[0])
         #: Samples of the target minimum, drawn from the first pool scored (see :meth:`score`).
@@ -259,12 +245,9 @@ class _Scorer:
             support = mixtures[order[np.sort(first)][: self.settings.n_min_support]]
             z = self.s.inputs(support, self.target)
             self.min_values = sample_min_values(self.post, z, self.settings.n_min_samples, rng)
-        levels, which = np.unique(fids, axis=0, return_inverse=True)
-        per_level = [max(self.trust.get(np.asarray(f, dtype=np.float64).tobytes(), 1.0), 0.0) ** 2 for f in levels]
-        cap = as_tensor(np.asarray(per_level)[which.reshape(-1)], self.s.device)
-        gain = information_gain(stats[2], stats[3], stats[1] + self.post.noise, stats[4], self.min_values, cap)
+        gain = information_gain(stats[2], stats[3], stats[1] + self.post.noise, stats[4], self.min_values)
         cost = as_tensor(self.cost_model(fids) / self.target_cost, self.s.device)
-        return _Scored(mixtures, fids, stats, cost, gain / cost, cap)
+        return _Scored(mixtures, fids, stats, cost, gain / cost)
 
     def batch(self, scored: _Scored, keep: np.ndarray, count: int) -> list[tuple[int, float, float]]:
         """Greedy batch among the pairs ``keep`` (see :func:`~mixing.bo.acquisition.greedy_batch`)."""
@@ -274,16 +257,15 @@ class _Scorer:
         _, cov = self.post.joint(
             torch.cat([self.s.inputs(mixtures, fids), self.s.inputs(mixtures, self.target)])
         )
-        mean_twin, noise, idx, cap = (
+        mean_twin, noise, idx = (
             scored.stats[2][keep_t],
             self.post.noise,
             torch.arange(m, device=self.s.device),
-            scored.rho2_cap[keep_t],
         )
 
         def gain(c: torch.Tensor) -> torch.Tensor:
             d = c.diagonal()
-            return information_gain(mean_twin, d[m:], d[:m] + noise, c[idx, idx + m], self.min_values, cap)
+            return information_gain(mean_twin, d[m:], d[:m] + noise, c[idx, idx + m], self.min_values)
 
         return greedy_batch(gain, cov, noise, scored.cost[keep_t], count)
 
@@ -297,12 +279,10 @@ def suggest(
     rng: np.random.Generator,
     settings: BOSettings,
     candidates: tuple[FloatArray, FloatArray] | None = None,
-    trust: dict[bytes, float] | None = None,
 ) -> list[Pick]:
     """``count`` runs that buy the most information about the target minimum per unit of cost.
 
     ``candidates`` = (mixtures, fidelities with NaN = "choose") restricts the search to a finite pool.
-    ``trust``: measured trust per level (:func:`level_trust`), capping what a run there is credited with.
     The runs are distinct and neither pending nor observed; there are exactly ``count`` of them unless
     the pool holds fewer such runs, in which case all of those are returned.
     """
@@ -310,7 +290,7 @@ def suggest(
     post = surrogate.gp.posterior
     if len(obs.pending_mixtures):
         post = post.believe(surrogate.inputs(obs.pending_mixtures, obs.pending_fidelities))
-    scorer = _Scorer(surrogate, post, cost_model, settings, trust or {})
+    scorer = _Scorer(surrogate, post, cost_model, settings)
     if candidates is not None:
         scored = scorer.score(*_expand_pool(candidates[0], candidates[1], levels), rng)
     else:

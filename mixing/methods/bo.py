@@ -5,11 +5,12 @@ optimum per unit of compute (see :mod:`mixing.bo`); ``single-fidelity-bo`` is th
 to target-fidelity runs, the baseline that multi-fidelity must beat on cost.
 
 Trust in the proxies: once enough target-fidelity runs exist, ``bo`` measures how well each cheaper level
-ranks the mixtures run at the target (:func:`mixing.bo.engine.level_trust`). A level's measured trust caps
-what the acquisition credits a run there with; if every cheaper level falls below :data:`TRUST_MIN`, the
-proxies mislead and ``bo`` continues as single-fidelity BO -- a GP on the target runs alone proposes the
-next runs (at the target) and makes the recommendation, so forecasts from misleading levels can neither
-buy more cheap runs nor overrule what was measured at the target.
+ranks the mixtures run at the target (:func:`mixing.bo.engine.level_trust`). If every cheaper level falls
+below :data:`TRUST_MIN`, the proxies mislead and the *recommendation* comes from a GP on the target runs
+alone (with the usual guard), so forecasts from those levels cannot overrule what was measured at the
+target. Suggestions keep using every run: on the RegMix family of ``bench/mf_family.py``, proposing from
+the target-only GP as well, or capping GIBBON's credit for a cheap run at its level's measured trust,
+made ``bo`` slower where proxies mislead, not faster (``bench/RESULTS.md``).
 
 Warm start: the GP hyperparameters of the previous fit arrive in ``ctx.hints["bo_state"]`` and the new ones
 leave in ``details["bo_state"]`` of every proposal and recommendation (a small JSON-able dict; the target-only
@@ -45,7 +46,8 @@ from mixing.simplex import FloatArray
 #: Not tuned: on the RegMix family of ``bench/mf_family.py`` the trust measured on the target runs that
 #: ``bo`` buys -- near the proxies' optimum, where every ranking is flatter -- was -0.3 to 0.45 on a pool
 #: whose cheap level has rank correlation 0.95 with the target, and -0.3 where it has 0.2; no threshold
-#: separates those, and the replays in ``bench/RESULTS.md`` say what this one costs.
+#: separates those. It only switches the recommendation, which then still keeps the best measured
+#: mixture unless the target runs confidently say otherwise.
 TRUST_MIN = 0.5
 #: Key of the target-only fit's hyperparameters inside ``bo_state``.
 TARGET_ONLY = "target_only"
@@ -62,7 +64,7 @@ class FittedBO:
     state: dict[str, Any]
 
     def for_target(self) -> tuple[Surrogate, Observations]:
-        """The model that decides at the target: the target-only one if the proxies mislead."""
+        """The model that recommends: the target-only one if the proxies mislead."""
         return self.target or (self.surrogate, self.obs)
 
 
@@ -99,18 +101,14 @@ class BayesOptMethod:
         candidates: Candidates | None = None,
     ) -> list[Proposal]:
         fixed = self.fixed_fidelity(ctx, fidelity)
+        pool = None if candidates is None else self.pool(ctx, candidates)
         with cpu_threads():
             fitted = self.fit(ctx)
-            at_target = fitted.target is not None and fixed is None
-            surrogate, obs = fitted.for_target() if at_target else (fitted.surrogate, fitted.obs)
-            pool_of = target_pool if at_target else self.pool
-            pool = None if candidates is None else pool_of(ctx, candidates)
+            surrogate, obs = fitted.surrogate, fitted.obs
             problem = surrogate.problem
             levels = engine.fidelity_levels(problem, obs, fixed)
             cost_model = fit_cost_model(obs.fidelities, obs.costs)
-            picks = engine.suggest(
-                surrogate, obs, count, levels, cost_model, ctx.rng, self.settings, pool, fitted.trust
-            )
+            picks = engine.suggest(surrogate, obs, count, levels, cost_model, ctx.rng, self.settings, pool)
         common = {
             **self._details(surrogate, fitted),
             "cost_model": cost_model.source,
@@ -119,7 +117,7 @@ class BayesOptMethod:
         return [
             Proposal(
                 mixture=p.mixture,
-                fidelity=ctx.problem.fidelity.target.copy() if at_target else self.proposed_fidelity(ctx, p.fidelity),
+                fidelity=self.proposed_fidelity(ctx, p.fidelity),
                 method=self.name,
                 predicted=self._prediction(problem, p.mean, p.sd),
                 details={
@@ -216,7 +214,11 @@ class SingleFidelityBayesOptMethod(BayesOptMethod):
         return np.zeros(0)
 
     def pool(self, ctx: SearchContext, candidates: Candidates) -> tuple[FloatArray, FloatArray]:
-        return target_pool(ctx, candidates)
+        """Pool rows whose fidelity is unset or the target; the reduced problem has no fidelity axes."""
+        rows = np.all(np.isnan(candidates.fidelities), axis=1) | _at(
+            candidates.fidelities, ctx.problem.fidelity.target
+        )
+        return candidates.mixtures[rows], np.zeros((int(rows.sum()), 0))
 
     def proposed_fidelity(self, ctx: SearchContext, fidelity: FloatArray) -> FloatArray:
         return ctx.problem.fidelity.target.copy()
@@ -239,12 +241,6 @@ def target_view(problem: Problem, obs: Observations) -> tuple[Problem, Observati
             np.zeros((int(pending.sum()), 0)),
         ),
     )
-
-
-def target_pool(ctx: SearchContext, candidates: Candidates) -> tuple[FloatArray, FloatArray]:
-    """Pool rows whose fidelity is unset or the target, for a model without fidelity axes."""
-    rows = np.all(np.isnan(candidates.fidelities), axis=1) | _at(candidates.fidelities, ctx.problem.fidelity.target)
-    return candidates.mixtures[rows], np.zeros((int(rows.sum()), 0))
 
 
 def _require_target(ctx: SearchContext, fidelity: FloatArray, verb: str) -> None:

@@ -48,9 +48,9 @@ def test_measured_trust_is_high_for_an_agreeing_level_and_negative_for_an_antico
     assert trust[-1.0] < -0.5
 
 
-def test_with_misleading_proxies_the_measured_best_is_kept_and_new_runs_are_at_the_target() -> None:
+def test_with_misleading_proxies_forecasts_from_them_do_not_overrule_the_measured_best() -> None:
     """Anti-correlated cheap runs forecast the target's worst mixtures as its best; once target runs show
-    it, ``bo`` neither buys more cheap runs nor lets those forecasts overrule the best measured mixture."""
+    it, the recommendation among measured and cheaply-run mixtures is the best measured one."""
     rng = np.random.default_rng(1)
     cheap = rng.dirichlet(np.ones(4), 40)
     measured = rng.dirichlet(np.ones(4), 6)
@@ -61,8 +61,6 @@ def test_with_misleading_proxies_the_measured_best_is_kept_and_new_runs_are_at_t
     rec = method.recommend(ctx, pool)
     assert rec.details["proxies_distrusted"]
     assert np.allclose(rec.mixture, measured[np.argmin(bowl(measured))])
-    props = method.suggest(ctx, 4, None, Candidates(pool, np.full((len(pool), 1), np.nan)))
-    assert len(props) == 4 and all(p.fidelity[0] == HIGH for p in props)
 
 
 def test_bo_reaches_the_target_optimum_when_cheap_runs_are_anticorrelated() -> None:
