@@ -60,8 +60,14 @@ class FittedBO:
     surrogate: Surrogate
     obs: Observations
     trust: dict[bytes, float]
+    #: The target-only fit and its runs; None unless recommending with every cheaper level distrusted.
     target: tuple[Surrogate, Observations] | None
     state: dict[str, Any]
+
+    @property
+    def distrusted(self) -> bool:
+        """Every cheaper level measured, and every one below :data:`TRUST_MIN`."""
+        return bool(self.trust) and max(self.trust.values()) < TRUST_MIN
 
     def for_target(self) -> tuple[Surrogate, Observations]:
         """The model that recommends: the target-only one if the proxies mislead."""
@@ -81,14 +87,18 @@ class BayesOptMethod:
         """The problem and runs the model sees (all of them here; narrowed by the baseline)."""
         return ctx.problem, ctx.observations
 
-    def fit(self, ctx: SearchContext) -> FittedBO:
+    def fit(self, ctx: SearchContext, recommending: bool = False) -> FittedBO:
+        """The multi-fidelity fit and the measured trust; the target-only fit too when ``recommending`` and
+        every cheaper level misleads (suggestions do not use it, so they do not pay for it)."""
         problem, obs = self.view(ctx)
         state = ctx.hints.get("bo_state") or {}
         device = bo_device(self.device_choice)
         surrogate = engine.fit_surrogate(problem, obs, device, ctx.rng, state, self.settings)
         trust = engine.level_trust(surrogate, obs)
-        if not trust or max(trust.values()) >= TRUST_MIN:
-            return FittedBO(surrogate, obs, trust, None, surrogate.gp.state)
+        kept = {TARGET_ONLY: state[TARGET_ONLY]} if TARGET_ONLY in state else {}
+        fitted = FittedBO(surrogate, obs, trust, None, {**surrogate.gp.state, **kept})
+        if not recommending or not fitted.distrusted:
+            return fitted
         t_problem, t_obs = target_view(problem, obs)
         t_fit = engine.fit_surrogate(t_problem, t_obs, device, ctx.rng, state.get(TARGET_ONLY), self.settings)
         return FittedBO(surrogate, obs, trust, (t_fit, t_obs), {**surrogate.gp.state, TARGET_ONLY: t_fit.gp.state})
@@ -132,7 +142,7 @@ class BayesOptMethod:
 
     def recommend(self, ctx: SearchContext, candidates: FloatArray | None = None) -> Recommendation:
         with cpu_threads():
-            fitted = self.fit(ctx)
+            fitted = self.fit(ctx, recommending=True)
             surrogate, obs = fitted.for_target()
             mixture, mean, sd = engine.recommend(surrogate, obs, ctx.rng, self.settings, candidates)
         return Recommendation(
@@ -192,7 +202,7 @@ class BayesOptMethod:
                 {"fidelity": np.frombuffer(k, dtype=np.float64).reshape(fidelity.n_axes).tolist(), "spearman": v}
                 for k, v in fitted.trust.items()
             ],
-            "proxies_distrusted": fitted.target is not None,
+            "proxies_distrusted": fitted.distrusted,
         }
 
 
