@@ -1,0 +1,431 @@
+"""Replay family on RegMix runs whose cheap level agrees with the target to a controlled degree.
+
+Each pool is built from the 256 RegMix test mixtures:
+
+* target level (cost ``--cost-ratio``, default 20): the real 60M-parameter Pile-CC loss, for a random quarter of
+  the mixtures (64, the same quarter for every pool and seed: nested as real searches are);
+* cheap level (cost 1), every mixture: ``mean + sd * z`` with ``z = cos(t) z(pile_cc 1M) + sin(t) z(github 1M)``
+  standardised, ``mean, sd`` those of the real 1M Pile-CC loss. GitHub's 1M loss is the domain loss least
+  rank-correlated with the target (Spearman -0.31), a structured, smooth proxy that misleads -- not noise a
+  GP would average away. ``t`` is chosen so that the Spearman correlation between the cheap objective and
+  the target, over the 64 target mixtures, is closest to the requested value; the measured value is printed
+  and stored.
+
+A replay is scored like ``mixopt replay``: after every batch of 4 runs each method recommends one of the
+64 target mixtures (its own recommendation rule), and the cost is recorded when that recommendation's
+*true* target loss first comes within 1% of the target range of the pool's best (cost to 1%) and from when
+every later recommendation stays within it (stays in 1% from). A seed that never gets there has cost
+``inf`` (``null`` in the JSON).
+
+Methods (all in this process, through the same :mod:`mixing.methods` objects the service uses):
+
+* ``bo``: 34 space-filling cheap runs (the ``auto`` policy's design for 17 domains), then multi-fidelity BO
+  choosing mixture and level from the pool, batches of 4;
+* ``single-fidelity-bo``: 8 design runs at the target, then BO on target runs only;
+* ``regmix``: the whole budget on cheap runs (space-filling order), recommending the target mixture that
+  RegMix's LightGBM regression on the cheap runs ranks best (it never trains at the target);
+* ``random``: random target runs, recommending the best measured;
+* ``optuna-tpe``: Optuna's TPE sampler as a practitioner would use it on this pool: one float in [0, 1] per
+  domain, normalised to a mixture, snapped to the nearest unused target row (L1), told that row's loss;
+  ``ask`` four trials per batch; recommending the best measured. Runs only if ``optuna`` is importable.
+
+Run: ``python bench/mf_family.py --seeds 10`` (writes ``bench/results/mf_family.json`` and
+``bench/results/mf_family.png``); ``--plot-only`` redraws the plot from the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mixing.errors import FitError, NotEnoughDataError  # noqa: E402
+from mixing.laws.regmix import RegMixLightGBM  # noqa: E402
+from mixing.methods.base import SearchContext  # noqa: E402
+from mixing.methods.bo import BayesOptMethod, SingleFidelityBayesOptMethod  # noqa: E402
+from mixing.methods.design import DesignMethod  # noqa: E402
+from mixing.problem import Candidates, FidelitySpace, Observations, Problem  # noqa: E402
+from mixing.replay_pool import ReplayPool  # noqa: E402
+from mixing.simplex import SimplexConstraints  # noqa: E402
+from service.regmix_data import PILE_TOKEN_SHARE, load_split  # noqa: E402
+from service.replay import finite_or_null  # noqa: E402
+
+DATA = Path(os.environ.get("MIXOPT_REGMIX_DATA", Path(__file__).resolve().parents[2] / "shared/data/regmix"))
+OUT = Path(__file__).resolve().parent / "results"
+LOW, HIGH = 1e6, 6e7
+BATCH = 4
+BO_DESIGN, SF_DESIGN = 34, 8
+TOLERANCE = 0.01
+OTHER = "loss/github"
+METHODS = ("bo", "single-fidelity-bo", "regmix", "random", "optuna-tpe")
+
+
+@dataclass(frozen=True)
+class FamilyPool:
+    """One pool of the family: the replay table, the problem it poses and what was measured about it."""
+
+    problem: Problem
+    pool: ReplayPool
+    requested: float
+    spearman: float
+    theta: float
+
+
+@functools.cache
+def build_pool(rho: float, cost_ratio: float, pool_seed: int = 0) -> FamilyPool:
+    """The pool whose cheap level has Spearman correlation closest to ``rho`` with the target."""
+    low, high = load_split(DATA, "test_1m"), load_split(DATA, "test_60m")
+    domains = tuple(low.mixtures.columns)
+    w = low.mixtures.to_numpy(dtype=np.float64)
+    w = w / w.sum(axis=1, keepdims=True)
+    target = high.losses["loss/pile_cc"].to_numpy(dtype=np.float64)
+    own = low.losses["loss/pile_cc"].to_numpy(dtype=np.float64)
+    other = low.losses[OTHER].to_numpy(dtype=np.float64)
+    at_target = np.sort(np.random.default_rng(pool_seed).choice(len(w), len(w) // 4, replace=False))
+
+    def standard(v: np.ndarray) -> np.ndarray:
+        return (v - v.mean()) / v.std()
+
+    def cheap(t: float) -> np.ndarray:
+        return own.mean() + own.std() * standard(math.cos(t) * standard(own) + math.sin(t) * standard(other))
+
+    thetas = np.linspace(0.0, math.pi, 1801)
+    rhos = np.array([spearmanr(cheap(t)[at_target], target[at_target])[0] for t in thetas])
+    theta = float(thetas[int(np.argmin(np.abs(rhos - rho)))])
+    y_low = cheap(theta)
+    n_t = len(at_target)
+    pool = ReplayPool(
+        np.concatenate([w, w[at_target]]),
+        np.concatenate([np.full((len(w), 1), LOW), np.full((n_t, 1), HIGH)]),
+        np.concatenate([y_low, target[at_target]]),
+        np.concatenate([np.ones(len(w)), np.full(n_t, cost_ratio)]),
+    )
+    space = FidelitySpace(("params",), np.array([LOW]), np.array([HIGH]), np.array([HIGH]))
+    problem = Problem(
+        domains,
+        SimplexConstraints.unconstrained(len(domains)),
+        ("objective",),
+        np.array([1.0]),
+        prior=np.array([PILE_TOKEN_SHARE[d] for d in domains]),
+        fidelity=space,
+    )
+    measured = float(spearmanr(y_low[at_target], target[at_target])[0])
+    return FamilyPool(problem, pool, rho, measured, theta)
+
+
+@dataclass
+class Trace:
+    """One replay: the recommendation's true target loss after each batch, and the costs derived from it."""
+
+    method: str
+    rho: float
+    seed: int
+    costs: list[float] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    runs_low: int = 0
+    runs_high: int = 0
+    cost_to_within: float = math.inf
+    cost_to_stay_within: float = math.inf
+    final_regret: float = math.nan
+    wall_s: float = 0.0
+
+
+class Replay:
+    """The state of one replay: runs taken so far, and the scoring of recommendations."""
+
+    def __init__(self, fp: FamilyPool, method: str, seed: int, budget: float) -> None:
+        self.fp, self.budget = fp, budget
+        pool = fp.pool
+        self.is_high = pool.fidelities[:, 0] == HIGH
+        self.high_rows = np.flatnonzero(self.is_high)
+        self.target_mixtures = pool.mixtures[self.high_rows]
+        truth = pool.objective[self.high_rows]
+        self.best, self.span = float(truth.min()), float(np.ptp(truth))
+        self.rows: list[int] = []
+        self.rng = np.random.default_rng(seed)
+        self.trace = Trace(method, fp.requested, seed)
+
+    def observations(self) -> Observations:
+        p, r = self.fp.pool, self.rows
+        d = p.mixtures.shape[1]
+        return Observations(
+            p.mixtures[r].reshape(-1, d),
+            p.fidelities[r].reshape(-1, 1),
+            p.objective[r][:, None],
+            p.cost[r],
+            np.zeros((0, d)),
+            np.zeros((0, 1)),
+        )
+
+    def context(self, hints: dict) -> SearchContext:
+        return SearchContext(self.fp.problem, self.observations(), np.random.default_rng(self.rng.integers(2**31)),
+                             hints)
+
+    def spent(self) -> float:
+        return float(self.fp.pool.cost[self.rows].sum())
+
+    def free(self, rows: np.ndarray) -> np.ndarray:
+        return np.setdiff1d(rows, self.rows)
+
+    def take(self, rows: list[int]) -> None:
+        self.rows.extend(rows)
+
+    def take_proposals(self, proposals: list) -> None:
+        self.rows.extend(self.fp.pool.answer(p.mixture, p.fidelity)[0] for p in proposals)
+
+    def score(self, mixture: np.ndarray) -> None:
+        """Record the true target loss of the recommended target mixture at the current spend."""
+        i = int(np.argmin(np.abs(self.target_mixtures - mixture).sum(axis=1)))
+        value = float(self.fp.pool.objective[self.high_rows[i]])
+        t = self.trace
+        t.costs.append(self.spent())
+        t.values.append(value)
+        if math.isinf(t.cost_to_within) and value - self.best <= TOLERANCE * self.span:
+            t.cost_to_within = self.spent()
+
+    def best_measured(self) -> np.ndarray | None:
+        high = [r for r in self.rows if self.is_high[r]]
+        if not high:
+            return None
+        return self.fp.pool.mixtures[min(high, key=lambda r: self.fp.pool.objective[r])]
+
+    def finish(self, t0: float) -> Trace:
+        t = self.trace
+        inside = [v - self.best <= TOLERANCE * self.span for v in t.values]
+        start = len(inside) - next((i for i, ok in enumerate(reversed(inside)) if not ok), len(inside))
+        if start < len(inside):
+            t.cost_to_stay_within = t.costs[start]
+        t.final_regret = (t.values[-1] - self.best) / self.span if t.values else math.nan
+        t.runs_high = int(self.is_high[self.rows].sum())
+        t.runs_low = len(self.rows) - t.runs_high
+        t.wall_s = time.perf_counter() - t0
+        return t
+
+
+def _candidates(r: Replay, rows: np.ndarray) -> Candidates:
+    p = r.fp.pool
+    return Candidates(p.mixtures[rows], p.fidelities[rows])
+
+
+def run_bo(r: Replay, single: bool) -> None:
+    method = SingleFidelityBayesOptMethod() if single else BayesOptMethod()
+    level = HIGH if single else LOW
+    n0 = SF_DESIGN if single else BO_DESIGN
+    rows = r.high_rows if single else np.arange(len(r.fp.pool.objective))
+    level_rows = np.flatnonzero(r.fp.pool.fidelities[:, 0] == level)
+    hints: dict = {}
+    while r.spent() < r.budget:
+        free = r.free(rows)
+        if len(free) == 0:
+            break
+        ctx = r.context(hints)
+        if len(r.rows) < n0:
+            design_rows = r.free(level_rows)
+            props = DesignMethod().suggest(ctx, min(BATCH, n0 - len(r.rows)), np.array([level]),
+                                           _candidates(r, design_rows))
+        else:
+            props = method.suggest(ctx, BATCH, None, _candidates(r, free))
+            hints = {"bo_state": props[0].details["bo_state"]} if props else hints
+        if not props:
+            break
+        r.take_proposals(props)
+        ctx = r.context(hints)
+        try:
+            rec = method.recommend(ctx, r.target_mixtures).mixture
+        except (NotEnoughDataError, FitError):  # too few runs for a model: the best measured target run
+            rec = r.best_measured()
+        if rec is not None:
+            r.score(rec)
+
+
+def run_regmix(r: Replay) -> None:
+    low_rows = np.flatnonzero(~r.is_high)
+    while r.spent() < r.budget:
+        free = r.free(low_rows)
+        if len(free) == 0:
+            break
+        ctx = r.context({})
+        props = DesignMethod().suggest(ctx, BATCH, np.array([LOW]), _candidates(r, free))
+        r.take_proposals(props)
+        if len(r.rows) >= 8:
+            p = r.fp.pool
+            law = RegMixLightGBM(seed=int(r.rng.integers(2**31))).fit(p.mixtures[r.rows], None,
+                                                                      p.objective[r.rows][:, None])
+            r.score(r.target_mixtures[int(np.argmin(law.predict(r.target_mixtures)[:, 0]))])
+
+
+def run_random(r: Replay) -> None:
+    order = r.rng.permutation(r.high_rows)
+    for start in range(0, len(order), BATCH):
+        if r.spent() >= r.budget:
+            break
+        r.take(order[start:start + BATCH].tolist())
+        r.score(r.best_measured())
+
+
+def run_tpe(r: Replay) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=int(r.rng.integers(2**31))))
+    names = r.fp.problem.domains
+    p = r.fp.pool
+    while r.spent() < r.budget and len(r.free(r.high_rows)):
+        trials = [study.ask() for _ in range(BATCH)]
+        for trial in trials:
+            free = r.free(r.high_rows)
+            if len(free) == 0:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                continue
+            raw = np.array([trial.suggest_float(d, 0.0, 1.0) for d in names])
+            w = raw / raw.sum() if raw.sum() > 0 else np.full(len(raw), 1.0 / len(raw))
+            row = int(free[np.argmin(np.abs(p.mixtures[free] - w).sum(axis=1))])
+            r.take([row])
+            study.tell(trial, float(p.objective[row]))
+        r.score(r.best_measured())
+
+
+RUNNERS: dict[str, Callable[[Replay], None]] = {
+    "bo": lambda r: run_bo(r, single=False),
+    "single-fidelity-bo": lambda r: run_bo(r, single=True),
+    "regmix": run_regmix,
+    "random": run_random,
+    "optuna-tpe": run_tpe,
+}
+
+
+def one(job: tuple[float, float, str, int, float]) -> dict:
+    rho, ratio, method, seed, budget = job
+    fp = build_pool(rho, ratio)
+    r = Replay(fp, method, seed, budget)
+    t0 = time.perf_counter()
+    RUNNERS[method](r)
+    return asdict(r.finish(t0))
+
+
+def summarise(traces: list[dict], pools: dict[float, dict]) -> dict:
+    out: dict = {}
+    for rho in sorted(pools, reverse=True):
+        out[str(rho)] = {"pool": pools[rho], "methods": {}}
+        for method in METHODS:
+            ts = [t for t in traces if t["rho"] == rho and t["method"] == method]
+            if not ts:
+                continue
+            reach = [t["cost_to_within"] for t in ts]
+            stay = [t["cost_to_stay_within"] for t in ts]
+            out[str(rho)]["methods"][method] = {
+                "seeds": len(ts),
+                "median_cost_to_within_1pct": float(np.median(reach)),
+                "reached": int(np.isfinite(reach).sum()),
+                "median_cost_to_stay_within_1pct": float(np.median(stay)),
+                "stayed": int(np.isfinite(stay).sum()),
+                "median_final_regret": float(np.nanmedian([t["final_regret"] for t in ts])),
+                "median_runs_low": float(np.median([t["runs_low"] for t in ts])),
+                "median_runs_high": float(np.median([t["runs_high"] for t in ts])),
+                "median_wall_s": float(np.median([t["wall_s"] for t in ts])),
+            }
+    return out
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budget = result["budget"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
+    for ax, key, title in ((axes[0], "median_cost_to_within_1pct", "cost to 1%"),
+                           (axes[1], "median_cost_to_stay_within_1pct", "stays in 1% from")):
+        for method in METHODS:
+            xs, ys = [], []
+            for entry in result["summary"].values():
+                m = entry["methods"].get(method)
+                if m is not None:
+                    xs.append(entry["pool"]["spearman"])
+                    never = m[key] is None or not math.isfinite(m[key])
+                    ys.append(budget * 1.25 if never else m[key])
+            if xs:
+                order = np.argsort(xs)
+                ax.plot(np.array(xs)[order], np.array(ys)[order], marker="o", label=method)
+        ax.axhline(budget * 1.25, color="k", ls=":", lw=1, label="never (> budget)")
+        ax.set_yscale("log")
+        ax.set_xlabel("Spearman correlation, cheap level vs target (64 target mixtures)")
+        ax.set_ylabel(f"median {title} (cheap run = 1, target run = {result['cost_ratio']:g})")
+        ax.set_title(f"{title}: median over {result['seeds']} seeds, budget {budget:g}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--rhos", default="0.95,0.8,0.6,0.4,0.2")
+    ap.add_argument("--cost-ratio", type=float, default=20.0)
+    ap.add_argument("--budget", type=float, default=600.0)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=OUT / "mf_family.json")
+    ap.add_argument("--plot-only", action="store_true")
+    args = ap.parse_args()
+    png = args.out.with_suffix(".png")
+    if args.plot_only:
+        plot(json.loads(args.out.read_text()), png)
+        print(png)
+        return
+    rhos = [float(x) for x in args.rhos.split(",")]
+    methods = [m for m in args.methods.split(",") if m != "optuna-tpe" or _has_optuna()]
+    pools = {}
+    for rho in rhos:
+        fp = build_pool(rho, args.cost_ratio)
+        pools[rho] = {"requested": rho, "spearman": fp.spearman, "theta": fp.theta}
+        print(f"pool rho~{rho}: measured Spearman {fp.spearman:.3f} (theta {fp.theta:.3f})", flush=True)
+    jobs = [(rho, args.cost_ratio, m, s, args.budget) for rho in rhos for m in methods
+            for s in range(args.first_seed, args.first_seed + args.seeds)]
+    traces = []
+    with ProcessPoolExecutor(args.workers) as ex:
+        for t in ex.map(one, jobs):
+            traces.append(t)
+            print(f"rho {t['rho']} {t['method']:20} seed {t['seed']}: to 1% {t['cost_to_within']:g}, "
+                  f"stays from {t['cost_to_stay_within']:g}, runs {t['runs_low']}+{t['runs_high']}, "
+                  f"{t['wall_s']:.0f}s", flush=True)
+    summary = summarise(traces, pools)
+    result = {"budget": args.budget, "cost_ratio": args.cost_ratio, "seeds": args.seeds, "batch": BATCH,
+              "summary": summary, "traces": traces}
+    print(f"\n{'rho':>5} {'measured':>8} {'method':20} {'to 1%':>7} {'reached':>7} {'stays':>7} {'stayed':>6}")
+    for entry in summary.values():
+        for method, m in entry["methods"].items():
+            print(f"{entry['pool']['requested']:5.2f} {entry['pool']['spearman']:8.3f} {method:20} "
+                  f"{m['median_cost_to_within_1pct']:7g} {m['reached']:7d} "
+                  f"{m['median_cost_to_stay_within_1pct']:7g} {m['stayed']:6d}")
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(json.dumps(finite_or_null(result), indent=1, allow_nan=False))
+    plot(result, png)
+    print(args.out, png)
+
+
+def _has_optuna() -> bool:
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    main()
