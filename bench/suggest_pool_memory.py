@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,26 +32,13 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.server_process import free_port, peak_rss_mib  # noqa: E402
 from tests.service.helpers import DOMAINS, spec, synthetic_losses  # noqa: E402
 
 N_CANDIDATES = 200_000
 RUN_COUNTS = (0, 100, 300)
 COUNT = 4
 OUT = ROOT / "bench" / "results"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def peak_rss_mib(pid: int) -> float:
-    """The process's resident-set high-water mark, from /proc (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc status")
 
 
 def wait_ready(client: httpx.Client, proc: subprocess.Popen[bytes]) -> None:
