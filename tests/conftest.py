@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,32 +41,56 @@ def _postgres_reachable() -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def postgres_db_factory() -> Iterator[Callable[[], str]]:
-    """Creates scratch databases on the real PostgreSQL server; drops them at the end of the session."""
-    created: list[str] = []
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+class ScratchDatabases:
+    """Creates scratch databases on the real PostgreSQL server (call it for a URL) and drops them.
 
-    def make() -> str:
+    Each fixture that makes one drops it when its scope ends, so the drops are spread over the run: left
+    to the end of the session, a few hundred ``DROP DATABASE`` on a busy machine outlasted the last test's
+    timeout. Whatever is left is dropped when the session ends.
+    """
+
+    def __init__(self) -> None:
+        self.admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        self.created: list[str] = []
+
+    def __call__(self) -> str:
         require(_postgres_reachable(), f"PostgreSQL not reachable at {PG_ADMIN_URL}")
         name = f"mixopt_test_{uuid.uuid4().hex[:12]}"
-        with admin.connect() as conn:
+        with self.admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        created.append(name)
+        self.created.append(name)
         return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
-    yield make
-    with admin.connect() as conn:
-        for name in created:
+    def drop(self, url: str) -> None:
+        self._drop(url.rsplit("/", 1)[1])
+
+    def close(self) -> None:
+        for name in list(self.created):
+            self._drop(name)
+        self.admin.dispose()
+
+    def _drop(self, name: str) -> None:
+        with self.admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+        self.created.remove(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_db_factory() -> Iterator[ScratchDatabases]:
+    scratch = ScratchDatabases()
+    yield scratch
+    scratch.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/mixopt.db"
-    return request.getfixturevalue("postgres_db_factory")()
+        yield f"sqlite:///{tmp_path}/mixopt.db"
+        return
+    scratch: ScratchDatabases = request.getfixturevalue("postgres_db_factory")
+    url = scratch()
+    yield url
+    scratch.drop(url)
 
 
 @pytest.fixture

@@ -118,8 +118,7 @@ class InProcessDispatcher:
                                          name=f"mixopt-job-{lane.value}-{i}")
                         for lane, count in ((Lane.background, workers), (Lane.interactive, interactive_workers))
                         for i in range(count)]
-        for thread in self.threads:
-            thread.start()
+        self.started = False
 
     def submit(self, kind: str, job_id: str, project: str) -> None:
         fn = self.tasks[kind]
@@ -127,6 +126,10 @@ class InProcessDispatcher:
         self.futures[job_id] = future
         future.add_done_callback(lambda _: self.futures.pop(job_id, None))
         with self.changed:
+            if not self.started:  # an app that never runs a job (most in tests) never starts its threads
+                self.started = True
+                for thread in self.threads:
+                    thread.start()
             self.queues[LANES[kind]].put(project, _Queued(lambda: fn(self.store, job_id), future))
             self.changed.notify_all()
 
@@ -162,7 +165,8 @@ class InProcessDispatcher:
         with self.changed:
             self.closing = True
             self.changed.notify_all()
-        for thread in self.threads:
+            started = self.started
+        for thread in self.threads if started else ():
             thread.join()
 
 

@@ -10,17 +10,20 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from tests.conftest import require
+from tests.conftest import ScratchDatabases, require
 from tests.hardening.procs import ApiServer, PrivatePostgres, postgres_bin
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-                  postgres_db_factory: Callable[[], str]) -> str:
+                  postgres_db_factory: ScratchDatabases) -> Iterator[str]:
     """A database for a whole module: creating an app per test would dominate the run time."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('db')}/mixopt.db"
-    return postgres_db_factory()
+        yield f"sqlite:///{tmp_path_factory.mktemp('db')}/mixopt.db"
+        return
+    url = postgres_db_factory()
+    yield url
+    postgres_db_factory.drop(url)
 
 
 @pytest.fixture(scope="module")
