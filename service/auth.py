@@ -170,7 +170,7 @@ def is_protected(path: str) -> bool:
     return path.startswith(PROTECTED_PREFIXES)
 
 
-def _client_ip(scope: ASGIScope) -> str:
+def client_ip(scope: ASGIScope) -> str:
     client = scope.get("client")
     return client[0] if client else "unknown"
 
@@ -207,7 +207,7 @@ class AuthenticationMiddleware:
             return
         principal = OPEN
         if self.authenticator is not None:
-            ip = _client_ip(scope)
+            ip = client_ip(scope)
             wait_s = self.failures.wait(ip)
             if wait_s > 0:
                 await send_rate_limited(send, wait_s, "failed authentications from this address")

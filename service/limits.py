@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.auth import caller
+from service.auth import caller, client_ip
 from service.errors import error_body
 from service.middleware import send_json
 from service.throttle import TokenBuckets, send_rate_limited
@@ -127,5 +127,4 @@ def caller_key(scope: Scope) -> str:
     principal = caller(scope)
     if principal is not None and principal.token_id is not None:
         return "token:" + principal.token_id
-    client = scope.get("client")
-    return "ip:" + (client[0] if client else "unknown")
+    return "ip:" + client_ip(scope)
