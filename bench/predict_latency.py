@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from service.app import create_app  # noqa: E402
+from service.api.app import create_app  # noqa: E402
 from service.regmix_data import domain_specs, load_split  # noqa: E402
 from service.settings import Settings, get_settings  # noqa: E402
 

@@ -34,7 +34,7 @@ import redis
 import sqlalchemy as sa
 
 from migrations import upgrade
-from service.embedded import embedded_server
+from service.api.embedded import embedded_server
 from service.regmix_data import domain_specs, load_split
 from service.settings import Settings
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from mixing import online
 from mixing.online import OnlineInputError
 from service.db import transaction
-from service.errors import Conflict, InvalidInput, NotFound
+from service.errors import Conflict, ErrorCode, InvalidInput, NotFound
 from service.locks import experiment_lock
 from service.models import Experiment, OnlineObservation, OnlineSession, new_id, utcnow
 from service.schemas_online import ObservationIn, OnlineSessionCreate
@@ -33,11 +33,11 @@ def _vector(domains: list[str], values: dict[str, float], field: str) -> np.ndar
     unknown = sorted(set(values) - set(domains))
     if unknown:
         raise InvalidInput(f"unknown domain {unknown[0]!r}; the session's domains are {domains[:20]}",
-                           field=f"{field}.{unknown[0]}", code="domain_mismatch")
+                           field=f"{field}.{unknown[0]}", code=ErrorCode.domain_mismatch)
     missing = [d for d in domains if d not in values]
     if missing:
         raise InvalidInput(f"missing value for domain {missing[0]!r}", field=f"{field}.{missing[0]}",
-                           code="domain_mismatch")
+                           code=ErrorCode.domain_mismatch)
     return np.array([values[d] for d in domains], dtype=np.float64)
 
 
@@ -69,7 +69,7 @@ class OnlineSessions:
         weights = _vector(domains, body.initial_weights, "initial_weights") if body.initial_weights else None
         if weights is not None and abs(weights.sum() - 1.0) > 1e-6:
             raise InvalidInput(f"initial weights sum to {weights.sum():.9g}, not 1", field="initial_weights",
-                               code="invalid_mixture")
+                               code=ErrorCode.invalid_mixture)
         reference = _vector(domains, body.reference_losses, "reference_losses") if body.reference_losses else None
         try:
             state, _ = online.start(body.method, len(domains), body.hyperparameters, weights, reference)
@@ -140,7 +140,7 @@ class OnlineSessions:
                 if repeat is not None:
                     if not np.array_equal(repeat.losses, losses) or repeat.split != body.split:
                         raise Conflict(f"step {body.step} was already reported with other losses", field="step",
-                                       code="step_conflict")
+                                       code=ErrorCode.step_conflict)
                     return domains, repeat.directive
             try:
                 state, directive = online.observe(ses.state, body.step, losses)

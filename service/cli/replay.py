@@ -50,7 +50,7 @@ def replay(runs_csv: Path, mixture_prefix: str, fidelity_column: str, cost_colum
     trajectories = []
     with ExitStack() as stack:
         if url is None:
-            from service.embedded import embedded_server
+            from service.api.embedded import embedded_server
 
             tmp = stack.enter_context(tempfile.TemporaryDirectory())
             url = stack.enter_context(embedded_server(Settings(database_url=f"sqlite:///{tmp}/replay.db",

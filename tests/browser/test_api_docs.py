@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.embedded import embedded_server
+from service.api.embedded import embedded_server
 from service.settings import Settings
 from tests.browser.conftest import VIEWPORT
 

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 
 from migrations import upgrade
 from service import bundle
-from service.app import create_app
+from service.api.app import create_app
 from service.cli import main
 from service.db import make_engine
 from service.models import Base

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from mixopt_client import MixoptClient
 
+from service.api.embedded import embedded_server
 from service.cli import main
-from service.embedded import embedded_server
 from service.regmix_data import load_split
 from service.settings import Settings
 from tests.service.helpers import spec

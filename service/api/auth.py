@@ -29,10 +29,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as ASGIScope
 
+from service.api.errors import api_error_body
+from service.api.middleware import send_json
+from service.api.throttle import TokenBuckets, send_rate_limited
 from service.errors import InsufficientScope, Unauthenticated
-from service.middleware import send_json
 from service.models import DEFAULT_PROJECT, ApiToken, utcnow
-from service.throttle import TokenBuckets, send_rate_limited
 from service.tokens import Scope, Tokens, digest, highest, split_token
 
 log = logging.getLogger("mixopt.auth")
@@ -217,7 +218,8 @@ class AuthenticationMiddleware:
             except Unauthenticated as exc:
                 self.failures.take(ip)
                 headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (exc.headers or {}).items()]
-                await send_json(send, exc.status_code, exc.body(), headers=[*headers, (b"connection", b"close")])
+                await send_json(send, exc.status_code, api_error_body(exc),
+                                headers=[*headers, (b"connection", b"close")])
                 return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from service.auth import get_project
+from service.api.deps import ExperimentDep, Project, State
+from service.api.presenters import experiment_out
+from service.api.request_body import CheckedRoute
 from service.paging import PageSize
-from service.presenters import experiment_out
-from service.request_body import CheckedRoute
 from service.schemas import ExperimentCreate, ExperimentList, ExperimentOut, ExperimentPatch
-from service.state import AppState, get_state
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"], route_class=CheckedRoute)
-State = Annotated[AppState, Depends(get_state)]
-Project = Annotated[str, Depends(get_project)]
 
 
 @router.post("", status_code=201, response_model=ExperimentOut)
@@ -43,9 +40,8 @@ def list_experiments(st: State, project: Project,
 
 
 @router.get("/{experiment_id}", response_model=ExperimentOut)
-def get_experiment(experiment_id: str, st: State, project: Project) -> ExperimentOut:
+def get_experiment(exp: ExperimentDep, st: State) -> ExperimentOut:
     """One experiment: its spec, state, run counts and data version."""
-    exp = st.store.get_experiment(experiment_id, project)
     return experiment_out(exp, st.store.run_counts([exp.id])[exp.id])
 
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import httpx
 import uvicorn
 
-from service.app import create_app
+from service.api.app import create_app
 from service.settings import Settings
 
 

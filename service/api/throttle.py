@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 from starlette.types import Send
 
-from service.errors import error_body
-from service.middleware import send_json
+from service.api.errors import error_body
+from service.api.middleware import send_json
+from service.errors import ErrorCode
 
 
 @dataclass
@@ -76,6 +77,6 @@ class TokenBuckets:
 async def send_rate_limited(send: Send, wait_s: float, limit: str) -> None:
     """429 ``rate_limited`` with ``Retry-After`` (whole seconds, at least 1) and what the limit is."""
     retry_after = max(1, math.ceil(wait_s))
-    body = error_body("rate_limited", f"too many requests; retry after {retry_after} s ({limit})",
+    body = error_body(ErrorCode.rate_limited, f"too many requests; retry after {retry_after} s ({limit})",
                       retry_after_s=retry_after)
     await send_json(send, 429, body, headers=[(b"retry-after", str(retry_after).encode())])

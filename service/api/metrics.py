@@ -26,8 +26,9 @@ from sqlalchemy import ColumnElement, Engine, case, func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import error_body
-from service.middleware import send_json
+from service.api.errors import error_body
+from service.api.middleware import send_json
+from service.errors import ErrorCode
 from service.models import Experiment, ExperimentState, Fit, Job, JobState
 
 log = logging.getLogger("mixopt.metrics")
@@ -182,7 +183,7 @@ class MetricsMiddleware:
         if self.expected is not None:
             given = dict(scope.get("headers") or ()).get(b"authorization", b"")
             if not hmac.compare_digest(given, self.expected):
-                await send_json(send, 401, error_body("unauthenticated", "/metrics needs 'Authorization: "
+                await send_json(send, 401, error_body(ErrorCode.unauthenticated, "/metrics needs 'Authorization: "
                                                       "Bearer <MIXOPT_METRICS_TOKEN>'"),
                                 headers=[(b"www-authenticate", b"Bearer")])
                 return

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.errors import InvalidInput, NotFound
+from service.errors import ErrorCode, InvalidInput, NotFound
 
 #: Bodies larger than this are decoded in the thread pool rather than on the event loop.
 OFF_LOOP_BYTES = 64 * 1024
@@ -106,9 +106,9 @@ class CheckedRoute(APIRoute):
             for name, value in request.query_params.multi_items():
                 if (problem := text_problem(name)) is not None:
                     raise InvalidInput(f"query parameter {ascii(name)}: {problem}", field="query",
-                                       code="unstorable_value")
+                                       code=ErrorCode.unstorable_value)
                 if (problem := text_problem(value)) is not None:
-                    raise InvalidInput(f"{name}: {problem}", field=name, code="unstorable_value")
+                    raise InvalidInput(f"{name}: {problem}", field=name, code=ErrorCode.unstorable_value)
             if takes_body and _is_json(request):
                 body = await request.body()
                 if body:

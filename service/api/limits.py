@@ -9,10 +9,11 @@ from __future__ import annotations
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.auth import caller, client_ip
-from service.errors import error_body
-from service.middleware import send_json
-from service.throttle import TokenBuckets, send_rate_limited
+from service.api.auth import caller, client_ip
+from service.api.errors import error_body
+from service.api.middleware import send_json
+from service.api.throttle import TokenBuckets, send_rate_limited
+from service.errors import ErrorCode
 
 #: Probes and scrapes are never throttled: a throttled liveness probe would restart a healthy API.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -36,7 +37,7 @@ def _too_large_message(limit: int) -> str:
 class BodySizeLimitMiddleware:
     """413 for bodies over the limit: by ``Content-Length`` before reading, else by counting chunks.
 
-    The limit is ``max_bytes`` for a request with a caller (see :func:`service.auth.caller`), else
+    The limit is ``max_bytes`` for a request with a caller (see :func:`service.api.auth.caller`), else
     ``anonymous_max_bytes``.
     """
 
@@ -84,7 +85,7 @@ class BodySizeLimitMiddleware:
 
     @staticmethod
     async def _reject(send: Send, limit: int) -> None:
-        await send_json(send, 413, error_body("payload_too_large", _too_large_message(limit)),
+        await send_json(send, 413, error_body(ErrorCode.payload_too_large, _too_large_message(limit)),
                         headers=[(b"connection", b"close")])
 
 
@@ -101,7 +102,7 @@ def _content_length(scope: Scope) -> int | None:
 class RateLimitMiddleware:
     """429 with ``Retry-After`` once a caller's token bucket is empty.
 
-    Sits inside :class:`~service.auth.AuthenticationMiddleware`, so a protected request is keyed on the
+    Sits inside :class:`~service.api.auth.AuthenticationMiddleware`, so a protected request is keyed on the
     authenticated token's id: rewriting the ``Authorization`` header (case, spaces) does not make a new
     caller. Other requests, and every request of an API running open, are keyed on the client address.
     """

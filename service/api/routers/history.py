@@ -11,24 +11,20 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, model_validator
 
-from mixing.laws import LAWS
-from mixing.methods import method_names
-from service.auth import get_project
-from service.errors import InvalidInput, NotFound
+from service.api.deps import ExperimentDep, Project, State
+from service.api.presenters import RunPresenter, job_out
+from service.api.request_body import CheckedRoute
+from service.errors import NotFound
 from service.models import Fit, Proposal, ReoptPolicy
+from service.operations.reoptimize import queue_refit
 from service.paging import PageSize
-from service.presenters import RunPresenter, job_out
-from service.request_body import CheckedRoute
 from service.schemas import JobAccepted, PredictionOut, Strict
-from service.state import AppState, get_state
-from workers.refit import REFIT_KINDS
+from service.validation import check_laws, check_method
 
 router = APIRouter(prefix="/v1/experiments/{experiment_id}", tags=["fits"], route_class=CheckedRoute)
-State = Annotated[AppState, Depends(get_state)]
-Project = Annotated[str, Depends(get_project)]
 
 
 class FitOut(BaseModel):
@@ -159,19 +155,15 @@ def request_refit(experiment_id: str, st: State, project: Project, body: RefitRe
     """
     exp = st.store.get_experiment(experiment_id, project)
     body = body or RefitRequest()
-    params = {"project": project, "force": body.force, "method": _method(body.method or "auto"),
-              "seed": st.settings.seed, "laws": _laws(body.laws or st.settings.refit_law_list)}
-    job, created = st.store.enqueue_exclusive(exp.id, "refit", params, REFIT_KINDS)
-    assert job is not None
-    if created:
-        st.dispatcher.submit("refit", job.id, project)
-    return JobAccepted(job=job_out(st.store.get_job(job.id)))
+    job = queue_refit(st.store, st.dispatcher, exp, force=body.force,
+                      method=check_method(body.method or "auto"),
+                      laws=check_laws(body.laws or st.settings.refit_law_list), seed=st.settings.seed)
+    return JobAccepted(job=job_out(job))
 
 
 @router.get("/reoptimization", response_model=PolicyOut)
-def get_policy(experiment_id: str, st: State, project: Project) -> PolicyOut:
+def get_policy(exp: ExperimentDep, st: State) -> PolicyOut:
     """The experiment's scheduled re-optimization policy (404 until one is PUT) and when it last fired."""
-    exp = st.store.get_experiment(experiment_id, project)
     policy = st.store.get_policy(exp.id)
     if policy is None:
         raise NotFound("this experiment has no re-optimization policy; PUT one", field="experiment_id")
@@ -185,23 +177,8 @@ def put_policy(experiment_id: str, body: PolicyIn, st: State, project: Project) 
     """
     exp = st.store.get_experiment(experiment_id, project)
     values = body.model_dump()
-    values["method"] = _method(body.method)
+    values["method"] = check_method(body.method)
     return _policy_out(st.store.put_policy(exp.id, values))
-
-
-def _method(name: str) -> str:
-    if name not in method_names():
-        raise InvalidInput(f"unknown method {name!r}; available: {method_names()}", field="method",
-                           code="unknown_method")
-    return name
-
-
-def _laws(names: list[str] | None) -> list[str] | None:
-    for i, name in enumerate(names or []):
-        if name not in LAWS:
-            raise InvalidInput(f"unknown law {name!r}; known: {sorted(LAWS)}", field=f"laws[{i}]",
-                               code="unknown_law")
-    return names
 
 
 def _fit_out(f: Fit) -> FitOut:

@@ -15,7 +15,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import error_body
+from service.api.errors import error_body
+from service.errors import ErrorCode
 from service.logs import request_id_var
 
 log = logging.getLogger("mixopt.api")
@@ -61,7 +62,7 @@ class RequestContextMiddleware:
             log.exception("unhandled error", extra={"method": scope.get("method"), "path": scope.get("path")})
             if "code" in status:
                 raise  # the response already started; the server can only drop the connection
-            await send_json(send_with_headers, 500, error_body("internal_error", "internal server error",
+            await send_json(send_with_headers, 500, error_body(ErrorCode.internal_error, "internal server error",
                                                                request_id=rid))
         finally:
             if log.isEnabledFor(logging.DEBUG):

@@ -11,12 +11,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from service.dashboard.progress import best_observed, progress
-from service.dashboard.schemas import BestObserved, CurveOut, Overview, ProgressOut, Summary
+from service.api.dashboard.progress import best_observed, progress
+from service.api.dashboard.schemas import BestObserved, CurveOut, Overview, ProgressOut, Summary
+from service.api.deps import AppState
+from service.api.presenters import RunPresenter
 from service.models import Experiment
-from service.presenters import RunPresenter
 from service.schemas import RecommendationOut
-from service.state import AppState
 from service.validation import problem_from_spec
 
 

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
-from service.auth import get_project
-from service.errors import InvalidInput
+from service.api.deps import Project, State
+from service.api.presenters import RunPresenter
+from service.api.request_body import CheckedRoute
+from service.errors import ErrorCode, InvalidInput
 from service.models import Experiment
 from service.paging import PageSize
-from service.presenters import RunPresenter
-from service.request_body import CheckedRoute
 from service.schemas import BatchResult, RunBatch, RunList, RunOut, RunReport, RunStateName
-from service.state import AppState, get_state
 from service.validation import ReportRules
 
 router = APIRouter(prefix="/v1/experiments/{experiment_id}", tags=["runs"], route_class=CheckedRoute)
-State = Annotated[AppState, Depends(get_state)]
-Project = Annotated[str, Depends(get_project)]
 
 
 @router.post("/runs", status_code=201, response_model=RunOut,
@@ -42,7 +39,7 @@ def import_runs(experiment_id: str, body: RunBatch, st: State, project: Project)
     """
     if len(body.runs) > st.settings.max_batch_runs:
         raise InvalidInput(f"at most {st.settings.max_batch_runs} runs per batch", field="runs",
-                           code="batch_too_large")
+                           code=ErrorCode.batch_too_large)
     created, existing, updated, ids = st.store.report_batch(experiment_id, body.runs, project)
     st.metrics.count_reports("batch", reported=len(ids), created=created)
     return BatchResult(created=created, existing=existing, updated=updated, run_ids=ids)
@@ -77,7 +74,7 @@ def fidelity_filter(exp: Experiment, fidelity: list[str] | None) -> list[float] 
         except ValueError:
             sep = ""
         if not sep:
-            raise InvalidInput(f"expected axis=value, got {item!r}", field="fidelity", code="invalid_fidelity")
+            raise InvalidInput(f"expected axis=value, got {item!r}", field="fidelity", code=ErrorCode.invalid_fidelity)
     return ReportRules.of(exp.spec).fidelity(given, "fidelity", allow_partial=False)
 
 

@@ -4,8 +4,9 @@
 cross-validation, stores the results as Fit records, remembers the selected law, recomputes the
 recommendation and stores the model that predictions use by default (see :mod:`service.model_store`).
 ``reoptimize`` does the same, then tops up the experiment's ready queue of suggestions
-(runs left ``suggested`` for trainers to pick up). Both take ``(store, job_id)`` like every task, so the
-in-process runner and Celery workers run this very code.
+(runs left ``suggested`` for trainers to pick up). Both are job operations
+(:func:`~service.operations.jobs.job_operation`): the in-process dispatcher and Celery workers run this
+very code.
 
 Concurrency rules: refits of one experiment are serialised by a database lock; a refit whose data is
 already fitted is skipped; and a refit overtaken by newer data is never stored over the newer fits
@@ -25,21 +26,19 @@ from mixing.fidelity import FidelityReport, evaluate_laws
 from mixing.methods import resolve_recommender
 from mixing.methods.base import SearchContext
 from mixing.methods.common import nearest_fidelity_rows
-from service.errors import describe_error
+from service.jsonable import to_jsonable
 from service.locks import experiment_lock
 from service.model_store import current_predictor
-from service.models import Experiment, Fit, new_id
+from service.models import Experiment, Fit, Job, new_id
+from service.operations.context import search_context
+from service.operations.jobs import JobResult, job_operation
+from service.operations.kinds import JobKind
+from service.operations.proposing import propose
+from service.operations.recommend import recommend
 from service.store import Store
-from workers import tasks
-from workers.context import search_context
 
 log = logging.getLogger("mixopt.refit")
 
-#: Job kinds that refit an experiment; at most one of them is queued or running per experiment.
-REFIT_KINDS = ("refit", "reoptimize")
-#: Kind of the propose jobs that fill the ready queue (so the queue can be told apart from suggestions
-#: handed to a caller of ``POST /suggestions``).
-READY_KIND = "propose_ready"
 #: Cross-validation folds of the fidelity report.
 FOLDS = 5
 #: Runs the scored fidelity level needs (as the law method's quick selection): a 5-fold CV trains on 80%.
@@ -51,52 +50,44 @@ _DONE = re.compile(r"\((\d+)/(\d+)\)\s*$")
 Progress = Callable[[float], None]
 
 
-def refit(store: Store, job_id: str) -> dict[str, Any] | None:
+@job_operation
+def refit(store: Store, job: Job) -> JobResult:
     """Refit all laws, store the fidelity report as Fit records, refresh the recommendation."""
-    return _run(store, job_id, ready_queue=False)
+    return _refit(store, job, ready_queue=False)
 
 
-def reoptimize(store: Store, job_id: str) -> dict[str, Any] | None:
+@job_operation
+def reoptimize(store: Store, job: Job) -> JobResult:
     """``refit``, then keep ``params["ready_suggestions"]`` suggested runs waiting for trainers."""
-    return _run(store, job_id, ready_queue=True)
+    return _refit(store, job, ready_queue=True)
 
 
-def _run(store: Store, job_id: str, ready_queue: bool) -> dict[str, Any] | None:
-    job = store.start_job(job_id)
-    if job is None:
-        return None
+def _refit(store: Store, job: Job, ready_queue: bool) -> JobResult:
     params = job.params
     method, seed = params.get("method") or "auto", params.get("seed")
     t0 = time.perf_counter()
 
     def progress(x: float) -> None:
-        store.set_job_progress(job_id, x)
+        store.set_job_progress(job.id, x)
 
-    try:
-        exp = store.get_experiment(job.experiment_id or "", params.get("project", "default"))
-        outcome = refit_experiment(store, exp, job_id, bool(params.get("force")), progress,
-                                   params.get("laws"))
-        progress(0.8)
-        result: dict[str, Any] = {
-            "refit": outcome,
-            "recommendation": refresh_recommendation(store, exp, method, seed, job_id,
-                                                     refitted=outcome["status"] == "applied"),
-        }
-        progress(0.85)
-        result["model"] = store_default_model(store, exp, seed)
-        if ready_queue:
-            progress(0.9)
-            target = int(params.get("ready_suggestions") or 0)
-            result["ready_run_ids"] = top_up_ready_queue(store, exp, target, method, seed, job_id)
-        result["duration_s"] = time.perf_counter() - t0
-        store.finish_job(job_id, result)
-        log.info("refitted", extra={"job_id": job_id, "experiment_id": exp.id, "status": outcome["status"],
-                                    "duration_s": round(result["duration_s"], 3)})
-        return result
-    except Exception as exc:
-        store.finish_job(job_id, error=describe_error(exc))
-        log.exception("refit failed", extra={"job_id": job_id})
-        raise
+    exp = store.get_experiment(job.experiment_id or "", params.get("project", "default"))
+    outcome = refit_experiment(store, exp, job.id, bool(params.get("force")), progress, params.get("laws"))
+    progress(0.8)
+    result: dict[str, Any] = {
+        "refit": outcome,
+        "recommendation": refresh_recommendation(store, exp, method, seed, job.id,
+                                                 refitted=outcome["status"] == "applied"),
+    }
+    progress(0.85)
+    result["model"] = store_default_model(store, exp, seed)
+    if ready_queue:
+        progress(0.9)
+        target = int(params.get("ready_suggestions") or 0)
+        result["ready_run_ids"] = top_up_ready_queue(store, exp, target, method, seed, job.id)
+    result["duration_s"] = time.perf_counter() - t0
+    log.info("refitted", extra={"job_id": job.id, "experiment_id": exp.id, "status": outcome["status"],
+                                "duration_s": round(result["duration_s"], 3)})
+    return result
 
 
 def refit_experiment(store: Store, exp: Experiment, job_id: str | None, force: bool = False,
@@ -173,8 +164,8 @@ def fit_records(report: FidelityReport, n_runs: int, job_id: str | None) -> list
         if name == selected:
             scores["oof"] = report.out_of_fold(name)
         out.append(Fit(id=new_id("fit"), job_id=job_id, law=name, selected=name == selected, n_runs=n_runs,
-                       data_version=0, scores=tasks._jsonable(scores),
-                       params=tasks._jsonable(entry.get("params") or {}),
+                       data_version=0, scores=to_jsonable(scores),
+                       params=to_jsonable(entry.get("params") or {}),
                        duration_s=float(entry.get("duration_s") or 0.0),
                        device=str(entry.get("device") or "cpu")))
     return out
@@ -195,7 +186,7 @@ def refresh_recommendation(store: Store, exp: Experiment, method: str, seed: int
             return {"proposal_id": latest.id, "method": latest.method, "data_version": current}
         if store.run_counts([exp.id])[exp.id].get("completed", 0) == 0:
             return None
-        return tasks.recommend(store, exp.id, exp.project, method_name=method, seed=seed, job_id=job_id)
+        return recommend(store, exp.id, exp.project, method_name=method, seed=seed, job_id=job_id)
 
 
 def store_default_model(store: Store, exp: Experiment, seed: int | None) -> dict[str, Any]:
@@ -216,10 +207,11 @@ def store_default_model(store: Store, exp: Experiment, seed: int | None) -> dict
 def top_up_ready_queue(store: Store, exp: Experiment, target: int, method: str, seed: int | None,
                        parent_job_id: str) -> list[str]:
     """Propose enough runs that ``target`` suggested runs from the ready queue are waiting; their ids."""
-    missing = target - store.ready_queue_size(exp.id, READY_KIND)
+    missing = target - store.ready_queue_size(exp.id, JobKind.propose_ready)
     if missing <= 0:
         return []
-    child = store.create_job(READY_KIND, exp.id, {"count": missing, "method": method, "project": exp.project,
+    child = store.create_job(JobKind.propose_ready, exp.id, {"count": missing, "method": method, "project": exp.project,
                                                   "seed": seed, "parent_job_id": parent_job_id, "ready_queue": True})
-    result = tasks.propose(store, child.id) or {}
+    result = propose(store, child.id) or {}
     return list(result.get("run_ids", []))
+

@@ -20,8 +20,8 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from service.auth import PUBLIC_ROUTES
-from service.errors import ErrorResponse
+from service.api.auth import PUBLIC_ROUTES
+from service.api.errors import ErrorResponse
 
 BEARER_SCHEME = "bearer"
 #: The error answers documented on every API operation (public routes excepted), with when each is given.

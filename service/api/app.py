@@ -11,34 +11,30 @@ from fastapi import Depends, FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from migrations import upgrade
-from service import dashboard
-from service.auth import AuthenticationMiddleware, Authenticator, authorize
+from service.api import dashboard
+from service.api.auth import AuthenticationMiddleware, Authenticator, authorize
+from service.api.deps import AppState
+from service.api.errors import install_error_handlers
+from service.api.limits import BodySizeLimitMiddleware, RateLimitMiddleware
+from service.api.metrics import Metrics, MetricsMiddleware
+from service.api.middleware import RequestContextMiddleware
+from service.api.openapi import install_docs, install_openapi
+from service.api.routers import experiments, export, history, online, runs, suggestions, system
+from service.api.throttle import TokenBuckets
+from service.composition import DispatcherFactory, default_dispatcher
 from service.db import DbTimeouts, ReadinessProbe, make_engine, make_session_factory
-from service.errors import install_error_handlers
-from service.limits import BodySizeLimitMiddleware, RateLimitMiddleware
-from service.metrics import Metrics, MetricsMiddleware
-from service.middleware import RequestContextMiddleware
-from service.openapi import install_docs, install_openapi
-from service.routers import experiments, export, history, online, runs, suggestions, system
 from service.settings import Settings, get_settings
-from service.state import AppState
 from service.store import Store
-from service.throttle import TokenBuckets
 from service.tokens import Tokens
-from workers.dispatch import CeleryDispatcher, Dispatcher, InProcessDispatcher
 
 log = logging.getLogger("mixopt.api")
 
 
-def build_state(settings: Settings) -> AppState:
+def build_state(settings: Settings, dispatcher: DispatcherFactory) -> AppState:
     if settings.migrates_at_start:
         upgrade(settings.database_url)
     engine = make_engine(settings.database_url, settings.db_pool_size, DbTimeouts.of(settings))
     store = Store(engine, make_session_factory(engine))
-    dispatcher: Dispatcher = (CeleryDispatcher(store, settings) if settings.broker_url
-                              else InProcessDispatcher(store, settings.inprocess_workers,
-                                                    settings.inprocess_interactive_workers,
-                                                    settings.inprocess_project_cap))
     authenticator = None
     if settings.auth_enabled():
         authenticator = Authenticator(Tokens(store.factory), settings.auth_cache_s,
@@ -47,13 +43,15 @@ def build_state(settings: Settings) -> AppState:
         log.warning(f"auth disabled: anyone who can reach http://{settings.host}:{settings.port} can read and "
                     "change every experiment; bind a non-loopback address only with tokens "
                     "(mixopt token create)", extra={"auth": settings.auth, "host": settings.host})
-    return AppState(settings=settings, store=store, dispatcher=dispatcher, authenticator=authenticator,
+    return AppState(settings=settings, store=store, dispatcher=dispatcher(store, settings), authenticator=authenticator,
                     metrics=Metrics(engine), readiness=ReadinessProbe(engine, settings.readiness_timeout_s))
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, dispatcher: DispatcherFactory | None = None) -> FastAPI:
+    """The API for ``settings`` (default: from the environment), its jobs run by ``dispatcher`` (default:
+    :func:`service.composition.default_dispatcher`: in-process, or the broker's backend)."""
     settings = settings or get_settings()
-    state = build_state(settings)
+    state = build_state(settings, dispatcher or default_dispatcher(settings))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -19,24 +19,21 @@ from pathlib import Path
 from string import Template
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 
-from service.auth import get_project
-from service.dashboard.overview import build_overview, utc
-from service.dashboard.progress import MAX_POINTS
-from service.dashboard.schemas import Overview, Summary, SummaryList
+from service.api.dashboard.overview import build_overview, utc
+from service.api.dashboard.progress import MAX_POINTS
+from service.api.dashboard.schemas import Overview, Summary, SummaryList
+from service.api.deps import Project, State
+from service.api.presenters import RunPresenter
+from service.api.request_body import CheckedRoute
+from service.api.routers.runs import fidelity_filter
 from service.errors import InvalidInput, NotFound
 from service.models import Experiment, Run
-from service.presenters import RunPresenter
-from service.request_body import CheckedRoute
-from service.routers.runs import fidelity_filter
 from service.schemas import RunStateName
-from service.state import AppState, get_state
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False, route_class=CheckedRoute)
-State = Annotated[AppState, Depends(get_state)]
-Project = Annotated[str, Depends(get_project)]
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"

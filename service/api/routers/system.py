@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from service.auth import get_project
-from service.presenters import job_out
-from service.request_body import CheckedRoute
+from service.api.deps import Project, State
+from service.api.presenters import job_out
+from service.api.request_body import CheckedRoute
 from service.schemas import JobOut
-from service.state import AppState, get_state
 
 router = APIRouter(tags=["system"], route_class=CheckedRoute)
-State = Annotated[AppState, Depends(get_state)]
-Project = Annotated[str, Depends(get_project)]
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut)

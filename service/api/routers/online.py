@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 
-from service.auth import get_project
+from service.api.deps import Project, State
+from service.api.request_body import CheckedRoute
 from service.models import OnlineSession
 from service.online_sessions import OnlineSessions, current_directive
 from service.paging import PageSize
-from service.request_body import CheckedRoute
 from service.schemas_online import (
     DirectiveOut,
     ObservationIn,
@@ -21,11 +21,8 @@ from service.schemas_online import (
     OnlineSessionOut,
     TrajectoryPoint,
 )
-from service.state import AppState, get_state
 
 router = APIRouter(prefix="/v1/experiments/{experiment_id}/online-sessions", tags=["online"], route_class=CheckedRoute)
-State = Annotated[AppState, Depends(get_state)]
-Project = Annotated[str, Depends(get_project)]
 
 
 def _named(domains: list[str], values: list[float]) -> dict[str, float]:
