@@ -8,9 +8,9 @@ import click
 import pandas as pd
 from mixopt_client import MixoptClient
 
+from runtables.columns import mixture_columns
 from service.cli.errors import read_csv
 from service.cli.options import name_values, url_option
-from service.tables import mixture_columns
 
 
 def read_runs_table(mixtures: Path, metrics: Path | None, id_column: str, mixture_prefix: str,

@@ -16,8 +16,8 @@ import httpx
 import numpy as np
 from mixopt_client import MixoptClient
 
+from runtables.regmix import domain_specs, load_split
 from service.cli.progress import elapsed
-from service.regmix_data import domain_specs, load_split
 from service.settings import Settings, get_settings
 
 

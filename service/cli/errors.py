@@ -20,10 +20,10 @@ from mixopt_client import MixoptError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from runtables.columns import TableError
 from service.bundle import BundleError
 from service.errors import ApiError
 from service.settings import Settings
-from service.tables import TableError
 
 
 class CliError(click.ClickException):

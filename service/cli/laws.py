@@ -29,9 +29,9 @@ from mixing.methods.base import SearchContext
 from mixing.methods.law import LawMethod
 from mixing.problem import FidelitySpace, Observations, Problem
 from mixing.simplex import SimplexConstraints
+from runtables.columns import mixture_columns
 from service.cli.errors import read_csv
 from service.cli.options import name_values
-from service.tables import mixture_columns
 
 CsvPath = click.Path(exists=True, dir_okay=False, path_type=Path)
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from mixopt_client import MixoptClient
 
+from runtables.regmix import domain_specs, load_split
 from service.db import make_engine, make_session_factory
 from service.operations.recommend import recommend
-from service.regmix_data import domain_specs, load_split
 from service.store import Store
 
 #: The paper's target metric. A single-metric objective keeps each model fit to a few seconds on 2 cores;

@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from mixopt_client import MixoptClient
 
+from runtables.regmix import load_split
 from service.api.embedded import embedded_server
 from service.cli import main
-from service.regmix_data import load_split
 from service.settings import Settings
 from tests.service.helpers import spec
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from mixopt_client import MixoptClient, NotEnoughDataError
 
-from service.tables import TableError, mixture_columns
+from runtables.columns import TableError, mixture_columns
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ def _pool_rows(table: ReplayTable, method: str, target: float) -> np.ndarray:
 def summarise(trajectories: list[Trajectory], budget: float) -> dict[str, Any]:
     """Medians over seeds per method; an unreached tolerance counts as an infinite cost (censored).
 
-    The medians stay floats here (``inf``, or NaN for a regret no seed has); :func:`finite_or_null`
+    The medians stay floats here (``inf``, or NaN for a regret no seed has); :func:`service.jsonable.to_jsonable`
     turns them into JSON's ``null`` when the result is written.
     """
     out: dict[str, Any] = {}
@@ -183,18 +183,3 @@ def summarise(trajectories: list[Trajectory], budget: float) -> dict[str, Any]:
             "median_wall_s": float(np.median([t.wall_s for t in ts])),
         }
     return {"budget": budget, "methods": out, "trajectories": [asdict(t) for t in trajectories]}
-
-
-def finite_or_null(value: Any) -> Any:
-    """``value`` with every non-finite float (inside dicts and lists too) replaced by ``None``.
-
-    ``json.dumps`` would write ``Infinity`` or ``NaN``, which are not JSON; strict parsers (browsers,
-    ``jq``, most languages) reject the whole file. What a ``null`` means is noted next to each field.
-    """
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite_or_null(v) for v in value]
-    return value
