@@ -58,7 +58,9 @@ def job_backend(name: str = BROKER_BACKEND) -> JobBackend:
 
 def in_process(store: Store, settings: Settings) -> Dispatcher:
     return InProcessDispatcher(store, settings.inprocess_workers, settings.inprocess_interactive_workers,
-                               settings.inprocess_project_cap)
+                               settings.inprocess_project_cap,
+                               processes=settings if settings.job_processes and not settings.in_memory_sqlite
+                               else None)
 
 
 def default_dispatcher(settings: Settings) -> DispatcherFactory:

@@ -6,6 +6,8 @@
 
 * a delivery first takes the job's lease in the database; a second delivery of a job another live worker
   holds is retried after the lease runs out, and a delivery of a finished job is dropped (idempotence);
+* a delivery also waits while ``worker_project_cap`` other jobs of its project and lane hold leases, so one
+  project's flood leaves the other workers to other projects;
 * the lease is renewed while the task runs, so a lapsed lease means the worker died (see ``workers.stale``);
 * messages are acknowledged late and requeued if the worker process is lost, so a crash never drops a job;
 * transient errors (database or broker connection, deadlock) put the job back to ``queued`` and retry it
@@ -28,7 +30,7 @@ from service.db import make_engine, make_session_factory
 from service.errors import describe_error
 from service.logs import configure_logging
 from service.operations.dispatch import JOBS
-from service.operations.kinds import JobKind
+from service.operations.kinds import LANE_KINDS, LANES, JobKind
 from service.operations.reoptimize import tick
 from service.settings import get_settings
 from service.store import Store
@@ -97,7 +99,8 @@ def execute(task: Task, kind: JobKind, job_id: str) -> Any:
     settings, store = get_settings(), worker_store()
     owner = f"{task.request.hostname}:{os.getpid()}"
     try:
-        outcome, wait_s = store.lease_job(job_id, owner, settings.job_lease_s, settings.job_max_attempts)
+        outcome, wait_s = store.lease_job(job_id, owner, settings.job_lease_s, settings.job_max_attempts,
+                                          settings.worker_project_cap, LANE_KINDS[LANES[kind]])
     except TRANSIENT as exc:
         countdown = _backoff(task.request.retries)
         raise task.retry(exc=exc, countdown=countdown, max_retries=LEASE_RETRIES) from exc

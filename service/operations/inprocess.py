@@ -1,4 +1,5 @@
-"""The embedded default: jobs run on threads of the API process, two lanes, fair across projects.
+"""The embedded default: jobs scheduled on threads of the API process, two lanes, fair across projects,
+each thread running its jobs in a child process of its own (:mod:`service.operations.job_processes`).
 
 Runs the runners of :data:`~service.operations.dispatch.JOBS`, as a Celery worker does.
 """
@@ -11,18 +12,22 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from service.models import JobState
 from service.operations.dispatch import JOBS
+from service.operations.job_processes import JobProcess
 from service.operations.jobs import JobRunner
 from service.operations.kinds import LANES, JobKind, Lane
+from service.settings import Settings
 from service.store import Store
 
 
 @dataclass
 class _Queued:
-    run: Callable[[], Any]
+    #: Runs the job given the thread's child process (None: run it on the thread); returns its result.
+    run: Callable[[JobProcess | None], Any]
     future: Future[Any]
 
 
@@ -62,17 +67,20 @@ class FairQueue:
 
 
 class InProcessDispatcher:
-    """Runs jobs on threads in this process (the embedded default), fairly across projects.
+    """Runs jobs without a broker (the embedded default), fairly across projects.
 
     Two lanes, each with its own threads, so a suggestion a caller is waiting for never queues behind
     refits (``interactive_workers`` threads for ``propose``, ``workers`` for the rest). Within a lane,
     :class:`FairQueue` serves projects in turn, with at most ``project_cap`` of one project's jobs running.
+    With ``processes`` (the settings a child opens its store from), each thread runs its jobs in a child
+    process of its own; without, on the thread itself.
     """
 
     def __init__(self, store: Store, workers: int = 2, interactive_workers: int = 1, project_cap: int = 1,
-                 tasks: Mapping[JobKind, JobRunner] = JOBS) -> None:
+                 tasks: Mapping[JobKind, JobRunner] = JOBS, processes: Settings | None = None) -> None:
         self.store = store
         self.tasks = tasks
+        self.processes = processes
         self.queues = {lane: FairQueue(project_cap) for lane in Lane}
         self.changed = threading.Condition()
         self.closing = False
@@ -93,26 +101,32 @@ class InProcessDispatcher:
                 self.started = True
                 for thread in self.threads:
                     thread.start()
-            self.queues[LANES[kind]].put(project, _Queued(lambda: fn(self.store, job_id), future))
+            self.queues[LANES[kind]].put(project, _Queued(partial(self._execute, fn, job_id), future))
             self.changed.notify_all()
 
     def _serve(self, lane: Lane) -> None:
         queue = self.queues[lane]
+        process = JobProcess(self.processes) if self.processes is not None else None
         while True:
             with self.changed:
                 while (taken := queue.take()) is None:
                     if self.closing:
+                        if process is not None:
+                            process.close()
                         return
                     self.changed.wait()
             project, item = taken
             try:
-                item.future.set_result(item.run())
+                item.future.set_result(item.run(process))
             except Exception:  # the task has recorded the error on its job row
                 item.future.set_result(None)
             finally:
                 with self.changed:
                     queue.done(project)
                     self.changed.notify_all()
+
+    def _execute(self, fn: JobRunner, job_id: str, process: JobProcess | None) -> Any:
+        return fn(self.store, job_id) if process is None else process.run(fn, self.store, job_id)
 
     def wait(self, job_id: str, timeout_s: float) -> bool:
         fut = self.futures.get(job_id)

@@ -30,3 +30,5 @@ class Lane(StrEnum):
 
 LANES: dict[JobKind, Lane] = {JobKind.propose: Lane.interactive, JobKind.propose_ready: Lane.background,
                               JobKind.refit: Lane.background, JobKind.reoptimize: Lane.background}
+#: The job kinds of each lane (a Celery worker's project cap counts the jobs of one lane).
+LANE_KINDS: dict[Lane, tuple[JobKind, ...]] = {lane: tuple(k for k, of in LANES.items() if of is lane) for lane in Lane}
