@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response
 from service.api.deps import Project, State
 from service.api.request_body import CheckedRoute
 from service.models import OnlineSession
-from service.online_sessions import OnlineSessions, current_directive
+from service.operations.online import OnlineSessions, current_directive
 from service.paging import PageSize
 from service.schemas_online import (
     DirectiveOut,
