@@ -43,8 +43,9 @@ def build_state(settings: Settings, dispatcher: DispatcherFactory) -> AppState:
         log.warning(f"auth disabled: anyone who can reach http://{settings.host}:{settings.port} can read and "
                     "change every experiment; bind a non-loopback address only with tokens "
                     "(mixopt token create)", extra={"auth": settings.auth, "host": settings.host})
-    return AppState(settings=settings, store=store, dispatcher=dispatcher(store, settings), authenticator=authenticator,
-                    metrics=Metrics(engine), readiness=ReadinessProbe(engine, settings.readiness_timeout_s))
+    return AppState(settings=settings, store=store, dispatcher=dispatcher(store, settings),
+                    authenticator=authenticator, metrics=Metrics(engine),
+                    readiness=ReadinessProbe(engine, settings.readiness_timeout_s))
 
 
 def create_app(settings: Settings | None = None, dispatcher: DispatcherFactory | None = None) -> FastAPI:
