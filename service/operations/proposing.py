@@ -65,8 +65,8 @@ def propose(store: Store, job: Job) -> JobResult:
             claimed=not params.get("ready_queue", False),
         )
         store_hints(store, exp.id, [p.details for p in proposals])
-    result = {"run_ids": [r.id for r in runs], "method": runs[0].method if runs else method.name,
-              "duration_s": time.perf_counter() - t0, "exhausted": len(runs) < count}
+    result: JobResult = {"run_ids": [r.id for r in runs], "method": runs[0].method if runs else method.name,
+                          "duration_s": time.perf_counter() - t0, "exhausted": len(runs) < count}
     log.info("proposed", extra={"job_id": job.id, "experiment_id": exp.id, "n": len(runs),
                                 "method": result["method"], "duration_s": round(result["duration_s"], 3)})
     return result
