@@ -210,8 +210,9 @@ def top_up_ready_queue(store: Store, exp: Experiment, target: int, method: str, 
     missing = target - store.ready_queue_size(exp.id, JobKind.propose_ready)
     if missing <= 0:
         return []
-    child = store.create_job(JobKind.propose_ready, exp.id, {"count": missing, "method": method, "project": exp.project,
-                                                  "seed": seed, "parent_job_id": parent_job_id, "ready_queue": True})
+    params = {"count": missing, "method": method, "project": exp.project, "seed": seed,
+              "parent_job_id": parent_job_id, "ready_queue": True}
+    child = store.create_job(JobKind.propose_ready, exp.id, params)
     result = propose(store, child.id) or {}
     return list(result.get("run_ids", []))
 
