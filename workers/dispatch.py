@@ -18,9 +18,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from service.errors import Unavailable
-from service.models import JobState
 from service.settings import Settings
 from service.store import Store
+from service.store.models import JobState
 from workers import refit, tasks
 
 if TYPE_CHECKING:

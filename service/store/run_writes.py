@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from service.models import JsonType, Run, UTCDateTime
+from service.store.models import JsonType, Run, UTCDateTime
 
 _INSERT_NEW = """
     INSERT INTO runs (id, experiment_id, mixture, fidelity, state, metrics, cost, method, client_run_id, error,
@@ -41,7 +41,7 @@ _INSERT_NEW = """
 #: a column added there is returned here too).
 _RUN_COLUMNS: dict[str, Any] = {c.name: c.type for c in Run.__table__.columns}
 
-#: What ``Store._advance`` does to a pending run, as SQL. ``{merge}`` adds the reported metrics to the
+#: What ``reports._advance`` does to a pending run, as SQL. ``{merge}`` adds the reported metrics to the
 #: stored ones (reported keys win), in the dialect's JSON.
 _ADVANCE_PENDING = f"""
     UPDATE runs SET state = :state, metrics = {{merge}}, cost = COALESCE(:cost, cost),
