@@ -151,7 +151,7 @@ class Experiment(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-_WAITING = text("state = 'suggested' AND claimed_at IS NULL")
+_WAITING = text(f"state = '{RunState.suggested.value}' AND claimed_at IS NULL")
 
 
 class Run(Base):
