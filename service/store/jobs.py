@@ -8,13 +8,16 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
+from service.locks import serialize
 from service.store.errors import RecordNotFound
 from service.store.models import Experiment, Job, JobState, ReoptPolicy, new_id, utcnow
 from service.store.repository import Repository
 from service.store.session import transaction
 
+#: How long a delivery held back by its project's cap waits before asking for a slot again.
+PROJECT_SLOT_WAIT_S = 1.0
 #: The states of a job a worker may still pick up or is running.
 ACTIVE_JOB_STATES = (JobState.queued.value, JobState.running.value)
 
@@ -118,12 +121,15 @@ class Jobs(Repository):
             return job, True
 
     # ------------------------------------------------------------------------ leases, retries, sweeps
-    def lease_job(self, job_id: str, owner: str, lease_s: float, max_attempts: int) -> tuple[LeaseOutcome, float]:
-        """Claim the right to run a job: ``(acquired, 0)``, ``(held, seconds left)`` or ``(finished, 0)``.
+    def lease_job(self, job_id: str, owner: str, lease_s: float, max_attempts: int,
+                  project_cap: int = 0, lane_kinds: Sequence[str] = ()) -> tuple[LeaseOutcome, float]:
+        """Claim the right to run a job: ``(acquired, 0)``, ``(held, seconds to wait)`` or ``(finished, 0)``.
 
         Several deliveries of one job (broker redelivery, a sweep's republish, a retry) race here and only the
         lease holder runs it. A running job that already used ``max_attempts`` starts (its workers kept dying)
-        is failed instead, so a task that kills its worker cannot cycle forever.
+        is failed instead, so a task that kills its worker cannot cycle forever. With ``project_cap``, a job
+        is also held while that many other jobs of its project with a kind in ``lane_kinds`` hold live
+        leases, so one project's flood of jobs cannot occupy every worker.
         """
         now = utcnow()
         with transaction(self.factory) as s:
@@ -132,6 +138,16 @@ class Jobs(Repository):
                 return LeaseOutcome.finished, 0.0
             if job.lease_owner not in (None, owner) and job.lease_expires_at and job.lease_expires_at > now:
                 return LeaseOutcome.held, (job.lease_expires_at - now).total_seconds()
+            if project_cap and job.experiment_id and job.lease_owner != owner:
+                project = s.scalar(select(Experiment.project).where(Experiment.id == job.experiment_id))
+                serialize(s, f"project-jobs:{project}")
+                leased = s.scalar(
+                    select(func.count()).select_from(Job)
+                    .join(Experiment, Experiment.id == Job.experiment_id)
+                    .where(Experiment.project == project, Job.id != job_id, Job.kind.in_(lane_kinds),
+                           Job.lease_owner.is_not(None), Job.lease_expires_at > now)) or 0
+                if leased >= project_cap:
+                    return LeaseOutcome.held, PROJECT_SLOT_WAIT_S
             if job.state == JobState.running and job.attempts >= max_attempts:
                 job.state, job.finished_at, job.error = JobState.failed.value, now, _gave_up(job)
                 job.lease_owner = job.lease_expires_at = None
