@@ -7,7 +7,7 @@ from sqlalchemy import engine_from_config, pool
 
 config = context.config
 #: The models' metadata, which only ``alembic revision --autogenerate`` reads: a caller that autogenerates
-#: passes it (``alembic_config(url).attributes["target_metadata"] = service.models.Base.metadata``), so the
+#: passes it (``alembic_config(url).attributes["target_metadata"] = service.store.models.Base.metadata``), so the
 #: migrations, applied by the service, do not import it.
 target_metadata = config.attributes.get("target_metadata")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from service.models import Experiment
 from service.schemas import STORED, BudgetSpec, DomainSpec, FidelityAxis, ObjectiveSpec, SearchSpec, Strict
+from service.store.models import Experiment
 
 
 class ExperimentSpec(Strict):

@@ -7,10 +7,10 @@ import time
 from typing import TYPE_CHECKING
 
 from service.errors import ErrorCode, Unavailable
-from service.models import JobState
 from service.operations.kinds import JobKind
 from service.settings import Settings
 from service.store import Store
+from service.store.models import JobState
 from workers.config import BROKER_ERRORS, PUBLISH_RETRY, make_celery, queue_for
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from service.composition import DispatcherFactory, default_dispatcher
 from service.db import DbTimeouts, ReadinessProbe, make_engine, make_session_factory
 from service.settings import Settings, get_settings
 from service.store import Store
-from service.tokens import Tokens
+from service.store.tokens import Tokens
 
 log = logging.getLogger("mixopt.api")
 

@@ -33,8 +33,8 @@ from service.api.errors import api_error_body
 from service.api.middleware import send_json
 from service.api.throttle import TokenBuckets, send_rate_limited
 from service.errors import InsufficientScope, Unauthenticated
-from service.models import DEFAULT_PROJECT, ApiToken, utcnow
-from service.tokens import Scope, Tokens, digest, highest, split_token
+from service.store.models import DEFAULT_PROJECT, ApiToken, utcnow
+from service.store.tokens import Scope, Tokens, digest, highest, split_token
 
 log = logging.getLogger("mixopt.auth")
 

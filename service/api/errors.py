@@ -33,6 +33,7 @@ from service.errors import (
     Unavailable,
     is_storage_full,
 )
+from service.store.errors import InvalidRecord, RecordConflict, RecordNotFound, StoreError
 
 log = logging.getLogger("mixopt.errors")
 
@@ -69,6 +70,9 @@ def answer(exc: ApiError, headers: dict[str, str] | None = None) -> JSONResponse
     """The HTTP answer to ``exc``: its status, the error body and its headers (``WWW-Authenticate``)."""
     return JSONResponse(api_error_body(exc), status_code=exc.status_code, headers=headers or exc.headers)
 
+
+#: The HTTP status of each refusal of the store (a subclass answers as the base it derives from).
+STORE_STATUS: dict[type[StoreError], int] = {RecordNotFound: 404, RecordConflict: 409, InvalidRecord: 422}
 
 #: Error codes of HTTP errors raised by the framework or by the request-limit middleware.
 HTTP_ERROR_CODES = {400: ErrorCode.malformed_body, 404: ErrorCode.not_found, 405: ErrorCode.method_not_allowed,
@@ -109,6 +113,11 @@ def install_error_handlers(app: FastAPI, authorize: Callable[[Request], Awaitabl
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return answer(exc)
+
+    @app.exception_handler(StoreError)
+    async def _store_error(_: Request, exc: StoreError) -> JSONResponse:
+        status = next(code for kind, code in STORE_STATUS.items() if isinstance(exc, kind))
+        return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.api.errors import error_body
 from service.api.middleware import send_json
 from service.errors import ErrorCode
-from service.models import Experiment, ExperimentState, Fit, Job, JobState
+from service.store.models import Experiment, ExperimentState, Fit, Job, JobState
 
 log = logging.getLogger("mixopt.metrics")
 

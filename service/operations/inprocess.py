@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from service.models import JobState
 from service.operations.dispatch import JOBS
 from service.operations.job_processes import JobProcess
 from service.operations.jobs import JobRunner
 from service.operations.kinds import LANES, JobKind, Lane
 from service.settings import Settings
 from service.store import Store
+from service.store.models import JobState
 
 
 @dataclass

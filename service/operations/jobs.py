@@ -1,6 +1,6 @@
 """The job bookkeeping every background operation shares, written once.
 
-A job operation receives the started :class:`~service.models.Job` and returns its result (a JSON-ready
+A job operation receives the started :class:`~service.store.models.Job` and returns its result (a JSON-ready
 dict). :func:`job_operation` turns it into a runner ``(store, job_id) -> result | None`` that every
 dispatcher calls: it starts the job (None when the job already finished: a redelivery does nothing),
 records the result, or records the error and re-raises it so a Celery adapter can decide on a retry.
@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from service.errors import describe_error
-from service.models import Job
 from service.store import Store
+from service.store.models import Job
 
 log = logging.getLogger("mixopt.jobs")
 

@@ -9,10 +9,10 @@ import numpy as np
 from mixing.errors import FitError, NotEnoughDataError
 from mixing.methods import available_methods, resolve_recommender
 from service.errors import Conflict, ErrorCode
-from service.model_store import current_predictor
-from service.models import Experiment
 from service.operations.context import search_context
 from service.store import Store
+from service.store.fitted_models import current_predictor
+from service.store.models import Experiment
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def predict(store: Store, exp: Experiment, method_name: str, mixtures: np.ndarra
 
     Uses the method's own model where it has one, RegMix otherwise; the model is the one stored for the
     current runs when there is one, else fitted now and stored for the next call (rule:
-    :mod:`service.model_store`). Raises :class:`Conflict` ``not_enough_data`` before a model can fit, and
+    :mod:`service.store.fitted_models`). Raises :class:`Conflict` ``not_enough_data`` before a model can fit, and
     :class:`FitError` rather than answer a non-finite value.
     """
     ctx, snap = search_context(store, exp, seed)

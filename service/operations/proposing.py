@@ -20,11 +20,11 @@ from mixing.methods.design import DesignMethod
 from mixing.problem import Candidates
 from service.jsonable import to_jsonable
 from service.locks import experiment_lock
-from service.models import Job
 from service.operations.context import prediction_dict, search_context
 from service.operations.jobs import JobResult, job_operation
 from service.spec import spec_of
 from service.store import Store
+from service.store.models import Job
 
 log = logging.getLogger("mixopt.propose")
 

@@ -18,10 +18,10 @@ from mixing.problem import Recommendation
 from service.errors import Conflict, ErrorCode
 from service.jsonable import to_jsonable
 from service.locks import experiment_lock
-from service.models import Experiment
 from service.operations.context import prediction_dict, search_context
 from service.operations.proposing import store_hints
 from service.store import Store
+from service.store.models import Experiment
 
 log = logging.getLogger("mixopt.recommend")
 

@@ -2,7 +2,7 @@
 
 ``refit`` fits every mixing law on the experiment's completed runs, measures each one's fidelity by
 cross-validation, stores the results as Fit records, remembers the selected law, recomputes the
-recommendation and stores the model that predictions use by default (see :mod:`service.model_store`).
+recommendation and stores the model that predictions use by default (see :mod:`service.store.fitted_models`).
 ``reoptimize`` does the same, then tops up the experiment's ready queue of suggestions
 (runs left ``suggested`` for trainers to pick up). Both are job operations
 (:func:`~service.operations.jobs.job_operation`): the in-process dispatcher and Celery workers run this
@@ -28,14 +28,14 @@ from mixing.methods.base import SearchContext
 from mixing.methods.common import nearest_fidelity_rows
 from service.jsonable import to_jsonable
 from service.locks import experiment_lock
-from service.model_store import current_predictor
-from service.models import Experiment, Fit, Job, new_id
 from service.operations.context import search_context
 from service.operations.jobs import JobResult, job_operation
 from service.operations.kinds import JobKind
 from service.operations.proposing import propose
 from service.operations.recommend import recommend
 from service.store import Store
+from service.store.fitted_models import current_predictor
+from service.store.models import Experiment, Fit, Job, new_id
 
 log = logging.getLogger("mixopt.refit")
 
@@ -191,7 +191,7 @@ def refresh_recommendation(store: Store, exp: Experiment, method: str, seed: int
 
 def store_default_model(store: Store, exp: Experiment, seed: int | None) -> dict[str, Any]:
     """Make sure the model ``POST /predict`` uses by default (method ``auto``, target fidelity) is stored for
-    the current runs and hints, fitting it if it is not (rule: :mod:`service.model_store`).
+    the current runs and hints, fitting it if it is not (rule: :mod:`service.store.fitted_models`).
 
     Returns ``{"method", "data_version"}``, or ``{"status": "not_enough_data"}`` when nothing can be fitted.
     """

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from service.models import Experiment, Job, utcnow
 from service.operations.dispatch import Dispatcher
 from service.operations.kinds import REFIT_KINDS, JobKind
 from service.store import PolicyState, Store
+from service.store.models import Experiment, Job, utcnow
 
 log = logging.getLogger("mixopt.reoptimize")
 

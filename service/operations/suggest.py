@@ -21,12 +21,12 @@ from typing import Any
 from mixing.problem import Candidates
 from service.errors import Conflict, ErrorCode, InvalidInput, SearchSpaceExhausted
 from service.locks import experiment_lock
-from service.models import Experiment, ExperimentState, Job, JobState, Run
 from service.operations.dispatch import Dispatcher
 from service.operations.kinds import JobKind
 from service.schemas import SuggestionRequest
 from service.spec import spec_of
 from service.store import Store
+from service.store.models import Experiment, ExperimentState, Job, JobState, Run
 from service.validation import ReportRules, candidate_pool, check_method
 
 

@@ -17,11 +17,11 @@ from sqlalchemy import func, select
 
 from service.api.app import create_app
 from service.api.embedded import embedded_server
-from service.models import Job
 from service.operations.kinds import JobKind
 from service.operations.refit import top_up_ready_queue
 from service.settings import Settings
 from service.store import Store
+from service.store.models import Job
 from tests.service.helpers import DOMAINS, create, seed_runs, spec, synthetic_losses, wait_for_job
 
 

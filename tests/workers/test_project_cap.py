@@ -16,7 +16,7 @@ from service.db import make_engine, make_session_factory
 from service.operations.kinds import LANE_KINDS, Lane
 from service.schemas import ExperimentCreate
 from service.store import Store
-from service.tokens import Tokens
+from service.store.tokens import Tokens
 from tests.service.helpers import spec
 
 BACKGROUND = LANE_KINDS[Lane.background]

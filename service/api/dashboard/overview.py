@@ -15,8 +15,8 @@ from service.api.dashboard.progress import best_observed, progress
 from service.api.dashboard.schemas import BestObserved, CurveOut, Overview, ProgressOut, Summary
 from service.api.deps import AppState
 from service.api.presenters import RunPresenter
-from service.models import Experiment
 from service.schemas import RecommendationOut
+from service.store.models import Experiment
 from service.validation import problem_from_spec
 
 

@@ -30,8 +30,9 @@ from service.api.presenters import RunPresenter
 from service.api.request_body import CheckedRoute
 from service.api.routers.runs import fidelity_filter
 from service.errors import InvalidInput, NotFound
-from service.models import Experiment, Run
 from service.schemas import RunStateName
+from service.store.errors import RecordNotFound
+from service.store.models import Experiment, Run
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False, route_class=CheckedRoute)
 
@@ -89,7 +90,7 @@ def summaries(st: State, project: Project, id: Annotated[list[str], Query()]) ->
     for exp_id in dict.fromkeys(id):
         try:
             exp = st.store.get_experiment(exp_id, project)
-        except NotFound:
+        except RecordNotFound:
             continue  # the table asked for a row that no longer exists in this project: nothing to show
         out[exp_id] = build_overview(st, exp, MAX_POINTS).summary
     return SummaryList(summaries=out)

@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from service.api.deps import ExperimentDep, Project, State
+from service.api.deps import ExperimentDep, PageSize, Project, State
 from service.api.presenters import experiment_out
 from service.api.request_body import CheckedRoute
-from service.paging import PageSize
 from service.schemas import ExperimentCreate, ExperimentList, ExperimentOut, ExperimentPatch
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"], route_class=CheckedRoute)

@@ -1,4 +1,4 @@
-"""``GET /v1/experiments/{id}:export``: the experiment's bundle (see ``service/bundle.py``).
+"""``GET /v1/experiments/{id}:export``: the experiment's bundle (see ``service/store/bundle.py``).
 
 Included before the experiments router: ``/v1/experiments/{experiment_id}`` would otherwise match
 ``exp_…:export`` as an experiment id.
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from service import bundle
 from service.api.deps import ExperimentDep, State
 from service.api.request_body import CheckedRoute
+from service.store import bundle
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"], route_class=CheckedRoute)
 

@@ -14,14 +14,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, model_validator
 
-from service.api.deps import ExperimentDep, Project, State
+from service.api.deps import ExperimentDep, PageSize, Project, State
 from service.api.presenters import RunPresenter, job_out
 from service.api.request_body import CheckedRoute
 from service.errors import NotFound
-from service.models import Fit, Proposal, ReoptPolicy
 from service.operations.reoptimize import queue_refit
-from service.paging import PageSize
 from service.schemas import JobAccepted, PredictionOut, Strict
+from service.store.models import Fit, Proposal, ReoptPolicy
 from service.validation import check_laws, check_method
 
 router = APIRouter(prefix="/v1/experiments/{experiment_id}", tags=["fits"], route_class=CheckedRoute)

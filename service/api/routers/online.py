@@ -6,11 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from service.api.deps import Project, State
+from service.api.deps import PageSize, Project, State
 from service.api.request_body import CheckedRoute
-from service.models import OnlineSession
-from service.operations.online import OnlineSessions, current_directive
-from service.paging import PageSize
 from service.schemas_online import (
     DirectiveOut,
     ObservationIn,
@@ -21,6 +18,8 @@ from service.schemas_online import (
     OnlineSessionOut,
     TrajectoryPoint,
 )
+from service.store.models import OnlineSession
+from service.store.online import OnlineSessions, current_directive
 
 router = APIRouter(prefix="/v1/experiments/{experiment_id}/online-sessions", tags=["online"], route_class=CheckedRoute)
 

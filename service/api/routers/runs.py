@@ -6,13 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from service.api.deps import Project, State
+from service.api.deps import PageSize, Project, State
 from service.api.presenters import RunPresenter
 from service.api.request_body import CheckedRoute
 from service.errors import ErrorCode, InvalidInput
-from service.models import Experiment
-from service.paging import PageSize
 from service.schemas import BatchResult, RunBatch, RunList, RunOut, RunReport, RunStateName
+from service.store.models import Experiment
 from service.validation import ReportRules
 
 router = APIRouter(prefix="/v1/experiments/{experiment_id}", tags=["runs"], route_class=CheckedRoute)

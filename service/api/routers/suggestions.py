@@ -101,7 +101,7 @@ def predict(experiment_id: str, body: PredictRequest, st: State, project: Projec
     otherwise; 409 `not_enough_data` before there are enough runs.
 
     The model is the one stored for the current runs when there is one (a refit stores the default one),
-    else it is fitted now and stored for the next call: see :mod:`service.model_store` for the rule.
+    else it is fitted now and stored for the next call: see :mod:`service.store.fitted_models` for the rule.
     """
     exp = st.store.get_experiment(experiment_id, project)
     method_name = check_method(body.method or "auto")
