@@ -17,6 +17,7 @@ import numpy as np
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mixing.problem import same_fidelity
 from service import validation as v
 from service.store.errors import InvalidRecord, RecordConflict, RecordNotFound
 from service.store.experiments import bump_version, load_experiment, require_active
@@ -252,7 +253,7 @@ def _advance(run: Run, w: RunWrite, prefix: str) -> bool:
     if w.mixture is not None and not np.allclose(run.mixture, w.mixture, atol=v.MIXTURE_SUM_TOLERANCE * 10):
         raise RecordConflict("the mixture differs from the stored run's", field=f"{prefix}mixture",
                              code="mixture_mismatch")
-    if w.fidelity is not None and run.fidelity and not np.allclose(run.fidelity, w.fidelity, rtol=1e-9):
+    if w.fidelity is not None and run.fidelity and not same_fidelity(run.fidelity, w.fidelity):
         raise RecordConflict("the fidelity differs from the stored run's", field=f"{prefix}fidelity",
                              code="fidelity_mismatch")
     if run.state == w.state and run.state in FINAL_STATES:
