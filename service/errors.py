@@ -59,6 +59,11 @@ class ErrorCode(StrEnum):
     storage_full = "storage_full"
     http_error = "http_error"
     internal_error = "internal_error"
+    store_error = "store_error"
+    step_not_increasing = "step_not_increasing"
+    non_finite = "non_finite"
+    invalid_hyperparameter = "invalid_hyperparameter"
+    invalid_weights = "invalid_weights"
 
 
 class ApiError(Exception):
