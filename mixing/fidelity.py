@@ -323,7 +323,7 @@ def _plan(
         if min_train < law.min_runs(d):
             entries[i].skipped = f"needs {law.min_runs(d)} runs per training fold, has {min_train}"
             continue
-        routes = [FROM_METRICS] + ([DIRECT] if k > 1 and getattr(law, "fits_aggregate", True) else [])
+        routes = [FROM_METRICS] + ([DIRECT] if k > 1 and law.fits_aggregate else [])
         tasks += [_Task(i, route, fold) for route in routes for fold in range(-1, len(splits))]
     return tasks
 
