@@ -21,7 +21,7 @@ from sklearn.base import clone
 
 from mixing.conformal import conformal_halfwidth, oof_predictions
 from mixing.errors import NotEnoughDataError
-from mixing.fidelity import evaluate_laws
+from mixing.evaluation import evaluate_laws
 from mixing.laws import UnknownLawError, law_spec, make_law
 from mixing.laws.base import MixingLaw
 from mixing.laws.gp import NORMAL_Q90

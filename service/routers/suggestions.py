@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
 from mixing.errors import FitError, NotEnoughDataError
-from mixing.methods import available_methods, method_names, resolve_recommender
+from mixing.methods import as_predictive, method_names, resolve_recommender
 from mixing.problem import Candidates
 from mixing.simplex import SimplexConstraints
 from service.auth import get_project
@@ -211,9 +211,7 @@ def predict(experiment_id: str, body: PredictRequest, st: State, project: Projec
         if body.fidelity is not None else None
     seed = body.seed if body.seed is not None else st.settings.seed
     ctx, snap = search_context(st.store, exp, seed)
-    method = resolve_recommender(method_name, ctx)
-    if not hasattr(method, "predictor"):
-        method = available_methods()["regmix"]()
+    method = as_predictive(resolve_recommender(method_name, ctx))
     try:
         predictor = current_predictor(st.store, exp.id, method, ctx, snap.data_version, fid, seed)
     except NotEnoughDataError as exc:
