@@ -16,7 +16,7 @@ from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from sklearn.utils._param_validation import generate_invalid_param_val, make_constraint
 
 from mixing.errors import InputShapeError, InvalidParameterError, MixingError, NotFittedError
-from mixing.laws import LAWS, MixingLaw, law_spec, make_law
+from mixing.laws import LAWS, MixingLaw, ScalingAdditiveLaw, ScalingJointLaw, law_spec, make_law
 
 #: Every registered law, and the ensemble built through the registry.
 NAMES = [*LAWS, "ensemble"]
@@ -180,3 +180,16 @@ def test_declared_aggregate_fits_work(name: str) -> None:
         pytest.skip(f"{name} describes per-metric values only")
     x, s, y = data()
     assert law.fit(x, s, y @ [0.5, 0.5]).predict(x, s).shape == (N, 1)
+
+
+@pytest.mark.parametrize(
+    "name, variant, cls",
+    [("scaling_additive", "additive", ScalingAdditiveLaw), ("scaling_joint", "joint", ScalingJointLaw),
+     ("scaling_additive", "joint", ScalingJointLaw)],
+)
+def test_stored_scaling_specs_with_a_variant_build_that_form(name: str, variant: str, cls: type) -> None:
+    """Fit records and hints store the scaling law's params with ``variant``; they rebuild the same law."""
+    law = make_law(name, variant=variant, n_starts=6, max_iter=300, seed=0)
+    assert type(law) is cls and law.get_params() == {"n_starts": 6, "max_iter": 300, "seed": 0}
+    with pytest.raises(InvalidParameterError, match="variant"):
+        make_law(name, variant="quadratic")
