@@ -25,6 +25,7 @@ from mixing.problem import Candidates, Observations
 from service import validation as v
 from service.db import transaction
 from service.errors import Conflict, InvalidInput, NotFound
+from service.locks import serialize
 from service.models import (
     FINAL_STATES,
     PENDING_STATES,
@@ -97,6 +98,8 @@ class Snapshot:
 
 #: Experiments whose specs :meth:`Store.report_run` keeps in memory, per process (a spec is ~2 KB).
 REPORT_SPEC_CACHE_SIZE = 4096
+#: How long a delivery held back by its project's cap waits before asking for a slot again.
+PROJECT_SLOT_WAIT_S = 1.0
 
 
 #: Byte order and width of stored pools, fixed so a pool reads back the same on any machine.
@@ -649,12 +652,15 @@ class Store:
             return list(s.scalars(select(Fit).where(Fit.experiment_id == exp_id).order_by(Fit.pk).limit(limit)))
 
     # -------------------------------------------------- background work: leases, sweeps, policies, refits
-    def lease_job(self, job_id: str, owner: str, lease_s: float, max_attempts: int) -> tuple[str, float]:
-        """Claim the right to run a job: ``("acquired", 0)``, ``("held", seconds left)``, ``("finished", 0)``.
+    def lease_job(self, job_id: str, owner: str, lease_s: float, max_attempts: int,
+                  project_cap: int = 0, lane_kinds: Sequence[str] = ()) -> tuple[str, float]:
+        """Claim the right to run a job: ``("acquired", 0)``, ``("held", seconds to wait)``, ``("finished", 0)``.
 
         Several deliveries of one job (broker redelivery, a sweep's republish, a retry) race here and only the
         lease holder runs it. A running job that already used ``max_attempts`` starts (its workers kept dying)
-        is failed instead, so a task that kills its worker cannot cycle forever.
+        is failed instead, so a task that kills its worker cannot cycle forever. With ``project_cap``, a job
+        is also held while that many other jobs of its project with a kind in ``lane_kinds`` hold live
+        leases, so one project's flood of jobs cannot occupy every worker.
         """
         now = utcnow()
         with transaction(self.factory) as s:
@@ -663,6 +669,16 @@ class Store:
                 return "finished", 0.0
             if job.lease_owner not in (None, owner) and job.lease_expires_at and job.lease_expires_at > now:
                 return "held", (job.lease_expires_at - now).total_seconds()
+            if project_cap and job.experiment_id and job.lease_owner != owner:
+                project = s.scalar(select(Experiment.project).where(Experiment.id == job.experiment_id))
+                serialize(s, f"project-jobs:{project}")
+                leased = s.scalar(
+                    select(func.count()).select_from(Job)
+                    .join(Experiment, Experiment.id == Job.experiment_id)
+                    .where(Experiment.project == project, Job.id != job_id, Job.kind.in_(lane_kinds),
+                           Job.lease_owner.is_not(None), Job.lease_expires_at > now)) or 0
+                if leased >= project_cap:
+                    return "held", PROJECT_SLOT_WAIT_S
             if job.state == JobState.running.value and job.attempts >= max_attempts:
                 job.state, job.finished_at = JobState.failed.value, now
                 job.error = f"gave up after {job.attempts} attempts: the worker running it was lost"

@@ -26,7 +26,7 @@ SWEEP_TASK = "mixopt.sweep"
 
 
 class Submitter(Protocol):
-    def submit(self, kind: str, job_id: str) -> None: ...
+    def submit(self, kind: str, job_id: str, project: str) -> None: ...
 
 
 def schedule(settings: Settings) -> dict[str, dict[str, Any]]:
