@@ -22,7 +22,7 @@ from typing import Any
 
 from mixing.errors import NotEnoughDataError
 from mixing.evaluation import EvaluationReport, evaluate_laws
-from mixing.methods import resolve_recommender
+from mixing.methods import as_predictive, resolve_recommender
 from mixing.methods.base import SearchContext
 from mixing.methods.common import nearest_fidelity_rows
 from service.errors import describe_error
@@ -205,7 +205,7 @@ def store_default_model(store: Store, exp: Experiment, seed: int | None) -> dict
     Returns ``{"method", "data_version"}``, or ``{"status": "not_enough_data"}`` when nothing can be fitted.
     """
     ctx, snap = search_context(store, store.get_experiment(exp.id, exp.project), seed)  # hints as refitted
-    method = resolve_recommender("auto", ctx)
+    method = as_predictive(resolve_recommender("auto", ctx))
     try:
         current_predictor(store, exp.id, method, ctx, snap.data_version, None, seed)
     except NotEnoughDataError:
