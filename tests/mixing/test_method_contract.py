@@ -4,7 +4,8 @@ checked here without a line changed.
 Every method, asked for ``count`` suggestions on a problem with room for them, returns that many, inside
 the per-domain bounds, none of them a pending or observed run or a repeat within the batch, and the same
 ones again for the same seed; from a candidate pool, only free pool rows. Problems are small (four domains,
-two fidelity levels, forty runs) and the expensive methods run with small settings.
+two fidelity levels, forty runs) and the expensive methods run with small settings. Every method that fits
+a model predicts through the protocol; one that fits none hands predictions to RegMix.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from mixing.methods import available_methods
-from mixing.methods.base import SearchMethod
+from mixing.methods import as_predictive, available_methods
+from mixing.methods.base import PredictiveMethod, SearchMethod
 from mixing.methods.bo import BayesOptMethod, SingleFidelityBayesOptMethod
 from mixing.methods.common import SAME_POINT_L1
 from mixing.methods.law import LawMethod
@@ -93,3 +94,17 @@ def test_pool_suggestions_are_free_pool_rows(name: str) -> None:
     for p in props:
         row = int(np.argmin(np.abs(pool_mix - p.mixture).sum(axis=1)))
         assert np.abs(pool_mix[row] - p.mixture).sum() < 1e-12
+
+
+@pytest.mark.parametrize("name", list(available_methods()))
+def test_every_method_predicts_through_the_protocol(name: str) -> None:
+    method = build(name)
+    if not isinstance(method, PredictiveMethod):
+        assert isinstance(as_predictive(method), RegMixMethod)
+        return
+    assert as_predictive(method) is method
+    grid = BOUNDS.project(np.random.default_rng(12).dirichlet(np.ones(4), 6))
+    ctx = context(runs(), problem(BOUNDS), seed=7, hints=dict(HINTS))
+    metrics, objective, halfwidth = method.predictor(ctx).predict(grid)
+    assert metrics.shape in ((6, 1), (6, 0)) and objective.shape == halfwidth.shape == (6,)
+    assert np.isfinite(objective).all() and (halfwidth >= 0).all()
