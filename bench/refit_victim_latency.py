@@ -1,6 +1,6 @@
 """Another caller's GET latency while the embedded API refits a large experiment (issue 14, item 9).
 
-    python bench/refit_victim_latency.py [--runs 5000] [--laws ...] [--job-processes true|false] [--out FILE]
+    python -m bench.refit_victim_latency [--runs 5000] [--laws ...] [--job-processes true|false] [--out FILE]
 
 ``mixopt serve`` runs on a scratch SQLite file with no broker. One experiment gets ``--runs`` runs and a
 refit; while the refit job runs, a victim reads another experiment (``GET /v1/experiments/{id}``) as fast as
