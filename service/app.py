@@ -23,8 +23,8 @@ from service.routers import experiments, export, history, online, runs, suggesti
 from service.settings import Settings, get_settings
 from service.state import AppState
 from service.store import Store
+from service.store.tokens import Tokens
 from service.throttle import TokenBuckets
-from service.tokens import Tokens
 from workers.dispatch import CeleryDispatcher, Dispatcher, InProcessDispatcher
 
 log = logging.getLogger("mixopt.api")

@@ -13,9 +13,9 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from service.models import utcnow
 from service.settings import Settings
 from service.store import PolicyState, Store
+from service.store.models import utcnow
 from workers.refit import REFIT_KINDS
 
 log = logging.getLogger("mixopt.beat")

@@ -19,9 +19,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from service.errors import Unavailable
-from service.models import JobState
 from service.settings import Settings
 from service.store import Store
+from service.store.models import JobState
 from workers import refit, tasks
 from workers.job_processes import JobFunction, JobProcess
 

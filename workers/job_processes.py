@@ -19,9 +19,9 @@ from typing import Any
 
 from service.db import DbTimeouts, make_engine, make_session_factory
 from service.logs import configure_logging
-from service.models import JobState
 from service.settings import Settings
 from service.store import Store
+from service.store.models import JobState
 
 log = logging.getLogger("mixopt.dispatch")
 

@@ -2,7 +2,7 @@
 
 ``refit`` fits every mixing law on the experiment's completed runs, measures each one's fidelity by
 cross-validation, stores the results as Fit records, remembers the selected law, recomputes the
-recommendation and stores the model that predictions use by default (see :mod:`service.model_store`).
+recommendation and stores the model that predictions use by default (see :mod:`service.store.fitted_models`).
 ``reoptimize`` does the same, then tops up the experiment's ready queue of suggestions
 (runs left ``suggested`` for trainers to pick up). Both take ``(store, job_id)`` like every task, so the
 in-process runner and Celery workers run this very code.
@@ -27,9 +27,9 @@ from mixing.methods.base import SearchContext
 from mixing.methods.common import nearest_fidelity_rows
 from service.errors import describe_error
 from service.locks import experiment_lock
-from service.model_store import current_predictor
-from service.models import Experiment, Fit, new_id
 from service.store import Store
+from service.store.fitted_models import current_predictor
+from service.store.models import Experiment, Fit, new_id
 from workers import tasks
 from workers.context import search_context
 
@@ -200,7 +200,7 @@ def refresh_recommendation(store: Store, exp: Experiment, method: str, seed: int
 
 def store_default_model(store: Store, exp: Experiment, seed: int | None) -> dict[str, Any]:
     """Make sure the model ``POST /predict`` uses by default (method ``auto``, target fidelity) is stored for
-    the current runs and hints, fitting it if it is not (rule: :mod:`service.model_store`).
+    the current runs and hints, fitting it if it is not (rule: :mod:`service.store.fitted_models`).
 
     Returns ``{"method", "data_version"}``, or ``{"status": "not_enough_data"}`` when nothing can be fitted.
     """

@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 
 from service.app import create_app
 from service.embedded import embedded_server
-from service.models import Job
 from service.settings import Settings
 from service.store import Store
+from service.store.models import Job
 from tests.service.helpers import DOMAINS, create, seed_runs, spec, synthetic_losses, wait_for_job
 from workers.refit import READY_KIND, top_up_ready_queue
 

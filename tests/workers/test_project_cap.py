@@ -15,7 +15,7 @@ from migrations import upgrade
 from service.db import make_engine, make_session_factory
 from service.schemas import ExperimentCreate
 from service.store import Store
-from service.tokens import Tokens
+from service.store.tokens import Tokens
 from tests.service.helpers import spec
 from workers.celery_app import LANE_KINDS
 from workers.dispatch import Lane
