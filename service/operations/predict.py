@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mixing.errors import FitError, NotEnoughDataError
-from mixing.methods import available_methods, resolve_recommender
+from mixing.methods import as_predictive, resolve_recommender
 from service.errors import Conflict, ErrorCode
 from service.operations.context import search_context
 from service.store import Store
@@ -37,9 +37,7 @@ def predict(store: Store, exp: Experiment, method_name: str, mixtures: np.ndarra
     :class:`FitError` rather than answer a non-finite value.
     """
     ctx, snap = search_context(store, exp, seed)
-    method = resolve_recommender(method_name, ctx)
-    if not hasattr(method, "predictor"):
-        method = available_methods()["regmix"]()
+    method = as_predictive(resolve_recommender(method_name, ctx))
     try:
         predictor = current_predictor(store, exp.id, method, ctx, snap.data_version, fidelity, seed)
     except NotEnoughDataError as exc:

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from mixing.errors import NotEnoughDataError
-from mixing.fidelity import FidelityReport, evaluate_laws
-from mixing.methods import resolve_recommender
+from mixing.evaluation import EvaluationReport, evaluate_laws
+from mixing.methods import as_predictive, resolve_recommender
 from mixing.methods.base import SearchContext
 from mixing.methods.common import nearest_fidelity_rows
 from service.jsonable import to_jsonable
@@ -117,7 +117,7 @@ def refit_experiment(store: Store, exp: Experiment, job_id: str | None, force: b
 
 
 def evaluate(ctx: SearchContext, laws: list[str] | None = None,
-             progress: Callable[[str], None] | None = None) -> FidelityReport:
+             progress: Callable[[str], None] | None = None) -> EvaluationReport:
     """The law engine's cross-validated fidelity report on the context's completed runs.
 
     The runs are presented as the law method fits them: every run with normalised fidelity coordinates
@@ -150,7 +150,7 @@ def _fold_progress(progress: Progress, every_s: float = 0.5) -> Callable[[str], 
     return update
 
 
-def fit_records(report: FidelityReport, n_runs: int, job_id: str | None) -> list[Fit]:
+def fit_records(report: EvaluationReport, n_runs: int, job_id: str | None) -> list[Fit]:
     """One Fit per law of a fidelity report: its parameters, scores (or why it was skipped) and timing.
 
     The selected law's scores also hold its out-of-fold predictions, ``oof: {"observed": [...],
@@ -196,7 +196,7 @@ def store_default_model(store: Store, exp: Experiment, seed: int | None) -> dict
     Returns ``{"method", "data_version"}``, or ``{"status": "not_enough_data"}`` when nothing can be fitted.
     """
     ctx, snap = search_context(store, store.get_experiment(exp.id, exp.project), seed)  # hints as refitted
-    method = resolve_recommender("auto", ctx)
+    method = as_predictive(resolve_recommender("auto", ctx))
     try:
         current_predictor(store, exp.id, method, ctx, snap.data_version, None, seed)
     except NotEnoughDataError:
