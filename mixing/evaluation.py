@@ -70,9 +70,11 @@ class LawEvaluation:
 
     name: str
     params: dict[str, Any]
-    #: Runs the law was fitted on (reporting at least one metric), and how many report each metric.
+    #: Runs the law was fitted on (reporting at least one metric), how many report each metric, and how
+    #: many report every metric (those of the ``direct`` route).
     n_runs: int
     n_runs_per_metric: list[int] | None = None
+    n_complete_runs: int | None = None
     cv: dict[str, Scores] = field(default_factory=dict)
     heldout: dict[str, dict[str, Scores]] | None = None
     #: Cross-validated Spearman of each metric separately (``from_metrics`` route), when k > 1.
@@ -91,6 +93,7 @@ class LawEvaluation:
             "params": self.params,
             "n_runs": self.n_runs,
             "n_runs_per_metric": self.n_runs_per_metric,
+            "n_complete_runs": self.n_complete_runs,
             "skipped": self.skipped,
             "cv": {route: s.to_dict() for route, s in self.cv.items()},
             "heldout": None
@@ -313,7 +316,9 @@ def evaluate_laws(
         members = [law_spec(law) for law in law_list if law.name in routes[FROM_METRICS].oof]
         ens, ensemble_weights = _ensemble(members, routes, objective, splits, scored, truths, goal_sign, top_k)
         ens.fit_s = float(sum(e.fit_s for e in entries if e.name in ensemble_weights))
-        ens.n_runs = max(e.n_runs for e in entries if e.name in ensemble_weights)
+        members_seen = [e for e in entries if e.name in ensemble_weights]
+        ens.n_runs = max(e.n_runs for e in members_seen)
+        ens.n_complete_runs = max(e.n_complete_runs or 0 for e in members_seen)
         entries.append(ens)
     selected = select_law({e.name: _as_mapping(e.cv.get(FROM_METRICS)) for e in entries if e.skipped is None})
     return EvaluationReport(
@@ -339,6 +344,7 @@ def _entry(law: MixingLaw, seen: np.ndarray, universe: np.ndarray | None) -> Law
         params=law_spec(law)["params"],
         n_runs=int(mine.any(axis=1).sum()),
         n_runs_per_metric=mine.sum(axis=0).tolist(),
+        n_complete_runs=int(mine.all(axis=1).sum()),
     )
 
 
