@@ -210,3 +210,11 @@ def test_a_metric_column_blank_in_every_row_is_an_error_naming_it(files: dict[st
     assert "gaps_train_met.csv" in result.output
     code, out = run(["evaluate", *base({**files, "train_met": train}, "loss_web"), "--folds", "2"])
     assert code == 0, out  # a target that does not use the column is unaffected
+
+
+def test_a_blank_mixture_weight_is_an_error_naming_its_column(files: dict[str, Path]) -> None:
+    mix = pd.read_csv(files["train_mix"])
+    mix.loc[[2, 9], "code"] = np.nan
+    mix.to_csv(files["train_mix"], index=False)
+    result = CliRunner().invoke(main, ["laws", "evaluate", *base(files, "mean")])
+    assert result.exit_code == 1 and "blank cells in 'code' (2 rows)" in result.output, result.output
