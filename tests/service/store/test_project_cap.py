@@ -6,34 +6,14 @@ concurrent case runs many deliveries at once and counts the leases granted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
-from migrations import upgrade
-from service.db import make_engine, make_session_factory
 from service.operations.kinds import LANE_KINDS, Lane
-from service.schemas import ExperimentCreate
 from service.store import Store
-from service.store.tokens import Tokens
-from tests.service.helpers import spec
+from tests.service.store.conftest import new_experiment
 
 BACKGROUND = LANE_KINDS[Lane.background]
 LEASE_S = 600.0
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield Store(engine, make_session_factory(engine))
-    engine.dispose()
-
-
-def _experiment(store: Store, project: str) -> str:
-    Tokens(store.factory).ensure_project(project)
-    return store.create_experiment(ExperimentCreate(**spec(f"exp-{project}")), project).id
 
 
 def _lease(store: Store, job_id: str, owner: str, cap: int = 1) -> str:
@@ -41,7 +21,7 @@ def _lease(store: Store, job_id: str, owner: str, cap: int = 1) -> str:
 
 
 def test_a_project_at_its_cap_waits_and_other_projects_do_not(store: Store) -> None:
-    flood, other = _experiment(store, "flood"), _experiment(store, "other")
+    flood, other = new_experiment(store, "exp-flood", "flood"), new_experiment(store, "exp-other", "other")
     first, second = (store.create_job("refit", flood, {}).id for _ in range(2))
     theirs = store.create_job("refit", other, {}).id
     suggestion = store.create_job("propose", flood, {}).id
@@ -60,7 +40,7 @@ def test_a_project_at_its_cap_waits_and_other_projects_do_not(store: Store) -> N
 
 
 def test_concurrent_deliveries_get_no_more_leases_than_the_cap(store: Store) -> None:
-    flood = _experiment(store, "flood")
+    flood = new_experiment(store, "exp-flood", "flood")
     jobs = [store.create_job("refit", flood, {}).id for _ in range(8)]
     with ThreadPoolExecutor(8) as pool:
         outcomes = list(pool.map(lambda job: _lease(store, job, f"w-{job}", cap=2), jobs))
