@@ -14,6 +14,7 @@ from mixing.problem import Prediction
 from service.models import Experiment
 from service.schemas import MAX_COST, MAX_METRIC
 from service.store import Snapshot, Store
+from service.settings import get_settings
 from service.validation import problem_from_spec
 
 log = logging.getLogger("mixopt.context")
@@ -27,6 +28,7 @@ def search_context(store: Store, exp: Experiment, seed: int | None = None) -> tu
         observations=snap.observations,
         rng=np.random.default_rng(seed),
         hints=dict(exp.hints or {}),
+        compute=get_settings().compute,
     )
     return ctx, snap
 

@@ -11,11 +11,12 @@ import numpy as np
 
 from mixing.bo import engine
 from mixing.bo.device import bo_device
+from mixing.compute import Device
 from mixing.methods.bo import BayesOptMethod
 from mixing.problem import Candidates, Observations
 from tests.mixing.bo.synthetic import HIGH, LOW, OPT, SMALL, context, problem
 
-CPU = bo_device("cpu")
+CPU = bo_device(Device.CPU)
 
 
 def bowl(w: np.ndarray) -> np.ndarray:
@@ -57,7 +58,7 @@ def test_with_misleading_proxies_forecasts_from_them_do_not_overrule_the_measure
     obs = runs(np.concatenate([cheap, measured]), np.concatenate([np.full(40, LOW), np.full(6, HIGH)]), -1.0)
     pool = np.concatenate([measured, cheap[:20]])  # candidates: the measured six and twenty only run cheaply
     ctx = context(obs)
-    method = BayesOptMethod(SMALL, device="cpu")
+    method = BayesOptMethod(SMALL)
     rec = method.recommend(ctx, pool)
     assert rec.details["proxies_distrusted"]
     assert np.allclose(rec.mixture, measured[np.argmin(bowl(measured))])
@@ -74,7 +75,7 @@ def test_bo_reaches_the_target_optimum_when_cheap_runs_are_anticorrelated() -> N
     pool_mix = np.concatenate([mixtures, at_target])
     pool_fid = np.concatenate([np.full((60, 1), LOW), np.full((20, 1), HIGH)])
     taken = list(range(8))  # a cheap design
-    method = BayesOptMethod(SMALL, device="cpu")
+    method = BayesOptMethod(SMALL)
     hints: dict = {}
     spent = 8.0
     while spent < 150.0:
