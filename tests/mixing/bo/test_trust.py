@@ -8,11 +8,13 @@ so its best mixtures are the target's worst.
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 
 from mixing.bo import engine
 from mixing.bo.device import bo_device
-from mixing.compute import Device
-from mixing.methods.bo import BayesOptMethod
+from mixing.compute import Compute, Device
+from mixing.methods.bo import TARGET_DESIGN, BayesOptMethod
 from mixing.problem import Candidates, Observations
 from tests.mixing.bo.synthetic import HIGH, LOW, OPT, SMALL, context, problem
 
@@ -91,3 +93,67 @@ def test_bo_reaches_the_target_optimum_when_cheap_runs_are_anticorrelated() -> N
             spent += 10.0 if p.fidelity[0] == HIGH else 1.0
     rec = method.recommend(context(runs(pool_mix[taken], pool_fid[taken], -1.0), hints=hints), at_target)
     assert np.allclose(rec.mixture, best)
+
+
+def nested_pool(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every one of 60 mixtures cheap, the first 20 also at the target: (mixtures, fidelities)."""
+    mixtures = np.random.default_rng(seed).dirichlet(np.ones(4), 60)
+    return (np.concatenate([mixtures, mixtures[:20]]),
+            np.concatenate([np.full((60, 1), LOW), np.full((20, 1), HIGH)]))
+
+
+def test_before_trusting_the_proxies_bo_buys_their_favourites_and_spread_out_runs_at_the_target() -> None:
+    """With cheap runs only, the first batch opens with target runs: the two mixtures the model predicts
+    best at the target, then mixtures far apart; the target design stops at TARGET_DESIGN runs."""
+    pool_mix, pool_fid = nested_pool(3)
+    cheap = np.arange(12)
+    obs = runs(pool_mix[cheap], pool_fid[cheap], 1.0)
+    free = np.setdiff1d(np.arange(len(pool_mix)), cheap)
+    cands = Candidates(pool_mix[free], pool_fid[free])
+    method = BayesOptMethod(SMALL)
+    props = method.suggest(context(obs), 4, None, cands)
+    at_target = [p for p in props if p.fidelity[0] == HIGH]
+    assert len(at_target) == 4 and all(p.details["target_design"] for p in at_target)
+    s = engine.fit_surrogate(problem(), obs, CPU, np.random.default_rng(0), None, SMALL)
+    mean, _ = s.predict(pool_mix[60:], np.array([HIGH]))
+    favourites = pool_mix[60:][np.argsort(mean)[:2]]
+    assert np.allclose(sorted(map(tuple, favourites)), sorted(tuple(p.mixture) for p in at_target[:2]), atol=1e-9)
+    taken = [int(np.flatnonzero((np.abs(pool_mix - p.mixture).sum(axis=1) < 1e-12) & (pool_fid[:, 0] == HIGH))[0])
+             for p in props]
+    rest = np.setdiff1d(free, taken)
+    more = method.suggest(context(runs(pool_mix[[*cheap, *taken]], pool_fid[[*cheap, *taken]], 1.0)), 4, None,
+                          Candidates(pool_mix[rest], pool_fid[rest]))
+    assert sum(bool(p.details.get("target_design")) for p in more) == TARGET_DESIGN - 4
+
+
+def test_once_the_proxies_are_measured_to_mislead_bo_proposes_target_runs_only() -> None:
+    """Anti-correlated cheap runs: with the trust measured, every suggestion is at the target and comes from
+    the target-only model; with agreeing cheap runs the search still chooses among both levels."""
+    pool_mix, pool_fid = nested_pool(4)
+    taken = [*range(24), 60, 61, 62, 63, 64, 65]  # 24 cheap runs and 6 target runs
+    free = np.setdiff1d(np.arange(len(pool_mix)), taken)
+    cands = Candidates(pool_mix[free], pool_fid[free])
+    levels = {}
+    for sign in (-1.0, 1.0):
+        props = BayesOptMethod(SMALL).suggest(context(runs(pool_mix[taken], pool_fid[taken], sign)), 4, None, cands)
+        assert props[0].details["proxies_distrusted"] is (sign < 0)
+        levels[sign] = props[0].details["fidelity_levels"]
+        if sign < 0:
+            assert all(p.fidelity[0] == HIGH for p in props)
+    assert levels[-1.0] == [[]]  # the target-only model has no fidelity axis
+    assert levels[1.0] == [[LOW], [HIGH]]
+
+
+def test_bo_calls_run_with_the_callers_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads come from the SearchContext (the service's settings), not from the environment."""
+    seen = []
+    real = engine.suggest
+
+    def spy(*args: object, **kwargs: object) -> list:
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "suggest", spy)
+    obs = runs(np.random.default_rng(5).dirichlet(np.ones(4), 12), np.full(12, LOW), 1.0)
+    BayesOptMethod(SMALL).suggest(context(obs, compute=Compute(Device.CPU, 2)), 1, np.array([LOW]))
+    assert seen == [2]
