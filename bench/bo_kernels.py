@@ -36,9 +36,9 @@ from botorch.models import SingleTaskGP, SingleTaskMultiFidelityGP  # noqa: E402
 from gpytorch.mlls import ExactMarginalLogLikelihood  # noqa: E402
 
 from mixing.bo.device import bo_device, cpu_threads  # noqa: E402
-from mixing.compute import Device  # noqa: E402
 from mixing.bo.encoding import encode  # noqa: E402
 from mixing.bo.surrogate import FitSettings, fit_gp  # noqa: E402
+from mixing.compute import Device  # noqa: E402
 from service.regmix_data import load_split  # noqa: E402
 
 DATA = Path(os.environ.get("MIXOPT_REGMIX_DATA", Path(__file__).resolve().parents[2] / "shared/data/regmix"))

@@ -13,8 +13,8 @@ from mixing.methods.base import SearchContext
 from mixing.problem import Prediction
 from service.models import Experiment
 from service.schemas import MAX_COST, MAX_METRIC
-from service.store import Snapshot, Store
 from service.settings import get_settings
+from service.store import Snapshot, Store
 from service.validation import problem_from_spec
 
 log = logging.getLogger("mixopt.context")

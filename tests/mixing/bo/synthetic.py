@@ -72,4 +72,5 @@ def context(
     hints: dict | None = None,
     compute: Compute | None = None,
 ) -> SearchContext:
-    return SearchContext(prob or problem(), obs, np.random.default_rng(seed), hints or {}, compute or Compute(Device.CPU))
+    rng = np.random.default_rng(seed)
+    return SearchContext(prob or problem(), obs, rng, hints or {}, compute or Compute(Device.CPU))

@@ -9,8 +9,8 @@ import torch
 from mixing.bo import engine
 from mixing.bo.cost import fit_cost_model
 from mixing.bo.device import bo_device, cpu_threads
-from mixing.compute import Compute, Device
 from mixing.bo.surrogate import balanced_subset
+from mixing.compute import Compute, Device
 from mixing.methods.bo import BayesOptMethod
 from mixing.replay_pool import NoRunAtFidelityError, ReplayPool
 from tests.mixing.bo.synthetic import SMALL, context, observations, problem
