@@ -380,11 +380,17 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=OUT / "mf_family.json")
     ap.add_argument("--plot-only", action="store_true")
+    ap.add_argument("--combine", type=Path, nargs="+", default=None,
+                    help="summarise these result files into --out instead of running (a method in a later file "
+                         "replaces it in the earlier ones)")
     args = ap.parse_args()
     png = args.out.with_suffix(".png")
     if args.plot_only:
         plot(json.loads(args.out.read_text()), png)
         print(png)
+        return
+    if args.combine:
+        write(combine([json.loads(f.read_text()) for f in args.combine]), args.out)
         return
     rhos = [float(x) for x in args.rhos.split(",")]
     methods = [m for m in args.methods.split(",") if not m.startswith("optuna") or _has_optuna()]
@@ -405,16 +411,41 @@ def main() -> None:
     summary = summarise(traces, pools)
     result = {"budget": args.budget, "cost_ratio": args.cost_ratio, "seeds": args.seeds, "batch": BATCH,
               "summary": summary, "traces": traces}
+    write(result, args.out)
+
+
+def combine(results: list[dict]) -> dict:
+    """One result from several runs of the same family (same budget and cost ratio)."""
+    traces: list[dict] = []
+    for result in results:
+        replaced = {t["method"] for t in result["traces"]}
+        traces = [t for t in traces if t["method"] not in replaced] + [_from_json(t) for t in result["traces"]]
+    pools = {float(k): e["pool"] for result in results for k, e in result["summary"].items()}
+    first = results[0]
+    return {"budget": first["budget"], "cost_ratio": first["cost_ratio"], "seeds": first["seeds"], "batch": BATCH,
+            "summary": summarise(traces, pools), "traces": traces}
+
+
+def _from_json(trace: dict) -> dict:
+    """A stored trace with JSON's nulls back as ``inf`` (never reached) and ``nan`` (no regret)."""
+    nulls = {"cost_to_within": math.inf, "cost_to_stay_within": math.inf, "final_regret": math.nan}
+    return {k: nulls[k] if v is None and k in nulls else v for k, v in trace.items()}
+
+
+def write(result: dict, out: Path) -> None:
+    """Print the summary table, write the JSON and the plot beside it."""
+    summary = result["summary"]
     print(f"\n{'rho':>5} {'measured':>8} {'method':20} {'to 1%':>7} {'reached':>7} {'stays':>7} {'stayed':>6}")
     for entry in summary.values():
         for method, m in entry["methods"].items():
             print(f"{entry['pool']['requested']:5.2f} {entry['pool']['spearman']:8.3f} {method:20} "
                   f"{m['median_cost_to_within_1pct']:7g} {m['reached']:7d} "
                   f"{m['median_cost_to_stay_within_1pct']:7g} {m['stayed']:6d}")
-    args.out.parent.mkdir(exist_ok=True)
-    args.out.write_text(json.dumps(finite_or_null(result), indent=1, allow_nan=False))
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(finite_or_null(result), indent=1, allow_nan=False))
+    png = out.with_suffix(".png")
     plot(result, png)
-    print(args.out, png)
+    print(out, png)
 
 
 def _has_optuna() -> bool:

@@ -4,13 +4,15 @@
 optimum per unit of compute (see :mod:`mixing.bo`); ``single-fidelity-bo`` is the same machinery restricted
 to target-fidelity runs, the baseline that multi-fidelity must beat on cost.
 
-Trust in the proxies: once enough target-fidelity runs exist, ``bo`` measures how well each cheaper level
-ranks the mixtures run at the target (:func:`mixing.bo.engine.level_trust`). If every cheaper level falls
-below :data:`TRUST_MIN`, the proxies mislead and the *recommendation* comes from a GP on the target runs
-alone (with the usual guard), so forecasts from those levels cannot overrule what was measured at the
-target. Suggestions keep using every run: on the RegMix family of ``bench/mf_family.py``, proposing from
-the target-only GP as well, or capping GIBBON's credit for a cheap run at its level's measured trust,
-made ``bo`` slower where proxies mislead, not faster (``bench/RESULTS.md``).
+Trust in the proxies. Before relying on cheap runs, ``bo`` buys a few target-fidelity runs of its own
+(:meth:`BayesOptMethod.target_design`): the mixtures its model predicts best there, and mixtures spread out
+among the target level's. With those, it measures how well each cheaper level ranks the mixtures run at
+the target (:func:`mixing.bo.engine.level_trust`). If every cheaper level falls below :data:`TRUST_MIN`,
+the proxies mislead: suggestions *and* the recommendation come from a GP on the target runs alone (the
+recommendation with the usual guard), so ``bo`` behaves like single-fidelity BO on every target run it has
+bought and buys no more cheap runs while the measured trust stays low. What changes is which levels are
+proposed, not the acquisition's credit for a cheap run: capping that credit by the measured trust made
+``bo`` slower on the pools it was meant to help (``bench/RESULTS.md``).
 
 Warm start: the GP hyperparameters of the previous fit arrive in ``ctx.hints["bo_state"]`` and the new ones
 leave in ``details["bo_state"]`` of every proposal and recommendation (a small JSON-able dict; the target-only
@@ -44,15 +46,14 @@ from mixing.problem import (
 from mixing.simplex import FloatArray
 
 #: Measured trust (Spearman) below which a cheaper level is taken to mislead (see the module docstring).
-#: Not tuned: on the RegMix family of ``bench/mf_family.py`` the trust measured on the target runs that
-#: ``bo`` buys -- near the proxies' optimum, where every ranking is flatter -- was -0.3 to 0.45 on a pool
-#: whose cheap level has rank correlation 0.95 with the target, and -0.3 where it has 0.2; no threshold
-#: separates those. It only switches the recommendation, which then still keeps the best measured
-#: mixture unless the target runs confidently say otherwise.
+#: Not tuned. Measured only on target runs that ``bo`` chose by the proxies, the trust did not separate
+#: agreeing from misleading proxies (-0.3 to 0.45 on a RegMix pool whose cheap level has rank correlation
+#: 0.95 with the target): near the proxies' optimum every ranking is flat. The spread-out runs of
+#: :meth:`BayesOptMethod.target_design` are what give the measurement range.
 TRUST_MIN = 0.5
 #: Key of the target-only fit's hyperparameters inside ``bo_state``.
 TARGET_ONLY = "target_only"
-#: Space-filling target-fidelity runs bought before the proxies are trusted (see :meth:`target_design`);
+#: Target-fidelity runs bought before the proxies are relied on (see :meth:`BayesOptMethod.target_design`):
 #: as many as the trust needs to be measured at all.
 TARGET_DESIGN = engine.MIN_TRUST_RUNS
 #: How many of those are the mixtures the multi-fidelity model predicts best at the target.
@@ -66,7 +67,7 @@ class FittedBO:
     surrogate: Surrogate
     obs: Observations
     trust: dict[bytes, float]
-    #: The target-only fit and its runs; None unless recommending with every cheaper level distrusted.
+    #: The target-only fit and its runs; None unless every cheaper level is distrusted.
     target: tuple[Surrogate, Observations] | None
     state: dict[str, Any]
 
@@ -185,7 +186,9 @@ class BayesOptMethod:
         """Target-fidelity runs that the search buys early, to judge its proxies before it relies on them.
 
         Up to :data:`TARGET_DESIGN` runs at the target (completed and pending together), whenever the
-        caller leaves the fidelity open: first the :data:`TARGET_DESIGN_BEST` mixtures the multi-fidelity
+        caller leaves the fidelity open and the cheaper runs have cost as much as one target run (by the
+        cost model): the insurance against misleading proxies is then at most what was spent on them,
+        and where the proxies agree the first target runs already rest on enough cheap ones. First the :data:`TARGET_DESIGN_BEST` mixtures the multi-fidelity
         model predicts best there, then mixtures spread out among the target level's. The predicted best
         are what the proxies vouch for: if they agree with the target these are good runs to have (and
         the recommendation's guard then has a good measured mixture to compare with), if they mislead
@@ -200,7 +203,9 @@ class BayesOptMethod:
         target = problem.fidelity.target
         have = int(obs.at_fidelity(target).sum() + _at(obs.pending_fidelities, target).sum())
         want = min(count, TARGET_DESIGN - have)
-        if want <= 0:
+        cost = fit_cost_model(obs.fidelities, obs.costs)
+        cheap = ~obs.at_fidelity(target)
+        if want <= 0 or cost(obs.fidelities[cheap]).sum() < cost(target[None])[0]:
             return []
         if candidates is not None:
             rows = np.all(np.isnan(candidates.fidelities), axis=1) | _at(candidates.fidelities, target)

@@ -7,6 +7,8 @@ so its best mixtures are the target's worst.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -103,27 +105,31 @@ def nested_pool(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_before_trusting_the_proxies_bo_buys_their_favourites_and_spread_out_runs_at_the_target() -> None:
-    """With cheap runs only, the first batch opens with target runs: the two mixtures the model predicts
-    best at the target, then mixtures far apart; the target design stops at TARGET_DESIGN runs."""
+    """Once the cheap runs have cost as much as one target run (and not before), the next batch opens with
+    target runs: the mixture the model predicts best at the target (with one target run made, one such),
+    then mixtures far apart; the target design stops at TARGET_DESIGN target runs."""
     pool_mix, pool_fid = nested_pool(3)
-    cheap = np.arange(12)
-    obs = runs(pool_mix[cheap], pool_fid[cheap], 1.0)
-    free = np.setdiff1d(np.arange(len(pool_mix)), cheap)
-    cands = Candidates(pool_mix[free], pool_fid[free])
     method = BayesOptMethod(SMALL)
-    props = method.suggest(context(obs), 4, None, cands)
-    at_target = [p for p in props if p.fidelity[0] == HIGH]
-    assert len(at_target) == 4 and all(p.details["target_design"] for p in at_target)
-    s = engine.fit_surrogate(problem(), obs, CPU, np.random.default_rng(0), None, SMALL)
-    mean, _ = s.predict(pool_mix[60:], np.array([HIGH]))
-    favourites = pool_mix[60:][np.argsort(mean)[:2]]
-    assert np.allclose(sorted(map(tuple, favourites)), sorted(tuple(p.mixture) for p in at_target[:2]), atol=1e-9)
-    taken = [int(np.flatnonzero((np.abs(pool_mix - p.mixture).sum(axis=1) < 1e-12) & (pool_fid[:, 0] == HIGH))[0])
-             for p in props]
-    rest = np.setdiff1d(free, taken)
-    more = method.suggest(context(runs(pool_mix[[*cheap, *taken]], pool_fid[[*cheap, *taken]], 1.0)), 4, None,
-                          Candidates(pool_mix[rest], pool_fid[rest]))
-    assert sum(bool(p.details.get("target_design")) for p in more) == TARGET_DESIGN - 4
+
+    def observed(rows: list[int]) -> Observations:
+        obs = runs(pool_mix[rows], pool_fid[rows], 1.0)
+        return dataclasses.replace(obs, costs=np.where(obs.fidelities[:, 0] == LOW, 1.0, 10.0))
+
+    def suggest(rows: list[int]) -> list:
+        free = np.setdiff1d(np.arange(len(pool_mix)), rows)
+        return method.suggest(context(observed(rows)), 4, None, Candidates(pool_mix[free], pool_fid[free]))
+
+    assert not any(p.details.get("target_design") for p in suggest([*range(8), 60]))  # 8 cheap < one target run
+    taken = [*range(12), 60]
+    props = suggest(taken)
+    assert all(p.fidelity[0] == HIGH and p.details["target_design"] for p in props)
+    s = engine.fit_surrogate(problem(), observed(taken), CPU, np.random.default_rng(0), None, SMALL)
+    unrun = pool_mix[61:]
+    mean, _ = s.predict(unrun, np.array([HIGH]))
+    assert np.allclose(props[0].mixture, unrun[np.argmin(mean)])
+    taken += [int(np.flatnonzero((np.abs(pool_mix - p.mixture).sum(axis=1) < 1e-12) & (pool_fid[:, 0] == HIGH))[0])
+              for p in props]
+    assert sum(bool(p.details.get("target_design")) for p in suggest(taken)) == TARGET_DESIGN - 5
 
 
 def test_once_the_proxies_are_measured_to_mislead_bo_proposes_target_runs_only() -> None:
