@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mixing.fidelity import DIRECT, FROM_METRICS, evaluate_laws, score
+from mixing.evaluation import DIRECT, FROM_METRICS, evaluate_laws, score
 from mixing.laws.gp import NORMAL_Q90, SimplexGP
 from mixing.problem import FidelitySpace
 

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from service.tokens import Tokens
+from service.store.tokens import Tokens
 
 DOMAINS = ["web", "code", "papers", "math"]
 

@@ -1,7 +1,8 @@
 """Peak memory of one suggestion over a 200,000-candidate pool, with 0, 100 and 300 runs taken.
 
 ``python bench/suggest_pool_memory.py [--label NAME]`` starts ``mixopt serve`` on a scratch SQLite
-database (in-process jobs, as the embedded default runs them) for each run count, seeds the runs, sends
+database for each run count (jobs on the API's threads, ``MIXOPT_JOB_PROCESSES=false``, so the request's
+and the job's memory are one process's; the embedded default runs the job in a child), seeds the runs, sends
 one ``POST /suggestions`` with the pool and waits for its job. It reports the server process's peak
 resident memory (``VmHWM``) before and after the request, the wall time, the method that answered and
 how many bytes of job parameters the request stored. Results go to
@@ -73,7 +74,7 @@ def measure(n_runs: int, body: bytes) -> dict[str, Any]:
         url = f"sqlite:///{tmp}/bench.db"
         port = free_port()
         env = {**os.environ, "MIXOPT_DATABASE_URL": url, "MIXOPT_PORT": str(port), "MIXOPT_SEED": "7",
-               "PYTHONPATH": str(ROOT), "MIXOPT_LOG_LEVEL": "WARNING"}
+               "PYTHONPATH": str(ROOT), "MIXOPT_LOG_LEVEL": "WARNING", "MIXOPT_JOB_PROCESSES": "false"}
         serve = [sys.executable, "-c", "from service.cli import main; main()", "serve"]
         proc = subprocess.Popen(serve, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

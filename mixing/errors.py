@@ -1,6 +1,13 @@
-"""Typed errors raised by the algorithms, so callers can map them to user-facing responses."""
+"""Typed errors raised by the algorithms, so callers can map them to user-facing responses.
+
+The estimator-contract errors also subclass scikit-learn's own (``NotFittedError``, ``InvalidParameterError``)
+or ``ValueError``, so code written against scikit-learn's conventions catches them as it would there.
+"""
 
 from __future__ import annotations
+
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.utils._param_validation import InvalidParameterError as SklearnInvalidParameterError
 
 
 class MixingError(Exception):
@@ -26,3 +33,27 @@ class UnsupportedFidelityError(MixingError):
 
 class FitError(MixingError):
     """A law or surrogate failed to fit the data it was given."""
+
+
+class InvalidParameterError(MixingError, SklearnInvalidParameterError):
+    """A law's hyperparameter is out of its declared range or of the wrong type (raised by ``fit``)."""
+
+
+class InputShapeError(MixingError, ValueError):
+    """Inputs whose shape does not fit: a wrong number of domains, fidelity axes or rows."""
+
+
+class NotFittedError(MixingError, SklearnNotFittedError):
+    """A law was asked to predict before it was fitted."""
+
+
+__all__ = [
+    "FitError",
+    "InfeasibleConstraintsError",
+    "InputShapeError",
+    "InvalidParameterError",
+    "MixingError",
+    "NotEnoughDataError",
+    "NotFittedError",
+    "UnsupportedFidelityError",
+]

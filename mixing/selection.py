@@ -17,6 +17,7 @@ on the other folds' out-of-fold predictions), so it competes fairly with the sin
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,10 +25,11 @@ from numpy.typing import ArrayLike
 from scipy.optimize import nnls
 from sklearn.base import clone
 from sklearn.model_selection import KFold
+from sklearn.utils._param_validation import Interval
 
 from mixing.errors import FitError, MixingError
 from mixing.laws import DEFAULT_LAWS, make_law
-from mixing.laws.base import MixingLaw, as_mixtures, as_targets
+from mixing.laws.base import MixingLaw
 from mixing.simplex import FloatArray
 
 Member = str | Mapping[str, Any] | MixingLaw
@@ -143,6 +145,12 @@ class StackedEnsemble(MixingLaw):
     """
 
     name: ClassVar[str] = ENSEMBLE
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "members": [list, tuple, None],
+        "weights": ["array-like", None],
+        "folds": [Interval(Integral, 2, None, closed="left")],
+        "seed": [Interval(Integral, 0, None, closed="left")],
+    }
 
     def __init__(
         self,
@@ -159,20 +167,22 @@ class StackedEnsemble(MixingLaw):
     def _member_laws(self) -> list[MixingLaw]:
         return [build_member(m) for m in (self.members if self.members is not None else DEFAULT_LAWS)]
 
+    def _members(self) -> list[MixingLaw]:
+        """The members that were fitted, once fitted; before, those the parameters name."""
+        return self.members_ if self.__sklearn_is_fitted__() else self._member_laws()
+
     @property
     def differentiable(self) -> bool:  # type: ignore[override]
-        return all(m.differentiable for m in getattr(self, "members_", None) or self._member_laws())
+        return all(m.differentiable for m in self._members())
 
     @property
     def uses_fidelity(self) -> bool:  # type: ignore[override]
-        return any(m.uses_fidelity for m in getattr(self, "members_", None) or self._member_laws())
+        return any(m.uses_fidelity for m in self._members())
 
     def min_runs(self, n_domains: int) -> int:
         return max(m.min_runs(n_domains) for m in self._member_laws())
 
-    def fit(self, mixtures: ArrayLike, fidelity: ArrayLike | None, y: ArrayLike) -> StackedEnsemble:
-        x, t = as_mixtures(mixtures), as_targets(y)
-        f = None if fidelity is None else np.asarray(fidelity, dtype=np.float64).reshape(len(x), -1)
+    def _fit(self, x: FloatArray, f: FloatArray | None, t: FloatArray) -> None:
         laws = self._member_laws()
         if self.weights is not None and len(self.weights) != len(laws):
             raise FitError("ensemble: one weight per member is required")
@@ -195,7 +205,6 @@ class StackedEnsemble(MixingLaw):
             w = self._learn_weights([laws[i] for i in keep], x, f, t)
         self.members_ = fitted
         self.weights_ = w / w.sum()
-        return self
 
     def _learn_weights(
         self, laws: list[MixingLaw], x: FloatArray, f: FloatArray | None, t: FloatArray
@@ -219,6 +228,6 @@ class StackedEnsemble(MixingLaw):
         w[usable] = stack_weights(oof[usable], t)
         return w
 
-    def predict(self, mixtures: ArrayLike, fidelity: ArrayLike | None = None) -> FloatArray:
-        preds = [w * m.predict(mixtures, fidelity) for w, m in zip(self.weights_, self.members_, strict=True)]
+    def _predict(self, x: FloatArray, fidelity: FloatArray | None) -> FloatArray:
+        preds = [w * m.predict(x, fidelity) for w, m in zip(self.weights_, self.members_, strict=True)]
         return np.sum(preds, axis=0)

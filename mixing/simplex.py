@@ -71,11 +71,6 @@ class SimplexConstraints:
     def n_domains(self) -> int:
         return int(self.lower.size)
 
-    @property
-    def is_trivial(self) -> bool:
-        """True when only the simplex itself constrains the mixture."""
-        return bool(np.all(self.lower <= 0) and np.all(self.upper >= 1))
-
     def violations(self, mixtures: ArrayLike, tol: float = SUM_TOLERANCE) -> NDArray[np.bool_]:
         """Boolean mask ``(n,)``: which rows break the sum, the sign or a bound."""
         w = np.atleast_2d(np.asarray(mixtures, dtype=np.float64))

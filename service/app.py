@@ -23,8 +23,8 @@ from service.routers import experiments, export, history, online, runs, suggesti
 from service.settings import Settings, get_settings
 from service.state import AppState
 from service.store import Store
+from service.store.tokens import Tokens
 from service.throttle import TokenBuckets
-from service.tokens import Tokens
 from workers.dispatch import CeleryDispatcher, Dispatcher, InProcessDispatcher
 
 log = logging.getLogger("mixopt.api")
@@ -38,7 +38,9 @@ def build_state(settings: Settings) -> AppState:
     dispatcher: Dispatcher = (CeleryDispatcher(store, settings) if settings.broker_url
                               else InProcessDispatcher(store, settings.inprocess_workers,
                                                     settings.inprocess_interactive_workers,
-                                                    settings.inprocess_project_cap))
+                                                    settings.inprocess_project_cap,
+                                                    processes=settings if settings.job_processes
+                                                    and not settings.in_memory_sqlite else None))
     authenticator = None
     if settings.auth_enabled():
         authenticator = Authenticator(Tokens(store.factory), settings.auth_cache_s,

@@ -31,9 +31,9 @@ from starlette.types import Scope as ASGIScope
 
 from service.errors import InsufficientScope, Unauthenticated
 from service.middleware import send_json
-from service.models import DEFAULT_PROJECT, ApiToken, utcnow
+from service.store.models import DEFAULT_PROJECT, ApiToken, utcnow
+from service.store.tokens import Scope, Tokens, digest, highest, split_token
 from service.throttle import TokenBuckets, send_rate_limited
-from service.tokens import Scope, Tokens, digest, highest, split_token
 
 log = logging.getLogger("mixopt.auth")
 

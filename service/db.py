@@ -110,13 +110,6 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-@contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session whose work commits on success and rolls back on any error."""
-    with factory() as session, session.begin():
-        yield session
-
-
 class ReadinessProbe:
     """Whether the database answers and its schema is migrated, within ``deadline_s`` whatever happens.
 

@@ -180,6 +180,18 @@ def install_error_handlers(app: FastAPI, authorize: Callable[[Request], Awaitabl
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
+    # Imported here rather than at the top: the store checks reports with service.validation, which raises
+    # this module's InvalidInput, so a top-level import would be circular.
+    from service.store.errors import InvalidRecord, RecordConflict, RecordNotFound, StoreError
+
+    #: The HTTP status of each refusal of the store (a subclass answers as the base it derives from).
+    store_status: dict[type[StoreError], int] = {RecordNotFound: 404, RecordConflict: 409, InvalidRecord: 422}
+
+    @app.exception_handler(StoreError)
+    async def _store_error(_: Request, exc: StoreError) -> JSONResponse:
+        status = next(code for kind, code in store_status.items() if isinstance(exc, kind))
+        return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=status)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         if authorize is not None:

@@ -2,17 +2,23 @@
 
 Two suggestion requests on one experiment must not both compute from the same pending set, or they could
 hand out the same point. PostgreSQL gets a session-level advisory lock (works across API processes and
-workers); SQLite deployments are single-process, so a process-local lock per experiment suffices.
+workers). A SQLite file is shared by the API and the child processes that run its jobs, so it gets an
+exclusive ``flock`` on a lock file beside the database; an in-memory database lives in one process, where
+a thread lock suffices.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from service.db import without_answer_deadline
 
@@ -26,6 +32,17 @@ def _advisory_key(name: str) -> int:
     hi, lo = zlib.crc32(raw[: len(raw) // 2] + b"|" + raw), zlib.crc32(raw)
     key = (hi << 32) | lo
     return key - (1 << 64) if key >= (1 << 63) else key
+
+
+def lock_file(engine: Engine, name: str) -> Path | None:
+    """The file whose ``flock`` is the lock ``name`` on this SQLite file; None for an in-memory database.
+
+    One file per lock name, in ``<database>.locks/`` (names hashed: they hold ids a file name may not).
+    """
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return None
+    return Path(f"{database}.locks") / f"{hashlib.sha256(name.encode()).hexdigest()[:32]}.lock"
 
 
 @contextmanager
@@ -45,5 +62,33 @@ def experiment_lock(engine: Engine, experiment_id: str, purpose: str = "propose"
         return
     with _local_guard:
         lock = _local_locks.setdefault(name, threading.Lock())
-    with lock:
+    with lock, _file_lock(lock_file(engine, name)):
         yield
+
+
+@contextmanager
+def _file_lock(path: Path | None) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (nothing for None); the kernel drops it if the holder dies."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def serialize(session: Session, name: str) -> None:
+    """Make the rest of ``session``'s transaction exclusive for ``name``, until it commits or rolls back.
+
+    For a read-then-write that a row lock cannot cover (counting rows before adding one). PostgreSQL takes
+    a transaction-level advisory lock on ``name``; SQLite takes the database's write lock now instead of at
+    the first write, which serializes every writer (SQLite has no finer lock).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _advisory_key(name)})
+    else:
+        session.execute(text("UPDATE jobs SET attempts = attempts WHERE 0 = 1"))

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import error_body
 from service.middleware import send_json
-from service.models import Experiment, ExperimentState, Fit, Job, JobState
+from service.store.models import Experiment, ExperimentState, Fit, Job, JobState
 
 log = logging.getLogger("mixopt.metrics")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.models import Experiment, Job, Run
 from service.schemas import STORED, ExperimentOut, JobOut, PredictionOut, RunCounts, RunOut
+from service.store.models import Experiment, Job, Run
 from service.validation import metric_weights
 
 

@@ -6,7 +6,6 @@ depend on the experiment (domain names, fidelity ranges) live in :mod:`service.v
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -344,6 +343,3 @@ class PredictResponse(BaseModel):
     method: str
     n_runs: int
 
-
-def finite_or_none(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from mixing.compute import Compute, Device
 
@@ -48,13 +49,17 @@ class Settings(BaseSettings):
     log_json: bool = Field(default=True, description="structured JSON logs (false: human-readable lines)")
     #: How long a suggestion request waits for its job before answering 202 with the job instead.
     sync_budget_s: float = 8.0
-    #: Worker threads for in-process jobs (the embedded default).
     #: Without a broker: threads for background jobs (refits, re-optimization), threads for suggestions a
     #: caller waits on (never queued behind background jobs), and how many of one project's jobs may run at
     #: once in each (projects are served in turn).
     inprocess_workers: int = Field(default=2, ge=1)
     inprocess_interactive_workers: int = Field(default=1, ge=1)
     inprocess_project_cap: int = Field(default=1, ge=1)
+    #: Without a broker, each of those threads runs its jobs in a child process of its own, so a model fit
+    #: competes with requests neither for the API's interpreter lock nor for its memory, and a fit killed
+    #: for memory fails its job instead of the API. False: on the threads themselves (an in-memory SQLite
+    #: database, which a child cannot open, always runs them there).
+    job_processes: bool = True
     #: Apply migrations at start-up (always on for SQLite; opt-in for PostgreSQL, where ``mixopt migrate`` is
     #: the expected deploy step).
     auto_migrate: bool = False
@@ -90,6 +95,10 @@ class Settings(BaseSettings):
     job_lease_s: float = 60.0
     #: Starts of one job (crashed workers and transient errors included) before it is marked failed.
     job_max_attempts: int = 3
+    #: With a broker: how many of one project's jobs may run at once in each lane (suggestions; background
+    #: work), across every worker; a further delivery waits for a slot, so one project's flood cannot hold
+    #: every worker. 0 = no cap.
+    worker_project_cap: int = Field(default=2, ge=0)
     #: A queued job not started this long after it was published is published again (its message was lost).
     job_republish_after_s: float = 900.0
     #: A ``running`` run with no report for this long becomes ``abandoned``, so its point is free again.
@@ -128,6 +137,11 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def in_memory_sqlite(self) -> bool:
+        """A private in-memory database, which only the process that opened it can see."""
+        return self.is_sqlite and make_url(self.database_url).database in (None, "", ":memory:")
 
     @property
     def migrates_at_start(self) -> bool:

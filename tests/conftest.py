@@ -19,6 +19,9 @@ from service.app import create_app
 from service.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# Tests run jobs on the API's own threads unless they ask for child processes (tests/workers/
+# test_job_processes.py does): a test can then patch what a job calls, and no test pays a child's start-up.
+os.environ.setdefault("MIXOPT_JOB_PROCESSES", "false")
 PG_ADMIN_URL = os.environ.get("MIXOPT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REGMIX_DATA = Path(os.environ.get("MIXOPT_REGMIX_DATA", Path(__file__).resolve().parents[2] / "shared/data/regmix"))
 

@@ -13,9 +13,9 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from service.models import utcnow
 from service.settings import Settings
 from service.store import PolicyState, Store
+from service.store.models import utcnow
 from workers.refit import REFIT_KINDS
 
 log = logging.getLogger("mixopt.beat")
@@ -26,7 +26,7 @@ SWEEP_TASK = "mixopt.sweep"
 
 
 class Submitter(Protocol):
-    def submit(self, kind: str, job_id: str) -> None: ...
+    def submit(self, kind: str, job_id: str, project: str) -> None: ...
 
 
 def schedule(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -5,6 +5,8 @@
 
 * a delivery first takes the job's lease in the database; a second delivery of a job another live worker
   holds is retried after the lease runs out, and a delivery of a finished job is dropped (idempotence);
+* a delivery also waits while ``worker_project_cap`` other jobs of its project and lane hold leases, so one
+  project's flood leaves the other workers to other projects;
 * the lease is renewed while the task runs, so a lapsed lease means the worker died (see ``workers.stale``);
 * messages are acknowledged late and requeued if the worker process is lost, so a crash never drops a job;
 * transient errors (database or broker connection, deadlock) put the job back to ``queued`` and retry it
@@ -38,6 +40,8 @@ log = logging.getLogger("mixopt.worker")
 
 DEFAULT_QUEUE = "default"
 GPU_QUEUE = "gpu"
+#: The job kinds of each lane: a project's cap counts the jobs of the lane a delivery belongs to.
+LANE_KINDS: dict[Lane, tuple[str, ...]] = {lane: tuple(k for k, of in LANES.items() if of is lane) for lane in Lane}
 #: Suggestions a caller waits on: a worker serving this queue (``mixopt worker`` serves it with ``default``;
 #: ``--queues interactive`` dedicates one) is never busy with a refit when one arrives.
 INTERACTIVE_QUEUE = "interactive"
@@ -148,7 +152,8 @@ def execute(task: Task, kind: str, job_id: str) -> Any:
     settings, store = get_settings(), worker_store()
     owner = f"{task.request.hostname}:{os.getpid()}"
     try:
-        outcome, wait_s = store.lease_job(job_id, owner, settings.job_lease_s, settings.job_max_attempts)
+        outcome, wait_s = store.lease_job(job_id, owner, settings.job_lease_s, settings.job_max_attempts,
+                                          settings.worker_project_cap, LANE_KINDS[LANES[kind]])
     except TRANSIENT as exc:
         countdown = _backoff(task.request.retries)
         raise task.retry(exc=exc, countdown=countdown, max_retries=LEASE_RETRIES) from exc

@@ -11,10 +11,10 @@ import numpy as np
 
 from mixing.methods.base import SearchContext
 from mixing.problem import Prediction
-from service.models import Experiment
 from service.schemas import MAX_COST, MAX_METRIC
 from service.settings import get_settings
 from service.store import Snapshot, Store
+from service.store.models import Experiment
 from service.validation import problem_from_spec
 
 log = logging.getLogger("mixopt.context")

@@ -1,8 +1,8 @@
 """Job dispatch: the API hands a job id to a dispatcher and may wait a short budget for it.
 
-With no broker configured the in-process dispatcher runs the task functions on a thread pool inside the
-API process; the Celery dispatcher (see ``workers.celery_app``) sends the same task names to Redis.
-"""
+With no broker configured the in-process dispatcher schedules the task functions on threads of the API
+process, each running its jobs in a child process of its own (:mod:`workers.job_processes`); the Celery
+dispatcher (see ``workers.celery_app``) sends the same task names to Redis."""
 
 from __future__ import annotations
 
@@ -15,20 +15,22 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from service.errors import Unavailable
-from service.models import JobState
 from service.settings import Settings
 from service.store import Store
+from service.store.models import JobState
 from workers import refit, tasks
+from workers.job_processes import JobFunction, JobProcess
 
 if TYPE_CHECKING:
     from celery import Celery
 
 log = logging.getLogger("mixopt.dispatch")
 
-TASKS: dict[str, Callable[[Store, str], Any]] = {
+TASKS: dict[str, JobFunction] = {
     "propose": tasks.propose,
     refit.READY_KIND: tasks.propose,
     "refit": refit.refit,
@@ -59,7 +61,8 @@ LANES: dict[str, Lane] = {"propose": Lane.interactive, refit.READY_KIND: Lane.ba
 
 @dataclass
 class _Queued:
-    run: Callable[[], Any]
+    #: Runs the job given the thread's child process (None: run it on the thread); returns its result.
+    run: Callable[[JobProcess | None], Any]
     future: Future[Any]
 
 
@@ -99,17 +102,20 @@ class FairQueue:
 
 
 class InProcessDispatcher:
-    """Runs jobs on threads in this process (the embedded default), fairly across projects.
+    """Runs jobs without a broker (the embedded default), fairly across projects.
 
     Two lanes, each with its own threads, so a suggestion a caller is waiting for never queues behind
     refits (``interactive_workers`` threads for ``propose``, ``workers`` for the rest). Within a lane,
     :class:`FairQueue` serves projects in turn, with at most ``project_cap`` of one project's jobs running.
+    With ``processes`` (the settings a child opens its store from), each thread runs its jobs in a child
+    process of its own; without, on the thread itself.
     """
 
     def __init__(self, store: Store, workers: int = 2, interactive_workers: int = 1, project_cap: int = 1,
-                 tasks: Mapping[str, Callable[[Store, str], Any]] = TASKS) -> None:
+                 tasks: Mapping[str, JobFunction] = TASKS, processes: Settings | None = None) -> None:
         self.store = store
         self.tasks = tasks
+        self.processes = processes
         self.queues = {lane: FairQueue(project_cap) for lane in Lane}
         self.changed = threading.Condition()
         self.closing = False
@@ -130,26 +136,32 @@ class InProcessDispatcher:
                 self.started = True
                 for thread in self.threads:
                     thread.start()
-            self.queues[LANES[kind]].put(project, _Queued(lambda: fn(self.store, job_id), future))
+            self.queues[LANES[kind]].put(project, _Queued(partial(self._execute, fn, job_id), future))
             self.changed.notify_all()
 
     def _serve(self, lane: Lane) -> None:
         queue = self.queues[lane]
+        process = JobProcess(self.processes) if self.processes is not None else None
         while True:
             with self.changed:
                 while (taken := queue.take()) is None:
                     if self.closing:
+                        if process is not None:
+                            process.close()
                         return
                     self.changed.wait()
             project, item = taken
             try:
-                item.future.set_result(item.run())
+                item.future.set_result(item.run(process))
             except Exception:  # the task has recorded the error on its job row
                 item.future.set_result(None)
             finally:
                 with self.changed:
                     queue.done(project)
                     self.changed.notify_all()
+
+    def _execute(self, fn: JobFunction, job_id: str, process: JobProcess | None) -> Any:
+        return fn(self.store, job_id) if process is None else process.run(fn, self.store, job_id)
 
     def wait(self, job_id: str, timeout_s: float) -> bool:
         fut = self.futures.get(job_id)

@@ -2,7 +2,7 @@
 
 ``refit`` fits every mixing law on the experiment's completed runs, measures each one's fidelity by
 cross-validation, stores the results as Fit records, remembers the selected law, recomputes the
-recommendation and stores the model that predictions use by default (see :mod:`service.model_store`).
+recommendation and stores the model that predictions use by default (see :mod:`service.store.fitted_models`).
 ``reoptimize`` does the same, then tops up the experiment's ready queue of suggestions
 (runs left ``suggested`` for trainers to pick up). Both take ``(store, job_id)`` like every task, so the
 in-process runner and Celery workers run this very code.
@@ -21,15 +21,15 @@ from collections.abc import Callable
 from typing import Any
 
 from mixing.errors import NotEnoughDataError
-from mixing.fidelity import FidelityReport, evaluate_laws
-from mixing.methods import resolve_recommender
+from mixing.evaluation import EvaluationReport, evaluate_laws
+from mixing.methods import as_predictive, resolve_recommender
 from mixing.methods.base import SearchContext
 from mixing.methods.common import nearest_fidelity_rows
 from service.errors import describe_error
 from service.locks import experiment_lock
-from service.model_store import current_predictor
-from service.models import Experiment, Fit, new_id
 from service.store import Store
+from service.store.fitted_models import current_predictor
+from service.store.models import Experiment, Fit, new_id
 from workers import tasks
 from workers.context import search_context
 
@@ -126,7 +126,7 @@ def refit_experiment(store: Store, exp: Experiment, job_id: str | None, force: b
 
 
 def evaluate(ctx: SearchContext, laws: list[str] | None = None,
-             progress: Callable[[str], None] | None = None) -> FidelityReport:
+             progress: Callable[[str], None] | None = None) -> EvaluationReport:
     """The law engine's cross-validated fidelity report on the context's completed runs.
 
     The runs are presented as the law method fits them: every run with normalised fidelity coordinates
@@ -159,7 +159,7 @@ def _fold_progress(progress: Progress, every_s: float = 0.5) -> Callable[[str], 
     return update
 
 
-def fit_records(report: FidelityReport, n_runs: int, job_id: str | None) -> list[Fit]:
+def fit_records(report: EvaluationReport, n_runs: int, job_id: str | None) -> list[Fit]:
     """One Fit per law of a fidelity report: its parameters, scores (or why it was skipped) and timing.
 
     The selected law's scores also hold its out-of-fold predictions, ``oof: {"observed": [...],
@@ -200,12 +200,12 @@ def refresh_recommendation(store: Store, exp: Experiment, method: str, seed: int
 
 def store_default_model(store: Store, exp: Experiment, seed: int | None) -> dict[str, Any]:
     """Make sure the model ``POST /predict`` uses by default (method ``auto``, target fidelity) is stored for
-    the current runs and hints, fitting it if it is not (rule: :mod:`service.model_store`).
+    the current runs and hints, fitting it if it is not (rule: :mod:`service.store.fitted_models`).
 
     Returns ``{"method", "data_version"}``, or ``{"status": "not_enough_data"}`` when nothing can be fitted.
     """
     ctx, snap = search_context(store, store.get_experiment(exp.id, exp.project), seed)  # hints as refitted
-    method = resolve_recommender("auto", ctx)
+    method = as_predictive(resolve_recommender("auto", ctx))
     try:
         current_predictor(store, exp.id, method, ctx, snap.data_version, None, seed)
     except NotEnoughDataError:

@@ -19,8 +19,8 @@ from mixing.methods.design import best_observed
 from mixing.problem import Candidates, Recommendation
 from service.errors import describe_error
 from service.locks import experiment_lock
-from service.models import Experiment
 from service.store import Store
+from service.store.models import Experiment
 from workers.context import prediction_dict, search_context
 
 log = logging.getLogger("mixopt.tasks")

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from mixing.errors import MixingError
+from mixing.errors import InvalidParameterError, MixingError
 from mixing.laws.aioli import AioliLogLinear
 from mixing.laws.base import MixingLaw
 from mixing.laws.bimix import BiMixLaw
 from mixing.laws.data_mixing_law import DataMixingLaw
 from mixing.laws.gp import SimplexGP
 from mixing.laws.regmix import RegMixLightGBM, RegMixLinear
-from mixing.laws.scaling import ScalingAdditiveLaw, ScalingMixingLaw
+from mixing.laws.scaling import ScalingAdditiveLaw, ScalingJointLaw, ScalingMixingLaw
 
 
 class UnknownLawError(MixingError):
@@ -32,7 +32,7 @@ LAWS: dict[str, type[MixingLaw]] = {
         AioliLogLinear,
         BiMixLaw,
         ScalingAdditiveLaw,
-        ScalingMixingLaw,
+        ScalingJointLaw,
         SimplexGP,
     )
 }
@@ -47,11 +47,31 @@ def make_law(name: str, **params: Any) -> MixingLaw:
         from mixing.selection import StackedEnsemble
 
         return StackedEnsemble(**params)
+    name, params = _scaling_form(name, params)
     try:
         cls = LAWS[name]
     except KeyError:
         raise UnknownLawError(f"unknown law {name!r}; known: {', '.join([*LAWS, 'ensemble'])}") from None
     return cls(**params)
+
+
+#: The scaling law's form as a ``variant`` parameter, which specs stored in Fit records and experiment hints
+#: still carry, and the class that is that form.
+_SCALING_VARIANTS: dict[str, str] = {"additive": ScalingAdditiveLaw.name, "joint": ScalingJointLaw.name}
+
+
+def _scaling_form(name: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A scaling-law spec with a ``variant`` parameter, as the registry name of that form and the rest."""
+    if name not in _SCALING_VARIANTS.values() or "variant" not in params:
+        return name, params
+    rest = {k: v for k, v in params.items() if k != "variant"}
+    try:
+        return _SCALING_VARIANTS[params["variant"]], rest
+    except (KeyError, TypeError):
+        known = sorted(_SCALING_VARIANTS)
+        raise InvalidParameterError(
+            f"the 'variant' parameter of {name} must be one of {known}; got {params['variant']!r}"
+        ) from None
 
 
 def law_spec(law: MixingLaw) -> dict[str, Any]:
@@ -64,4 +84,20 @@ def law_spec(law: MixingLaw) -> dict[str, Any]:
     return {"name": law.name, "params": params}
 
 
-__all__ = ["LAWS", "DEFAULT_LAWS", "MixingLaw", "UnknownLawError", "law_spec", "make_law"]
+__all__ = [
+    "DEFAULT_LAWS",
+    "LAWS",
+    "AioliLogLinear",
+    "BiMixLaw",
+    "DataMixingLaw",
+    "MixingLaw",
+    "RegMixLightGBM",
+    "RegMixLinear",
+    "ScalingAdditiveLaw",
+    "ScalingJointLaw",
+    "ScalingMixingLaw",
+    "SimplexGP",
+    "UnknownLawError",
+    "law_spec",
+    "make_law",
+]

@@ -8,14 +8,15 @@ a squared loss instead of many starts and a Huber loss), which is why both are o
 
 from __future__ import annotations
 
-from typing import ClassVar
+from numbers import Integral
+from typing import Any, ClassVar
 
 import numpy as np
-from numpy.typing import ArrayLike
 from scipy.optimize import minimize
+from sklearn.utils._param_validation import Interval
 
 from mixing.errors import NotEnoughDataError
-from mixing.laws.base import MixingLaw, as_targets
+from mixing.laws.base import MixingLaw
 from mixing.laws.exponential import ExpLawParams, correlation_search, simplex_rows
 from mixing.laws.threads import single_threaded
 from mixing.simplex import FloatArray
@@ -26,6 +27,9 @@ class AioliLogLinear(MixingLaw):
 
     name: ClassVar[str] = "aioli_loglinear"
     differentiable: ClassVar[bool] = True
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+    }
 
     def __init__(self, max_iter: int = 500) -> None:
         self.max_iter = max_iter
@@ -34,8 +38,8 @@ class AioliLogLinear(MixingLaw):
         return n_domains + 3
 
     @single_threaded
-    def fit(self, mixtures: ArrayLike, fidelity: ArrayLike | None, y: ArrayLike) -> AioliLogLinear:
-        x, t = simplex_rows(mixtures), as_targets(y)
+    def _fit(self, mixtures: FloatArray, fidelity: FloatArray | None, t: FloatArray) -> None:
+        x = simplex_rows(mixtures)
         n, d = x.shape
         if n < self.min_runs(d):
             raise NotEnoughDataError("aioli_loglinear needs more runs than domains", self.min_runs(d), n)
@@ -62,10 +66,9 @@ class AioliLogLinear(MixingLaw):
         theta = res.x.reshape(k, 1 + d)
         self.params_ = ExpLawParams(theta[:, 0], theta[:, 1:], sign)
         self.floor_search_ = c0
-        return self
 
-    def predict(self, mixtures: ArrayLike, fidelity: ArrayLike | None = None) -> FloatArray:
-        return self.params_.predict(simplex_rows(mixtures))
+    def _predict(self, x: FloatArray, fidelity: FloatArray | None) -> FloatArray:
+        return self.params_.predict(simplex_rows(x))
 
     @property
     def c_(self) -> FloatArray:

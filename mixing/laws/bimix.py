@@ -14,14 +14,15 @@ is most negatively rank-correlated with the metric (more of a domain lowers its 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from numbers import Integral
+from typing import Any, ClassVar
 
 import numpy as np
-from numpy.typing import ArrayLike
 from scipy.stats import rankdata
+from sklearn.utils._param_validation import Interval
 
 from mixing.errors import FitError, NotEnoughDataError
-from mixing.laws.base import MixingLaw, as_targets
+from mixing.laws.base import MixingLaw
 from mixing.laws.exponential import correlation_search, simplex_rows
 from mixing.laws.robust import BatchModel, levenberg_marquardt
 from mixing.laws.threads import single_threaded
@@ -40,6 +41,11 @@ class BiMixLaw(MixingLaw):
     differentiable: ClassVar[bool] = True
     #: An aggregate of several domains has no "own share"; the law is reported per metric only.
     fits_aggregate: ClassVar[bool] = False
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "metric_domains": ["array-like", None],
+        "step_axis": [Interval(Integral, 0, None, closed="left"), None],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+    }
 
     def __init__(
         self, metric_domains: Sequence[int] | None = None, step_axis: int | None = None, max_iter: int = 200
@@ -56,14 +62,14 @@ class BiMixLaw(MixingLaw):
         return 8 if self.step_axis is not None else 6
 
     @single_threaded
-    def fit(self, mixtures: ArrayLike, fidelity: ArrayLike | None, y: ArrayLike) -> BiMixLaw:
-        x, t = simplex_rows(mixtures), as_targets(y)
+    def _fit(self, mixtures: FloatArray, fidelity: FloatArray | None, t: FloatArray) -> None:
+        x = simplex_rows(mixtures)
         n, k = t.shape
         if n < self.min_runs(x.shape[1]):
             raise NotEnoughDataError("bimix needs runs to fit", self.min_runs(x.shape[1]), n)
         self.domains_ = self._domains(x, t)
         own = x[:, self.domains_].T  # (k, n)
-        u = self._step(fidelity, n)
+        u = self._step(fidelity)
         decays = STEP_DECAY_GRID if u is not None else (None,)
         starts = [self._start(own, t, eps, decay) for eps in EPS_GRID for decay in decays]
         s = len(starts)
@@ -75,7 +81,6 @@ class BiMixLaw(MixingLaw):
         best = np.argmin(fit.objective.reshape(s, k), axis=0)
         self.theta_ = fit.theta.reshape(s, k, -1)[best, np.arange(k)]
         self.sign_ = signs.reshape(s, k)[best, np.arange(k)]
-        return self
 
     def _domains(self, x: FloatArray, t: FloatArray) -> np.ndarray:
         if self.metric_domains is not None:
@@ -90,13 +95,14 @@ class BiMixLaw(MixingLaw):
         spearman = ry.T @ rx / len(x)  # (k, d)
         return np.argmin(spearman, axis=1)
 
-    def _step(self, fidelity: ArrayLike | None, n: int) -> FloatArray | None:
+    def _step(self, fidelity: FloatArray | None) -> FloatArray | None:
         if self.step_axis is None:
             return None
         if fidelity is None:
             raise FitError("bimix with a step term needs fidelity values")
-        f = np.asarray(fidelity, dtype=np.float64).reshape(n, -1)
-        return f[:, self.step_axis]
+        if self.step_axis >= fidelity.shape[1]:
+            raise FitError(f"bimix step_axis {self.step_axis} is not among {fidelity.shape[1]} fidelity axes")
+        return fidelity[:, self.step_axis]
 
     @staticmethod
     def _start(
@@ -119,10 +125,9 @@ class BiMixLaw(MixingLaw):
             theta[:, 4:] = [0.0, np.log(decay)]
         return theta, sign
 
-    def predict(self, mixtures: ArrayLike, fidelity: ArrayLike | None = None) -> FloatArray:
-        x = simplex_rows(mixtures)
-        own = x[:, self.domains_].T
-        u = self._step(fidelity, len(x))
+    def _predict(self, x: FloatArray, fidelity: FloatArray | None) -> FloatArray:
+        own = simplex_rows(x)[:, self.domains_].T
+        u = self._step(fidelity)
         pred, _ = _model(own, u, self.sign_)(self.theta_, np.arange(len(own)), False)
         return pred.T
 

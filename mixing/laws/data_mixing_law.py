@@ -9,13 +9,14 @@ starting residuals, the usual 95%-efficiency choice, so it adapts to each metric
 
 from __future__ import annotations
 
-from typing import ClassVar
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
-from numpy.typing import ArrayLike
+from sklearn.utils._param_validation import Interval
 
 from mixing.errors import NotEnoughDataError
-from mixing.laws.base import MixingLaw, as_targets
+from mixing.laws.base import MixingLaw
 from mixing.laws.exponential import ExpLawParams, correlation_search, exp_law_model, simplex_rows
 from mixing.laws.robust import levenberg_marquardt, robust_scale
 from mixing.laws.threads import single_threaded
@@ -29,6 +30,12 @@ class DataMixingLaw(MixingLaw):
 
     name: ClassVar[str] = "data_mixing_law"
     differentiable: ClassVar[bool] = True
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "n_starts": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "jitter": [Interval(Real, 0, None, closed="left")],
+        "seed": [Interval(Integral, 0, None, closed="left")],
+    }
 
     def __init__(self, n_starts: int = 6, max_iter: int = 150, jitter: float = 0.5, seed: int = 0) -> None:
         self.n_starts = n_starts
@@ -40,8 +47,8 @@ class DataMixingLaw(MixingLaw):
         return n_domains + 3
 
     @single_threaded
-    def fit(self, mixtures: ArrayLike, fidelity: ArrayLike | None, y: ArrayLike) -> DataMixingLaw:
-        x, t = simplex_rows(mixtures), as_targets(y)
+    def _fit(self, mixtures: FloatArray, fidelity: FloatArray | None, t: FloatArray) -> None:
+        x = simplex_rows(mixtures)
         n, d = x.shape
         if n < self.min_runs(d):
             raise NotEnoughDataError("data_mixing_law needs more runs than domains", self.min_runs(d), n)
@@ -63,7 +70,6 @@ class DataMixingLaw(MixingLaw):
         theta = fit.theta.reshape(s, k, 1 + d)[best, np.arange(k)]
         self.params_ = ExpLawParams(theta[:, 0], theta[:, 1:], sign)
         self.huber_delta_ = delta
-        return self
 
     def _starts(self, base: FloatArray, t: FloatArray, sign: FloatArray) -> FloatArray:
         """The correlation-search start plus jittered copies (exponents and floor both perturbed)."""
@@ -78,8 +84,8 @@ class DataMixingLaw(MixingLaw):
             out.append(j)
         return np.stack(out)
 
-    def predict(self, mixtures: ArrayLike, fidelity: ArrayLike | None = None) -> FloatArray:
-        return self.params_.predict(simplex_rows(mixtures))
+    def _predict(self, x: FloatArray, fidelity: FloatArray | None) -> FloatArray:
+        return self.params_.predict(simplex_rows(x))
 
     @property
     def c_(self) -> FloatArray:

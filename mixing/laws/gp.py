@@ -6,9 +6,9 @@ given, so one GP can learn across scales. Kernel: ARD Matern-5/2 with BoTorch's 
 log-normal lengthscale prior (``loc = sqrt(2) + log(D) / 2``, ``scale = sqrt(3)``), on standardised outputs.
 
 Speed: the marginal likelihood and its exact gradient are written out in NumPy (one Cholesky and one
-inverse per evaluation, lengthscale gradients by two matrix products), which fits 13 metrics on
-hundreds of runs in about a second; GPyTorch's autograd path was ten times slower here, too slow for a
-cross-validated comparison of every law within a minute. Hyperparameters are learnt on at most
+inverse per evaluation, lengthscale gradients by two matrix products) rather than left to an autograd
+framework, so that a cross-validated comparison of every law, which fits this GP once per fold and per
+metric, stays interactive. Hyperparameters are learnt on at most
 ``max_hyper_points`` runs (a random subset), the posterior then conditions on all of them.
 
 Calibration: leave-one-out residuals of a GP are available in closed form; their z-scores give, per
@@ -20,15 +20,16 @@ uncertainty of a weighted aggregate.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from numbers import Integral
+from typing import Any, ClassVar, Literal
 
 import numpy as np
-from numpy.typing import ArrayLike
 from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from mixing.errors import FitError, NotEnoughDataError
-from mixing.laws.base import MixingLaw, as_targets
+from mixing.laws.base import MixingLaw
 from mixing.laws.exponential import simplex_rows
 from mixing.laws.threads import single_threaded
 from mixing.simplex import FloatArray
@@ -49,6 +50,13 @@ class SimplexGP(MixingLaw):
     name: ClassVar[str] = "gp"
     differentiable: ClassVar[bool] = True
     uses_fidelity: ClassVar[bool] = True
+    provides_intervals: ClassVar[bool] = True
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "kernel": [StrOptions({"matern52", "rbf"})],
+        "max_hyper_points": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "seed": [Interval(Integral, 0, None, closed="left")],
+    }
 
     def __init__(
         self, kernel: Kernel = "matern52", max_hyper_points: int = 192, max_iter: int = 50, seed: int = 0
@@ -63,19 +71,11 @@ class SimplexGP(MixingLaw):
 
     # ------------------------------------------------------------------------------------------ fitting
     @single_threaded
-    def fit(self, mixtures: ArrayLike, fidelity: ArrayLike | None, y: ArrayLike) -> SimplexGP:
-        x = simplex_rows(mixtures)
-        f = (
-            np.zeros((len(x), 0))
-            if fidelity is None
-            else np.asarray(fidelity, dtype=np.float64).reshape(len(x), -1)
-        )
-        t = as_targets(y)
+    def _fit(self, x: FloatArray, fidelity: FloatArray | None, t: FloatArray) -> None:
         n = len(x)
         if n < self.min_runs(x.shape[1]):
             raise NotEnoughDataError("gp needs runs to fit", self.min_runs(x.shape[1]), n)
-        self.n_fidelity_ = f.shape[1]
-        raw = self._raw_features(x, f)
+        raw = _raw_features(simplex_rows(x), fidelity)
         self.lo_ = raw.min(axis=0)
         self.span_ = np.where(np.ptp(raw, axis=0) > 0, np.ptp(raw, axis=0), 1.0)
         z = (raw - self.lo_) / self.span_
@@ -87,16 +87,6 @@ class SimplexGP(MixingLaw):
         self.theta_ = np.stack([self._fit_hyper(z[sub], ys[sub, j]) for j in range(t.shape[1])])
         self.z_ = z
         self._condition(ys)
-        return self
-
-    def _raw_features(self, mixtures: ArrayLike, fidelity: ArrayLike | None) -> FloatArray:
-        """``sqrt(w)``, then the fidelity columns if the GP was fitted with any (else they are ignored)."""
-        x = np.sqrt(simplex_rows(mixtures))
-        if self.n_fidelity_ == 0:
-            return x
-        if fidelity is None:
-            raise FitError("this gp was fitted with fidelity coordinates; give them to predict")
-        return np.column_stack([x, np.asarray(fidelity, dtype=np.float64).reshape(len(x), -1)])
 
     def _prior_mean(self, dims: int) -> float:
         return float(np.sqrt(2.0) + 0.5 * np.log(dims))
@@ -138,23 +128,23 @@ class SimplexGP(MixingLaw):
         return float(np.exp(self.theta_[j, -1]) + JITTER)
 
     # --------------------------------------------------------------------------------------- prediction
-    def _z(self, mixtures: ArrayLike, fidelity: ArrayLike | None) -> FloatArray:
-        raw = self._raw_features(mixtures, fidelity)
-        if raw.shape[1] != self.z_.shape[1]:
-            raise FitError("gp: prediction inputs have a different number of domains or fidelity axes")
-        return (raw - self.lo_) / self.span_
+    def _z(self, x: FloatArray, fidelity: FloatArray | None) -> FloatArray:
+        """Scaled model inputs; the fidelity columns only if the GP was fitted with any (else ignored)."""
+        if self.n_fidelity_ and fidelity is None:
+            raise FitError("this gp was fitted with fidelity coordinates; give them to predict")
+        return (_raw_features(x, fidelity if self.n_fidelity_ else None) - self.lo_) / self.span_
 
     @single_threaded
-    def predict(self, mixtures: ArrayLike, fidelity: ArrayLike | None = None) -> FloatArray:
-        zq = self._z(mixtures, fidelity)
+    def _predict(self, x: FloatArray, fidelity: FloatArray | None) -> FloatArray:
+        zq = self._z(x, fidelity)
         out = np.empty((len(zq), len(self.theta_)))
         for j, theta in enumerate(self.theta_):
             out[:, j] = _covariance(zq, self.z_, theta, self.kernel) @ self.alpha_[j]
         return out * self.y_std_ + self.y_mean_
 
-    def predict_std(self, mixtures: ArrayLike, fidelity: ArrayLike | None = None) -> FloatArray:
+    def _predict_std(self, x: FloatArray, fidelity: FloatArray | None) -> FloatArray:
         """Calibrated predictive standard deviation of a new run's metrics ``(n, k)`` (noise included)."""
-        zq = self._z(mixtures, fidelity)
+        zq = self._z(x, fidelity)
         out = np.empty((len(zq), len(self.theta_)))
         for j, theta in enumerate(self.theta_):
             ks = _covariance(zq, self.z_, theta, self.kernel)
@@ -162,12 +152,16 @@ class SimplexGP(MixingLaw):
             out[:, j] = np.sqrt(np.maximum(var, JITTER))
         return out * self.y_std_ * self.calibration_
 
-    def aggregate_std(
-        self, mixtures: ArrayLike, fidelity: ArrayLike | None, weights: ArrayLike
-    ) -> FloatArray:
+    def _aggregate_std(self, x: FloatArray, fidelity: FloatArray | None, weights: FloatArray) -> FloatArray:
         """Standard deviation of ``metrics @ weights``, using the metrics' leave-one-out error correlation."""
-        s = self.predict_std(mixtures, fidelity) * np.asarray(weights, dtype=np.float64)[None, :]
+        s = self._predict_std(x, fidelity) * weights[None, :]
         return np.sqrt(np.maximum(np.einsum("nj,jk,nk->n", s, self.loo_corr_, s), 0.0))
+
+
+def _raw_features(x: FloatArray, fidelity: FloatArray | None) -> FloatArray:
+    """``sqrt(w)`` of the simplex rows, then the fidelity columns when given."""
+    root = np.sqrt(simplex_rows(x))
+    return root if fidelity is None else np.column_stack([root, fidelity])
 
 
 def _covariance(a: FloatArray, b: FloatArray, theta: FloatArray, kernel: Kernel) -> FloatArray:

@@ -6,14 +6,15 @@ number of leaves and the minimum leaf size shrink so the booster can still split
 
 from __future__ import annotations
 
-from typing import ClassVar
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
-from numpy.typing import ArrayLike
 from sklearn.linear_model import LinearRegression
+from sklearn.utils._param_validation import Interval
 
 from mixing.errors import NotEnoughDataError
-from mixing.laws.base import MixingLaw, as_mixtures, as_targets
+from mixing.laws.base import MixingLaw
 from mixing.simplex import FloatArray
 
 
@@ -26,23 +27,26 @@ class RegMixLinear(MixingLaw):
     def min_runs(self, n_domains: int) -> int:
         return max(5, n_domains + 1)
 
-    def fit(self, mixtures: ArrayLike, fidelity: ArrayLike | None, y: ArrayLike) -> RegMixLinear:
-        x, t = as_mixtures(mixtures), as_targets(y)
+    def _fit(self, x: FloatArray, fidelity: FloatArray | None, y: FloatArray) -> None:
         if len(x) < 3:
             raise NotEnoughDataError("regmix_linear needs runs to fit", 3, len(x))
-        self.model_ = LinearRegression().fit(x, t)
-        return self
+        self.model_ = LinearRegression().fit(x, y)
 
-    def predict(self, mixtures: ArrayLike, fidelity: ArrayLike | None = None) -> FloatArray:
-        return np.asarray(self.model_.predict(as_mixtures(mixtures)), dtype=np.float64).reshape(
-            len(as_mixtures(mixtures)), -1
-        )
+    def _predict(self, x: FloatArray, fidelity: FloatArray | None) -> FloatArray:
+        return np.asarray(self.model_.predict(x), dtype=np.float64).reshape(len(x), -1)
 
 
 class RegMixLightGBM(MixingLaw):
     """Gradient-boosted trees from mixture weights to each metric (RegMix's main regressor)."""
 
     name: ClassVar[str] = "regmix_lightgbm"
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "num_leaves": [Interval(Integral, 2, None, closed="left")],
+        "seed": [Interval(Integral, 0, None, closed="left")],
+        "n_jobs": [Integral],
+    }
 
     def __init__(
         self,
@@ -61,10 +65,9 @@ class RegMixLightGBM(MixingLaw):
     def min_runs(self, n_domains: int) -> int:
         return 8
 
-    def fit(self, mixtures: ArrayLike, fidelity: ArrayLike | None, y: ArrayLike) -> RegMixLightGBM:
+    def _fit(self, x: FloatArray, fidelity: FloatArray | None, y: FloatArray) -> None:
         import lightgbm as lgb
 
-        x, t = as_mixtures(mixtures), as_targets(y)
         if len(x) < 4:
             raise NotEnoughDataError("regmix_lightgbm needs runs to fit", 4, len(x))
         min_leaf = int(np.clip(len(x) // 10, 2, 20))
@@ -78,11 +81,9 @@ class RegMixLightGBM(MixingLaw):
                 random_state=self.seed,
                 n_jobs=self.n_jobs,
                 verbose=-1,
-            ).fit(x, t[:, j])
-            for j in range(t.shape[1])
+            ).fit(x, y[:, j])
+            for j in range(y.shape[1])
         ]
-        return self
 
-    def predict(self, mixtures: ArrayLike, fidelity: ArrayLike | None = None) -> FloatArray:
-        x = as_mixtures(mixtures)
+    def _predict(self, x: FloatArray, fidelity: FloatArray | None) -> FloatArray:
         return np.column_stack([m.predict(x) for m in self.models_]).astype(np.float64)

@@ -1,6 +1,6 @@
 """Scaling-aware mixing law after Shukor et al. (2025): one fit across model sizes and token counts.
 
-Additive form, per metric::
+Additive form (:class:`ScalingAdditiveLaw`), per metric::
 
     L(s, h) = E + 1 / (sum_j C_j h_j ** gamma_j) + sum_a A_a * exp(-alpha_a * s_a)
 
@@ -8,7 +8,7 @@ where ``s_a`` are the fidelity coordinates (normalised log parameters, log token
 :meth:`mixing.problem.FidelitySpace.normalise` produces them). On a log axis ``A exp(-alpha s)`` *is*
 the power law ``A' / N ** alpha'``; working in normalised coordinates keeps every parameter of order one.
 
-Joint form (``variant="joint"``): the scale terms depend on the mixture, ``A_a(h) = exp(a_a0 + sum_j
+Joint form (:class:`ScalingJointLaw`): the scale terms depend on the mixture, ``A_a(h) = exp(a_a0 + sum_j
 a_aj h_j)``, so a mixture can gain more from scale than another and the best mixture moves with scale.
 Runs at several sizes and token counts thus feed one fit, and the law predicts at the target scale.
 
@@ -18,54 +18,60 @@ Levenberg-Marquardt from several random starts, keeping the best.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from numbers import Integral
+from typing import Any, ClassVar
 
 import numpy as np
-from numpy.typing import ArrayLike
+from sklearn.utils._param_validation import Interval
 
 from mixing.errors import FitError, NotEnoughDataError
-from mixing.laws.base import MixingLaw, as_targets
+from mixing.laws.base import MixingLaw
 from mixing.laws.exponential import simplex_rows
 from mixing.laws.robust import BatchModel, levenberg_marquardt
 from mixing.laws.threads import single_threaded
 from mixing.simplex import FloatArray
 
-Variant = Literal["additive", "joint"]
 #: Log-parameters are clipped to +-MAX_LOG before exponentiation, so a wild trial step cannot overflow.
 MAX_LOG = 30.0
 
 
 class ScalingMixingLaw(MixingLaw):
-    """Shukor et al.'s additive or joint law over (mixture, fidelity)."""
+    """Shukor et al.'s law over (mixture, fidelity): what its additive and joint forms share."""
 
-    name: ClassVar[str] = "scaling_joint"
     differentiable: ClassVar[bool] = True
     uses_fidelity: ClassVar[bool] = True
+    #: Whether the scale terms depend on the mixture (the joint form).
+    joint: ClassVar[bool]
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "n_starts": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "seed": [Interval(Integral, 0, None, closed="left")],
+    }
 
-    def __init__(
-        self, variant: Variant = "joint", n_starts: int = 6, max_iter: int = 300, seed: int = 0
-    ) -> None:
-        self.variant = variant
+    def __init__(self, n_starts: int = 6, max_iter: int = 300, seed: int = 0) -> None:
         self.n_starts = n_starts
         self.max_iter = max_iter
         self.seed = seed
 
+    def _per_axis(self, n_domains: int) -> int:
+        """Parameters per fidelity axis beyond its decay rate: one amplitude, or one per domain (joint)."""
+        return n_domains + 1 if self.joint else 2
+
     def min_runs(self, n_domains: int) -> int:
-        per_axis = n_domains + 1 if self.variant == "joint" else 2
-        return 2 * n_domains + 1 + per_axis + 3
+        return 2 * n_domains + 1 + self._per_axis(n_domains) + 3
 
     @single_threaded
-    def fit(self, mixtures: ArrayLike, fidelity: ArrayLike | None, y: ArrayLike) -> ScalingMixingLaw:
-        h, t = simplex_rows(mixtures), as_targets(y)
-        s = _fidelity(fidelity, len(h))
+    def _fit(self, mixtures: FloatArray, fidelity: FloatArray | None, t: FloatArray) -> None:
+        h = simplex_rows(mixtures)
+        s = _fidelity(fidelity)
         n, d = h.shape
         if np.all(np.ptp(s, axis=0) <= 0):
             raise FitError("scaling law needs runs at more than one fidelity")
         m = s.shape[1]
-        need = self.min_runs(d) + (m - 1) * (d + 1 if self.variant == "joint" else 2)
+        need = self.min_runs(d) + (m - 1) * self._per_axis(d)
         if n < need:
             raise NotEnoughDataError("scaling law needs more runs than parameters", need, n)
-        layout = _Layout(d, m, self.variant == "joint")
+        layout = _Layout(d, m, self.joint)
         k = t.shape[1]
         theta0 = self._starts(layout, t)  # (S, k, p)
         n_s = theta0.shape[0]
@@ -75,7 +81,6 @@ class ScalingMixingLaw(MixingLaw):
         best = np.argmin(fit.objective.reshape(n_s, k), axis=0)
         self.theta_ = fit.theta.reshape(n_s, k, -1)[best, np.arange(k)]
         self.layout_ = layout
-        return self
 
     def _starts(self, layout: _Layout, t: FloatArray) -> FloatArray:
         """Random starts: floor below the data, mixture term and scale terms each a share of the range."""
@@ -95,10 +100,9 @@ class ScalingMixingLaw(MixingLaw):
             out.append(th)
         return np.stack(out)
 
-    def predict(self, mixtures: ArrayLike, fidelity: ArrayLike | None = None) -> FloatArray:
-        h = simplex_rows(mixtures)
-        s = _fidelity(fidelity, len(h))
-        pred, _ = _model(h, s, self.layout_)(self.theta_, np.arange(len(self.theta_)), False)
+    def _predict(self, x: FloatArray, fidelity: FloatArray | None) -> FloatArray:
+        model = _model(simplex_rows(x), _fidelity(fidelity), self.layout_)
+        pred, _ = model(self.theta_, np.arange(len(self.theta_)), False)
         return pred.T
 
     def params(self) -> dict[str, FloatArray]:
@@ -142,13 +146,12 @@ class _Layout:
         return slice(self._base(a) + 1, self._base(a) + self.per_axis)
 
 
-def _fidelity(fidelity: ArrayLike | None, n: int) -> FloatArray:
+def _fidelity(fidelity: FloatArray | None) -> FloatArray:
     if fidelity is None:
         raise FitError("scaling law needs fidelity coordinates (e.g. model size, tokens)")
-    s = np.asarray(fidelity, dtype=np.float64).reshape(n, -1)
-    if s.shape[1] == 0:
+    if fidelity.shape[1] == 0:
         raise FitError("scaling law needs at least one fidelity axis")
-    return s
+    return fidelity
 
 
 def _model(h: FloatArray, s: FloatArray, lay: _Layout) -> BatchModel:
@@ -189,8 +192,11 @@ class ScalingAdditiveLaw(ScalingMixingLaw):
     """Shukor et al.'s additive law: the scale terms do not depend on the mixture."""
 
     name: ClassVar[str] = "scaling_additive"
+    joint: ClassVar[bool] = False
 
-    def __init__(
-        self, variant: Variant = "additive", n_starts: int = 6, max_iter: int = 300, seed: int = 0
-    ) -> None:
-        super().__init__(variant=variant, n_starts=n_starts, max_iter=max_iter, seed=seed)
+
+class ScalingJointLaw(ScalingMixingLaw):
+    """Shukor et al.'s joint law: each scale term's amplitude depends on the mixture."""
+
+    name: ClassVar[str] = "scaling_joint"
+    joint: ClassVar[bool] = True

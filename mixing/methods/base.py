@@ -8,7 +8,7 @@ service free to run the same call in-process or on a worker on another machine.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -57,8 +57,12 @@ class Predictor(Protocol):
         ...
 
 
+@runtime_checkable
 class PredictiveMethod(SearchMethod, Protocol):
-    """A method that can fit a :class:`Predictor`.
+    """A method that fits a model of the runs and answers predictions with it (a :class:`Predictor`).
+
+    Model-free methods (design, random) are plain :class:`SearchMethod`; :func:`mixing.methods.as_predictive`
+    gives the method that predicts for them.
 
     ``model_hints`` names the ``ctx.hints`` its fit reads: a stored predictor is only as current as those
     hints, so the service keys stored predictors by them as well as by the data version.
@@ -70,3 +74,6 @@ class PredictiveMethod(SearchMethod, Protocol):
         """The model fitted on the context's runs, predicting at ``fidelity`` (default: the target; NaN axes
         are taken at the target)."""
         ...
+
+
+__all__ = ["PredictiveMethod", "Predictor", "SearchContext", "SearchMethod"]

@@ -99,7 +99,7 @@ def baselines_not_run(ctx: SearchContext, fidelity: FloatArray) -> FloatArray:
     They are the mixtures a recommendation has to beat, so each fidelity level's design measures them
     first. Without them a model extrapolates the large-scale loss of the baselines from small proxies,
     which rank mixtures differently, and may recommend a mixture that loses to uniform while predicting
-    it wins (the tiny-LM search did, twice).
+    it wins.
     """
     problem, obs = ctx.problem, ctx.observations
     c = problem.constraints
@@ -163,7 +163,7 @@ def _max_min(pool: FloatArray, count: int, taken: FloatArray, rng: np.random.Gen
     """Indices of ``count`` rows of ``pool`` picked one by one, each farthest (L1) from all before it."""
     chosen: list[int] = []
     min_dist = np.full(len(pool), np.inf)
-    for t in taken:  # one taken row at a time: an (n, taken, d) array at once grew with every run taken
+    for t in taken:  # one taken row at a time, so memory does not grow with the runs taken
         np.minimum(min_dist, np.abs(pool - t).sum(axis=1), out=min_dist)
     for _ in range(min(count, len(pool))):
         i = int(np.argmax(min_dist)) if np.isfinite(min_dist).any() else int(rng.integers(len(pool)))

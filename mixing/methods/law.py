@@ -5,8 +5,9 @@ them, e.g. the ensemble's members and weights), else a quick 3-fold selection ov
 Which runs: all fidelities (normalised coordinates) for a law that models fidelity when several were
 observed, otherwise the level nearest the fidelity asked for, as single-fidelity laws need.
 
-Intervals (90%): a GP's own calibrated posterior (see :mod:`mixing.laws.gp`); for every other law the
-split-conformal width of its 5-fold cross-validation refits' out-of-fold errors on the objective.
+Intervals (90%): the law's own calibrated posterior when it gives one (``provides_intervals``, e.g. the
+GP of :mod:`mixing.laws.gp`); for every other law the split-conformal width of its 5-fold
+cross-validation refits' out-of-fold errors on the objective.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from sklearn.base import clone
 
 from mixing.conformal import conformal_halfwidth, oof_predictions
 from mixing.errors import NotEnoughDataError
-from mixing.fidelity import evaluate_laws
+from mixing.evaluation import evaluate_laws
 from mixing.laws import UnknownLawError, law_spec, make_law
 from mixing.laws.base import MixingLaw
-from mixing.laws.gp import NORMAL_Q90, SimplexGP
+from mixing.laws.gp import NORMAL_Q90
 from mixing.laws.threads import single_threaded
 from mixing.methods.base import SearchContext
 from mixing.methods.common import SAME_POINT_L1, best_candidate, chunked, exclude_taken, nearest_fidelity_rows
@@ -61,7 +62,7 @@ class FittedLaw:
 
     def halfwidths(self, problem: Problem, mixtures: FloatArray) -> FloatArray:
         """90% half-widths of the objective at each mixture."""
-        if isinstance(self.law, SimplexGP):
+        if self.law.provides_intervals:
             std = self.law.aggregate_std(mixtures, self.fidelity_rows(len(mixtures)), problem.metric_weights)
             return NORMAL_Q90 * std
         return np.full(len(mixtures), self.halfwidth)
@@ -107,8 +108,8 @@ class LawMethod:
             raise NotEnoughDataError(f"law {law.name} needs completed runs", need, len(rows))
         x, y = obs.mixtures[rows], obs.metrics[rows]
         f = None if fid is None else fid[rows]
-        halfwidth, source = float("nan"), "gp_posterior_calibrated"
-        if not isinstance(law, SimplexGP):
+        halfwidth, source = float("nan"), f"{law.name}_posterior_calibrated"
+        if not law.provides_intervals:
             halfwidth, source = self._conformal(ctx, law, x, f, y), "conformal_cv_refits"
         return FittedLaw(
             law=clone(law).fit(x, f, y),

@@ -19,7 +19,7 @@ from mixopt_client import MixoptClient
 from service.cli.errors import CliError
 from service.cli.options import json_option, name_values, url_option
 from service.cli.progress import elapsed
-from service.models import ExperimentState, RunState
+from service.store.models import ExperimentState, RunState
 
 #: The states a report may give a run (a run becomes 'suggested' only by being suggested).
 REPORTED_STATES = [state.value for state in RunState if state is not RunState.suggested]

@@ -13,10 +13,10 @@ from pathlib import Path
 import click
 from sqlalchemy import Engine, inspect
 
-from service import bundle
 from service.cli.errors import CliError, require_existing_database
 from service.db import make_engine
 from service.settings import get_settings
+from service.store import bundle
 
 
 def _engine() -> Engine:

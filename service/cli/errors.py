@@ -1,9 +1,9 @@
 """Expected failures of ``mixopt`` commands, shown as one line and a non-zero exit code.
 
 Commands raise what they naturally raise (the client's :class:`MixoptError`, httpx transport errors, a
-domain :class:`ApiError`, file and CSV errors, invalid settings, a bundle refused); :class:`MixoptGroup`,
-the class of the top-level group, turns each known type into ``Error: <one line>`` (exit code 1) in this one
-place. Anything else is a bug and keeps its traceback.
+domain :class:`ApiError`, a store's :class:`StoreError`, file and CSV errors, invalid settings, a bundle
+refused); :class:`MixoptGroup`, the class of the top-level group, turns each known type into
+``Error: <one line>`` (exit code 1) in this one place. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from mixopt_client import MixoptError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from service.bundle import BundleError
 from service.errors import ApiError
 from service.settings import Settings
+from service.store.bundle import BundleError
+from service.store.errors import StoreError
 from service.tables import TableError
 
 
@@ -46,7 +47,7 @@ def _api_answer(exc: MixoptError) -> str:
     return f"the service answered {exc}{hint}"
 
 
-def _domain(exc: ApiError) -> str:
+def _domain(exc: ApiError | StoreError) -> str:
     return f"{exc.code}: {exc.message}" + (f" (field {exc.field})" if exc.field else "")
 
 
@@ -76,6 +77,7 @@ EXPECTED: tuple[tuple[type[BaseException], Callable[[Any], str]], ...] = (
     (httpx.TransportError, _transport),
     (MixoptError, _api_answer),
     (ApiError, _domain),
+    (StoreError, _domain),
     (BundleError, str),
     (TableError, str),
     (DBAPIError, _database),

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mixing.errors import InfeasibleConstraintsError
-from mixing.fidelity import DIRECT, FROM_METRICS, FidelityReport, evaluate_laws
+from mixing.evaluation import DIRECT, FROM_METRICS, EvaluationReport, evaluate_laws
 from mixing.laws import DEFAULT_LAWS, LAWS
 from mixing.methods.base import SearchContext
 from mixing.methods.law import LawMethod
@@ -120,7 +120,7 @@ class Inputs:
     as_json: bool
 
 
-def _evaluate(train: RunTable, test: RunTable | None, space: FidelitySpace, inputs: Inputs) -> FidelityReport:
+def _evaluate(train: RunTable, test: RunTable | None, space: FidelitySpace, inputs: Inputs) -> EvaluationReport:
     laws, folds = _law_names(inputs.law_names), inputs.folds
 
     def norm(t: RunTable) -> np.ndarray | None:
@@ -148,7 +148,7 @@ def _evaluate(train: RunTable, test: RunTable | None, space: FidelitySpace, inpu
     )
 
 
-def _table(report: FidelityReport) -> str:
+def _table(report: EvaluationReport) -> str:
     """A readable summary: Spearman / MAE / R^2 per law and route, cross-validated and held out."""
 
     def fmt(value: float | None, places: int) -> str:

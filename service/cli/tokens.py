@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 import click
 
 from service.cli.errors import require_existing_database
-from service.models import ApiToken, utcnow
 from service.settings import get_settings
-from service.tokens import Tokens
+from service.store.models import ApiToken, utcnow
+from service.store.tokens import Tokens
 
 
 @contextmanager

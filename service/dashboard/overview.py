@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 
 from service.dashboard.progress import best_observed, progress
 from service.dashboard.schemas import BestObserved, CurveOut, Overview, ProgressOut, Summary
-from service.models import Experiment
 from service.presenters import RunPresenter
 from service.schemas import RecommendationOut
 from service.state import AppState
+from service.store.models import Experiment
 from service.validation import problem_from_spec
 
 

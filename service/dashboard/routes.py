@@ -27,12 +27,13 @@ from service.dashboard.overview import build_overview, utc
 from service.dashboard.progress import MAX_POINTS
 from service.dashboard.schemas import Overview, Summary, SummaryList
 from service.errors import InvalidInput, NotFound
-from service.models import Experiment, Run
 from service.presenters import RunPresenter
 from service.request_body import CheckedRoute
 from service.routers.runs import fidelity_filter
 from service.schemas import RunStateName
 from service.state import AppState, get_state
+from service.store.errors import RecordNotFound
+from service.store.models import Experiment, Run
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False, route_class=CheckedRoute)
 State = Annotated[AppState, Depends(get_state)]
@@ -92,7 +93,7 @@ def summaries(st: State, project: Project, id: Annotated[list[str], Query()]) ->
     for exp_id in dict.fromkeys(id):
         try:
             exp = st.store.get_experiment(exp_id, project)
-        except NotFound:
+        except RecordNotFound:
             continue  # the table asked for a row that no longer exists in this project: nothing to show
         out[exp_id] = build_overview(st, exp, MAX_POINTS).summary
     return SummaryList(summaries=out)

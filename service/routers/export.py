@@ -1,4 +1,4 @@
-"""``GET /v1/experiments/{id}:export``: the experiment's bundle (see ``service/bundle.py``).
+"""``GET /v1/experiments/{id}:export``: the experiment's bundle (see ``service/store/bundle.py``).
 
 Included before the experiments router: ``/v1/experiments/{experiment_id}`` would otherwise match
 ``exp_…:export`` as an experiment id.
@@ -10,10 +10,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from service import bundle
 from service.auth import get_project
 from service.request_body import CheckedRoute
 from service.state import AppState, get_state
+from service.store import bundle
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"], route_class=CheckedRoute)
 State = Annotated[AppState, Depends(get_state)]

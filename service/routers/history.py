@@ -18,12 +18,12 @@ from mixing.laws import LAWS
 from mixing.methods import method_names
 from service.auth import get_project
 from service.errors import InvalidInput, NotFound
-from service.models import Fit, Proposal, ReoptPolicy
 from service.paging import PageSize
 from service.presenters import RunPresenter, job_out
 from service.request_body import CheckedRoute
 from service.schemas import JobAccepted, PredictionOut, Strict
 from service.state import AppState, get_state
+from service.store.models import Fit, Proposal, ReoptPolicy
 from workers.refit import REFIT_KINDS
 
 router = APIRouter(prefix="/v1/experiments/{experiment_id}", tags=["fits"], route_class=CheckedRoute)

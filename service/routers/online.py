@@ -7,8 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 
 from service.auth import get_project
-from service.models import OnlineSession
-from service.online_sessions import OnlineSessions, current_directive
 from service.paging import PageSize
 from service.request_body import CheckedRoute
 from service.schemas_online import (
@@ -22,6 +20,8 @@ from service.schemas_online import (
     TrajectoryPoint,
 )
 from service.state import AppState, get_state
+from service.store.models import OnlineSession
+from service.store.online import OnlineSessions, current_directive
 
 router = APIRouter(prefix="/v1/experiments/{experiment_id}/online-sessions", tags=["online"], route_class=CheckedRoute)
 State = Annotated[AppState, Depends(get_state)]

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from service.auth import get_project
 from service.errors import InvalidInput
-from service.models import Experiment
 from service.paging import PageSize
 from service.presenters import RunPresenter
 from service.request_body import CheckedRoute
 from service.schemas import BatchResult, RunBatch, RunList, RunOut, RunReport, RunStateName
 from service.state import AppState, get_state
+from service.store.models import Experiment
 from service.validation import ReportRules
 
 router = APIRouter(prefix="/v1/experiments/{experiment_id}", tags=["runs"], route_class=CheckedRoute)

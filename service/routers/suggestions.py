@@ -11,14 +11,12 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
 from mixing.errors import FitError, NotEnoughDataError
-from mixing.methods import available_methods, method_names, resolve_recommender
+from mixing.methods import as_predictive, method_names, resolve_recommender
 from mixing.problem import Candidates
 from mixing.simplex import SimplexConstraints
 from service.auth import get_project
 from service.errors import Conflict, InvalidInput, SearchSpaceExhausted
 from service.locks import experiment_lock
-from service.model_store import current_predictor
-from service.models import ExperimentState
 from service.presenters import RunPresenter, job_out
 from service.request_body import CheckedRoute
 from service.schemas import (
@@ -32,6 +30,8 @@ from service.schemas import (
     SuggestionResponse,
 )
 from service.state import AppState, get_state
+from service.store.fitted_models import current_predictor
+from service.store.models import ExperimentState
 from service.validation import ReportRules, check_bounds, constraints_from_spec
 from workers import tasks
 from workers.context import search_context
@@ -201,7 +201,7 @@ def predict(experiment_id: str, body: PredictRequest, st: State, project: Projec
     otherwise; 409 `not_enough_data` before there are enough runs.
 
     The model is the one stored for the current runs when there is one (a refit stores the default one),
-    else it is fitted now and stored for the next call: see :mod:`service.model_store` for the rule.
+    else it is fitted now and stored for the next call: see :mod:`service.store.fitted_models` for the rule.
     """
     exp = st.store.get_experiment(experiment_id, project)
     method_name = _check_method(body.method)
@@ -211,9 +211,7 @@ def predict(experiment_id: str, body: PredictRequest, st: State, project: Projec
         if body.fidelity is not None else None
     seed = body.seed if body.seed is not None else st.settings.seed
     ctx, snap = search_context(st.store, exp, seed)
-    method = resolve_recommender(method_name, ctx)
-    if not hasattr(method, "predictor"):
-        method = available_methods()["regmix"]()
+    method = as_predictive(resolve_recommender(method_name, ctx))
     try:
         predictor = current_predictor(st.store, exp.id, method, ctx, snap.data_version, fid, seed)
     except NotEnoughDataError as exc:

@@ -289,10 +289,10 @@ def test_model_sections_follow_the_server(tab: Tab, live: Live, monkeypatch: pyt
     (the embedded server runs in this process), since the law engine's speed is its own bench's business.
     """
     with contextlib.suppress(ImportError):
-        import mixing.fidelity
+        import mixing.evaluation
 
-        scored = mixing.fidelity.evaluate_laws
-        monkeypatch.setattr(mixing.fidelity, "evaluate_laws",
+        scored = mixing.evaluation.evaluate_laws
+        monkeypatch.setattr(mixing.evaluation, "evaluate_laws",
                             lambda *a, **kw: scored(*a, **{**kw, "laws": FAST_LAWS}))
     exp = scratch_experiment(live.client, "with-models", 40)
     exp_id = exp["id"]

@@ -13,7 +13,7 @@ from mixopt_client import MixoptClient
 from service.db import make_engine, make_session_factory
 from service.embedded import embedded_server
 from service.settings import Settings
-from service.tokens import Tokens
+from service.store.tokens import Tokens
 from tests.browser.conftest import VIEWPORT
 from tests.service.helpers import spec
 

@@ -35,7 +35,7 @@ from mixopt_client import (
 from service.db import make_engine, make_session_factory
 from service.embedded import embedded_server
 from service.settings import Settings
-from service.tokens import Tokens
+from service.store.tokens import Tokens
 from tests.service.helpers import DOMAINS, spec, synthetic_losses
 
 

@@ -21,7 +21,7 @@ import service.request_body as request_body
 from service.app import create_app
 from service.auth import PUBLIC_ROUTES, is_protected
 from service.settings import Settings
-from service.tokens import Tokens
+from service.store.tokens import Tokens
 from tests.service.helpers import create, spec, state_of
 
 MIXTURE = {"web": 0.4, "code": 0.3, "papers": 0.2, "math": 0.1}

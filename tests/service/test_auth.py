@@ -23,11 +23,11 @@ from service.app import create_app
 from service.auth import PUBLIC_ROUTES, READ_OPERATIONS, WRITE_OPERATIONS
 from service.cli import main
 from service.db import make_engine, make_session_factory
-from service.models import ApiToken
 from service.schemas import ExperimentCreate
 from service.settings import InsecureConfigError, Settings, get_settings, is_loopback
 from service.store import Store
-from service.tokens import Tokens, split_token
+from service.store.models import ApiToken
+from service.store.tokens import Tokens, split_token
 from tests.service.helpers import create, seed_runs, spec
 
 MIXTURE = {"web": 0.4, "code": 0.3, "papers": 0.2, "math": 0.1}

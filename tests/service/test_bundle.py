@@ -20,12 +20,12 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from migrations import upgrade
-from service import bundle
 from service.app import create_app
 from service.cli import main
 from service.db import make_engine
-from service.models import Base
 from service.settings import Settings, get_settings
+from service.store import bundle
+from service.store.models import Base
 from tests.service.helpers import create, seed_runs, wait_for_job
 
 FAST_LAWS = ["regmix_linear", "data_mixing_law", "bimix"]

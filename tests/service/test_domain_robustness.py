@@ -13,7 +13,7 @@ import numpy as np
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from service.models import Experiment, Run
+from service.store.models import Experiment, Run
 from tests.service.helpers import DOMAINS, create, seed_runs, spec
 
 

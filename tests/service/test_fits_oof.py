@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from mixing.fidelity import score
+from mixing.evaluation import score
 from tests.service.helpers import create, seed_runs, wait_for_job
 
 FAST_LAWS = ["regmix_linear", "data_mixing_law"]

@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.app import create_app
 from service.db import make_engine
 from service.metrics import DatabaseCollector
-from service.models import Fit, Job, new_id, utcnow
 from service.settings import Settings
 from service.store import Store
+from service.store.models import Fit, Job, new_id, utcnow
 from tests.service.helpers import DOMAINS, create, seed_runs
 
 
@@ -116,11 +116,11 @@ def _fit(exp_id: str, law: str, selected: bool, spearman: float, version: int) -
 def test_fit_fidelity_is_the_latest_selected_law_per_active_experiment(api: TestClient) -> None:
     store = _store(api)
     a, b, gone = create(api, name="a"), create(api, name="b"), create(api, name="archived")
-    store.save_fits(a["id"], [_fit(a["id"], "regmix_linear", True, 0.41, 1),
-                              _fit(a["id"], "bimix", False, 0.99, 1)])
-    store.save_fits(a["id"], [_fit(a["id"], "data_mixing_law", True, 0.87, 2)])
-    store.save_fits(b["id"], [_fit(b["id"], "bimix", True, 0.55, 1)])
-    store.save_fits(gone["id"], [_fit(gone["id"], "bimix", True, 0.2, 1)])
+    store.apply_refit(a["id"], [_fit(a["id"], "regmix_linear", True, 0.41, 1),
+                                _fit(a["id"], "bimix", False, 0.99, 1)], 1, {})
+    store.apply_refit(a["id"], [_fit(a["id"], "data_mixing_law", True, 0.87, 2)], 2, {})
+    store.apply_refit(b["id"], [_fit(b["id"], "bimix", True, 0.55, 1)], 1, {})
+    store.apply_refit(gone["id"], [_fit(gone["id"], "bimix", True, 0.2, 1)], 1, {})
     assert api.patch(f"/v1/experiments/{gone['id']}", json={"state": "archived"}).status_code == 200
     m = scrape(api)
     rho = "mixopt_fit_cv_spearman"

@@ -7,7 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from migrations import downgrade, upgrade
-from service.models import Base
+from service.store.models import Base
 
 
 def test_migrations_match_models_and_downgrade(database_url: str) -> None:

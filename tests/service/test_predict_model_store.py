@@ -1,6 +1,6 @@
 """``POST /predict`` answers from the stored model while it is current, and fits only when it is not.
 
-The rule (service/model_store.py): a stored model is served when it was fitted by the same method, at the
+The rule (service/store/fitted_models.py): a stored model is served when it was fitted by the same method, at the
 same fidelity, seed and hints, on the current data version; otherwise the call fits, stores and answers.
 Every test counts the fits a method makes, and checks each answer against a fresh fit of the current
 runs, which is what predict computed before models were stored.

@@ -1,4 +1,4 @@
-"""The one-round-trip report paths (``service/run_writes.py``) against the general path they shortcut.
+"""The one-round-trip report paths (``service/store/run_writes.py``) against the general path they shortcut.
 
 After an experiment's first report, a new run goes through one conditional INSERT and a result for a
 pending run through one conditional UPDATE; these tests prove each is taken (not silently skipped), stores

@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 
 from service.app import create_app
 from service.embedded import embedded_server
-from service.models import Job
 from service.settings import Settings
 from service.store import Store
+from service.store.models import Job
 from tests.service.helpers import DOMAINS, create, seed_runs, spec, synthetic_losses, wait_for_job
 from workers.refit import READY_KIND, top_up_ready_queue
 
@@ -118,7 +118,8 @@ def _seeded_server_experiment(url: str) -> str:
 
 def test_simultaneous_requests_of_one_client_share_one_batch(database_url: str) -> None:
     """A retry sent while the first request is still proposing joins its job: one batch, not one per request."""
-    with embedded_server(Settings(database_url=database_url, auto_migrate=True)) as url:
+    # A budget no busy machine exhausts: the answers must come from the jobs, never a 202 for being slow.
+    with embedded_server(Settings(database_url=database_url, auto_migrate=True, sync_budget_s=600.0)) as url:
         exp_id = _seeded_server_experiment(url)
         body = {"count": 2, "client_id": "trainer-7", "method": "regmix"}  # a model fit: the request takes time
 
@@ -156,7 +157,8 @@ def test_a_retry_while_the_job_runs_gets_the_same_job_and_then_the_same_runs(set
 
 
 def test_a_larger_request_joining_a_smaller_ones_job_also_gets_what_is_still_missing(database_url: str) -> None:
-    with embedded_server(Settings(database_url=database_url, auto_migrate=True)) as url:
+    # A budget no busy machine exhausts: the answers must come from the jobs, never a 202 for being slow.
+    with embedded_server(Settings(database_url=database_url, auto_migrate=True, sync_budget_s=600.0)) as url:
         exp_id = _seeded_server_experiment(url)
 
         def ask(count: int) -> httpx.Response:

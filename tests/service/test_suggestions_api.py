@@ -16,8 +16,8 @@ from scipy.stats import spearmanr
 
 from service.app import create_app
 from service.embedded import embedded_server
-from service.models import CandidatePool, Job
 from service.settings import Settings
+from service.store.models import CandidatePool, Job
 from tests.service.helpers import DOMAINS, create, seed_runs, spec, synthetic_losses
 
 

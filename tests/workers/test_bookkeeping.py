@@ -15,11 +15,12 @@ import pytest
 from sqlalchemy import select, update
 
 from migrations import upgrade
-from service.db import make_engine, make_session_factory, transaction
-from service.models import Fit, Job, ReoptPolicy, Run, new_id, utcnow
+from service.db import make_engine, make_session_factory
 from service.schemas import ExperimentCreate, RunReport
 from service.settings import Settings
 from service.store import PolicyState, Store
+from service.store.models import Fit, Job, ReoptPolicy, Run, new_id, utcnow
+from service.store.session import transaction
 from tests.service.helpers import DOMAINS, spec, synthetic_losses
 from workers import beat, stale
 from workers.refit import REFIT_KINDS
@@ -167,7 +168,7 @@ def test_a_refit_overtaken_by_newer_data_is_not_applied(store: Store) -> None:
     exp_id = _experiment(store, n_runs=3)
     assert store.apply_refit(exp_id, [_fit("new", True)], 5, {"selected_law": "new"})
     assert not store.apply_refit(exp_id, [_fit("old", True)], 3, {"selected_law": "old"})
-    assert [f.law for f in store.fit_history(exp_id)] == ["new"]
+    assert [f.law for f in store.recent_fits(exp_id, 100)] == ["new"]
     assert store.get_experiment(exp_id).hints["selected_law"] == "new"
     assert store.apply_refit(exp_id, [_fit("same", True)], 5, {"selected_law": "same"})  # equal data: fine
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from service.models import Fit, Job, Proposal
+from service.store.models import Fit, Job, Proposal
 from tests.service.helpers import DOMAINS, create, seed_runs, synthetic_losses
 from tests.workers.conftest import FINAL, SLOW_LAWS, Stack, StackFactory, redis_db
 from tests.workers.procs import start_beat, start_worker

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixing.fidelity import evaluate_laws
+from mixing.evaluation import evaluate_laws
 from mixing.methods import available_methods
 from mixing.methods.base import SearchContext
 from mixing.methods.law import LawMethod

@@ -14,7 +14,7 @@ from mixing.laws.bimix import BiMixLaw
 from mixing.laws.data_mixing_law import DataMixingLaw
 from mixing.laws.gp import SimplexGP
 from mixing.laws.regmix import RegMixLightGBM, RegMixLinear
-from mixing.laws.scaling import ScalingAdditiveLaw, ScalingMixingLaw
+from mixing.laws.scaling import ScalingAdditiveLaw, ScalingJointLaw, ScalingMixingLaw
 from mixing.selection import StackedEnsemble
 from tests.mixing.laws.synthetic import exp_law, mixtures, power_law
 
@@ -146,7 +146,7 @@ def _scaling_data(n: int, seed: int, joint: bool) -> tuple[np.ndarray, np.ndarra
     return h, s, y + rng.normal(0, 0.003, n), p
 
 
-@pytest.mark.parametrize("cls, joint", [(ScalingMixingLaw, True), (ScalingAdditiveLaw, False)])
+@pytest.mark.parametrize("cls, joint", [(ScalingJointLaw, True), (ScalingAdditiveLaw, False)])
 def test_scaling_laws_recover_parameters(cls: type[ScalingMixingLaw], joint: bool) -> None:
     h, s, y, truth = _scaling_data(400, 13, joint)
     law = cls().fit(h, s, y)
@@ -169,7 +169,7 @@ def test_joint_scaling_law_moves_the_optimum_with_scale_and_extrapolates() -> No
     def truth(hh: np.ndarray, ss: np.ndarray) -> np.ndarray:
         return 1.0 + 1.0 / (hh**gamma @ c) + np.exp(hh @ log_a[0] - 3.0 * ss[:, 0])
 
-    law = ScalingMixingLaw().fit(h, s, truth(h, s) + rng.normal(0, 0.002, 500))
+    law = ScalingJointLaw().fit(h, s, truth(h, s) + rng.normal(0, 0.002, 500))
     grid = mixtures(4000, 3, seed=15)
     small, large = np.zeros((4000, 1)), np.ones((4000, 1))
     assert np.abs(law.predict(grid, large)[:, 0] - truth(grid, large)).max() < 0.05
@@ -183,9 +183,9 @@ def test_joint_scaling_law_moves_the_optimum_with_scale_and_extrapolates() -> No
 def test_scaling_law_refuses_data_without_a_fidelity_axis() -> None:
     x = mixtures(100, 3, seed=16)
     with pytest.raises(FitError):
-        ScalingMixingLaw().fit(x, None, x[:, 0])
+        ScalingJointLaw().fit(x, None, x[:, 0])
     with pytest.raises(FitError):
-        ScalingMixingLaw().fit(x, np.zeros((100, 1)), x[:, 0])
+        ScalingJointLaw().fit(x, np.zeros((100, 1)), x[:, 0])
 
 
 def test_gp_recovers_the_noise_level_and_its_intervals_are_calibrated() -> None:

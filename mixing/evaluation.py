@@ -59,7 +59,7 @@ class Scores:
 
 
 @dataclass
-class LawFidelity:
+class LawEvaluation:
     """One law's scores. ``cv``/``heldout[set]`` map a route (``from_metrics``, ``direct``) to scores."""
 
     name: str
@@ -74,7 +74,7 @@ class LawFidelity:
     duration_s: float = 0.0
     skipped: str | None = None
     #: The objective predicted out of fold (``from_metrics`` route) at the report's scored runs, in their
-    #: order; kept out of ``to_dict`` (a row per run), see :meth:`FidelityReport.out_of_fold`.
+    #: order; kept out of ``to_dict`` (a row per run), see :meth:`EvaluationReport.out_of_fold`.
     oof: FloatArray | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,8 +99,8 @@ class LawFidelity:
 
 
 @dataclass
-class FidelityReport:
-    laws: list[LawFidelity]
+class EvaluationReport:
+    laws: list[LawEvaluation]
     selected: str | None
     n_runs: int
     folds: int
@@ -113,7 +113,7 @@ class FidelityReport:
     #: The observed objective at the scored runs, in the order of every law's ``oof``.
     observed: FloatArray | None = None
 
-    def law(self, name: str) -> LawFidelity:
+    def law(self, name: str) -> LawEvaluation:
         return next(entry for entry in self.laws if entry.name == name)
 
     def out_of_fold(self, name: str) -> dict[str, list[float | None]] | None:
@@ -224,7 +224,7 @@ def evaluate_laws(
     ensemble: bool = True,
     progress: Progress | None = None,
     score_rows: ArrayLike | None = None,
-) -> FidelityReport:
+) -> EvaluationReport:
     """Cross-validate every law (default: all registered) and score it on held-out sets.
 
     ``y`` is ``(n, k)``; the objective is ``y @ metric_weights`` (default: the mean), with
@@ -260,7 +260,7 @@ def evaluate_laws(
     splits = [(np.setdiff1d(everything, scored[test]), scored[test]) for _, test in kfold.split(scored)]
     # The runs each law may train on: fidelity-blind laws only those at the scored runs' fidelity.
     universes = [None if score_rows is None or law.uses_fidelity else scored for law in law_list]
-    entries = [LawFidelity(name=law.name, params=law_spec(law)["params"], n_runs=n) for law in law_list]
+    entries = [LawEvaluation(name=law.name, params=law_spec(law)["params"], n_runs=n) for law in law_list]
     tasks = _plan(law_list, entries, splits, universes, x.shape[1], k)
     targets = {FROM_METRICS: t, DIRECT: objective[:, None]}
     jobs = (
@@ -294,7 +294,7 @@ def evaluate_laws(
         ens.fit_s = float(sum(e.fit_s for e in entries if e.name in ensemble_weights))
         entries.append(ens)
     selected = select_law({e.name: _as_mapping(e.cv.get(FROM_METRICS)) for e in entries if e.skipped is None})
-    return FidelityReport(
+    return EvaluationReport(
         laws=entries,
         selected=selected,
         n_runs=n,
@@ -310,7 +310,7 @@ def evaluate_laws(
 
 def _plan(
     laws: Sequence[MixingLaw],
-    entries: Sequence[LawFidelity],
+    entries: Sequence[LawEvaluation],
     splits: list[tuple[np.ndarray, np.ndarray]],
     universes: Sequence[np.ndarray | None],
     d: int,
@@ -323,13 +323,13 @@ def _plan(
         if min_train < law.min_runs(d):
             entries[i].skipped = f"needs {law.min_runs(d)} runs per training fold, has {min_train}"
             continue
-        routes = [FROM_METRICS] + ([DIRECT] if k > 1 and getattr(law, "fits_aggregate", True) else [])
+        routes = [FROM_METRICS] + ([DIRECT] if k > 1 and law.fits_aggregate else [])
         tasks += [_Task(i, route, fold) for route in routes for fold in range(-1, len(splits))]
     return tasks
 
 
 def _collect(
-    entry: LawFidelity,
+    entry: LawEvaluation,
     i: int,
     outputs: Mapping[tuple[int, str, int], _TaskResult],
     splits: list[tuple[np.ndarray, np.ndarray]],
@@ -367,7 +367,7 @@ def _collect(
 
 
 def _score_entry(
-    entry: LawFidelity,
+    entry: LawEvaluation,
     routes: Mapping[str, _Objective],
     objective: FloatArray,
     truths: Mapping[str, FloatArray],
@@ -393,7 +393,7 @@ def _ensemble(
     truths: Mapping[str, FloatArray],
     goal_sign: float,
     top_k: int,
-) -> tuple[LawFidelity, dict[str, float]]:
+) -> tuple[LawEvaluation, dict[str, float]]:
     """The stacked ensemble's entry: nested out-of-fold scores, weights from all folds, held-out scores.
 
     Its ``params`` (members and ``from_metrics`` weights) rebuild it with ``make_law("ensemble", ...)``.
@@ -404,7 +404,7 @@ def _ensemble(
     for fold, (_, test) in enumerate(splits):
         fold_of[test] = fold
     fold_of, objective = fold_of[scored], objective[scored]
-    entry = LawFidelity(name=ENSEMBLE, n_runs=n, params={})
+    entry = LawEvaluation(name=ENSEMBLE, n_runs=n, params={})
     weights: dict[str, dict[str, float]] = {}
     for route in (FROM_METRICS, DIRECT):
         names = list(routes[route].oof)

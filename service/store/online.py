@@ -6,9 +6,10 @@ restarted trainer resumes where it was, and a retried post of the same step retu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import builtins
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import select
@@ -17,26 +18,53 @@ from sqlalchemy.orm import Session
 
 from mixing import online
 from mixing.online import OnlineInputError
-from service.db import transaction
-from service.errors import Conflict, InvalidInput, NotFound
 from service.locks import experiment_lock
-from service.models import Experiment, OnlineObservation, OnlineSession, new_id, utcnow
-from service.schemas_online import ObservationIn, OnlineSessionCreate
-from service.store import Store, decode_page_token, encode_page_token
+from service.store import Store
+from service.store.errors import InvalidRecord, RecordConflict, RecordNotFound
+from service.store.models import Experiment, OnlineObservation, OnlineSession, new_id, utcnow
+from service.store.paging import page
+from service.store.session import transaction
+
+
+class SessionRequest(Protocol):
+    """A new session: the method, its settings, and optionally starting weights and reference losses by
+    domain; ``client_session_id`` makes a repeat return the existing session."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def hyperparameters(self) -> dict[str, Any]: ...
+    @property
+    def initial_weights(self) -> Mapping[str, float] | None: ...
+    @property
+    def reference_losses(self) -> Mapping[str, float] | None: ...
+    @property
+    def client_session_id(self) -> str | None: ...
+
+
+class Observation(Protocol):
+    """One step's losses by domain, of the ``train`` or ``validation`` split."""
+
+    @property
+    def step(self) -> int: ...
+    @property
+    def losses(self) -> Mapping[str, float]: ...
+    @property
+    def split(self) -> str: ...
 
 
 def _domains(exp: Experiment) -> list[str]:
     return [d["name"] for d in exp.spec["domains"]]
 
 
-def _vector(domains: list[str], values: dict[str, float], field: str) -> np.ndarray:
+def _vector(domains: list[str], values: Mapping[str, float], field: str) -> np.ndarray:
     unknown = sorted(set(values) - set(domains))
     if unknown:
-        raise InvalidInput(f"unknown domain {unknown[0]!r}; the session's domains are {domains[:20]}",
+        raise InvalidRecord(f"unknown domain {unknown[0]!r}; the session's domains are {domains[:20]}",
                            field=f"{field}.{unknown[0]}", code="domain_mismatch")
     missing = [d for d in domains if d not in values]
     if missing:
-        raise InvalidInput(f"missing value for domain {missing[0]!r}", field=f"{field}.{missing[0]}",
+        raise InvalidRecord(f"missing value for domain {missing[0]!r}", field=f"{field}.{missing[0]}",
                            code="domain_mismatch")
     return np.array([values[d] for d in domains], dtype=np.float64)
 
@@ -51,15 +79,15 @@ _ERROR_CODES: dict[type[OnlineInputError], str] = {
 }
 
 
-def _input_error(exc: OnlineInputError) -> InvalidInput:
-    return InvalidInput(str(exc), field=exc.field, code=_ERROR_CODES.get(type(exc), "invalid_input"))
+def _input_error(exc: OnlineInputError) -> InvalidRecord:
+    return InvalidRecord(str(exc), field=exc.field, code=_ERROR_CODES.get(type(exc), "invalid_input"))
 
 
 class OnlineSessions:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def create(self, experiment_id: str, body: OnlineSessionCreate, project: str) -> tuple[OnlineSession, bool]:
+    def create(self, experiment_id: str, body: SessionRequest, project: str) -> tuple[OnlineSession, bool]:
         exp = self.store.get_experiment(experiment_id, project)
         if body.client_session_id:
             found = self._by_client_id(exp.id, body.client_session_id)
@@ -68,7 +96,7 @@ class OnlineSessions:
         domains = _domains(exp)
         weights = _vector(domains, body.initial_weights, "initial_weights") if body.initial_weights else None
         if weights is not None and abs(weights.sum() - 1.0) > 1e-6:
-            raise InvalidInput(f"initial weights sum to {weights.sum():.9g}, not 1", field="initial_weights",
+            raise InvalidRecord(f"initial weights sum to {weights.sum():.9g}, not 1", field="initial_weights",
                                code="invalid_mixture")
         reference = _vector(domains, body.reference_losses, "reference_losses") if body.reference_losses else None
         try:
@@ -98,28 +126,24 @@ class OnlineSessions:
             ses = s.scalar(select(OnlineSession).where(OnlineSession.id == session_id,
                                                        OnlineSession.experiment_id == exp.id))
         if ses is None:
-            raise NotFound(f"online session {session_id!r} not found", field="session_id")
+            raise RecordNotFound(f"online session {session_id!r} not found", field="session_id")
         return exp, ses
 
     def list(self, experiment_id: str, project: str, page_size: int, page_token: str | None
              ) -> tuple[Experiment, list[OnlineSession], str | None]:
         exp = self.store.get_experiment(experiment_id, project)
-        stmt = select(OnlineSession).where(OnlineSession.experiment_id == exp.id)
-        after = decode_page_token(page_token)
-        if after is not None:
-            stmt = stmt.where(OnlineSession.pk > after)
         with self.store.factory() as s:
-            rows = list(s.scalars(stmt.order_by(OnlineSession.pk).limit(page_size + 1)))
-        token = encode_page_token(rows[page_size - 1].pk) if len(rows) > page_size else None
-        return exp, rows[:page_size], token
+            rows, token = page(s, select(OnlineSession).where(OnlineSession.experiment_id == exp.id),
+                               OnlineSession.pk, page_size, page_token)
+        return exp, rows, token
 
-    def trajectory(self, session_id: str) -> list[OnlineObservation]:
+    def trajectory(self, session_id: str) -> builtins.list[OnlineObservation]:
         with self.store.factory() as s:
             return list(s.scalars(select(OnlineObservation).where(OnlineObservation.session_id == session_id)
                                   .order_by(OnlineObservation.step)))
 
-    def observe(self, experiment_id: str, session_id: str, body: ObservationIn, project: str
-                ) -> tuple[list[str], dict[str, Any]]:
+    def observe(self, experiment_id: str, session_id: str, body: Observation, project: str
+                ) -> tuple[builtins.list[str], dict[str, Any]]:
         """Apply one observation; returns (session domains, directive). One locked transaction, hot path."""
         with self._locked(session_id) as s:
             row = s.execute(
@@ -130,7 +154,7 @@ class OnlineSessions:
             ).first()
             if row is None:
                 self.store.get_experiment(experiment_id, project)
-                raise NotFound(f"online session {session_id!r} not found", field="session_id")
+                raise RecordNotFound(f"online session {session_id!r} not found", field="session_id")
             ses, spec = row
             domains = [d["name"] for d in spec["domains"]]
             losses = _vector(domains, body.losses, "losses")
@@ -139,7 +163,7 @@ class OnlineSessions:
                                                                   OnlineObservation.step == body.step))
                 if repeat is not None:
                     if not np.array_equal(repeat.losses, losses) or repeat.split != body.split:
-                        raise Conflict(f"step {body.step} was already reported with other losses", field="step",
+                        raise RecordConflict(f"step {body.step} was already reported with other losses", field="step",
                                        code="step_conflict")
                     return domains, repeat.directive
             try:

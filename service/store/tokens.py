@@ -19,9 +19,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import transaction
-from service.errors import InvalidInput, NotFound
-from service.models import ApiToken, Project, new_id, utcnow
+from service.store.errors import InvalidRecord, RecordNotFound
+from service.store.models import ApiToken, Project, new_id, utcnow
+from service.store.session import transaction
 
 TOKEN_TAG = "mxo"
 _TOKEN_RE = re.compile(r"mxo_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
@@ -50,10 +50,10 @@ def parse_scopes(names: Iterable[str]) -> list[Scope]:
         try:
             out.add(Scope(name))
         except ValueError:
-            raise InvalidInput(f"unknown scope {raw!r}; scopes are {[s.value for s in Scope]}",
-                               field="scopes", code="unknown_scope") from None
+            raise InvalidRecord(f"unknown scope {raw!r}; scopes are {[s.value for s in Scope]}",
+                                field="scopes", code="unknown_scope") from None
     if not out:
-        raise InvalidInput("a token needs at least one scope", field="scopes", code="unknown_scope")
+        raise InvalidRecord("a token needs at least one scope", field="scopes", code="unknown_scope")
     return sorted(out, key=lambda s: s.rank)
 
 
@@ -89,8 +89,8 @@ class Tokens:
 
     def ensure_project(self, name: str) -> Project:
         if not PROJECT_NAME_RE.fullmatch(name):
-            raise InvalidInput(f"invalid project name {name!r}: up to 128 letters, digits, '.', '_' or '-'",
-                               field="project", code="invalid_project")
+            raise InvalidRecord(f"invalid project name {name!r}: up to 128 letters, digits, '.', '_' or '-'",
+                                field="project", code="invalid_project")
         try:
             with transaction(self.factory) as s:
                 if (found := s.scalar(select(Project).where(Project.name == name))) is not None:
@@ -136,7 +136,7 @@ class Tokens:
         with transaction(self.factory) as s:
             row = s.scalar(select(ApiToken).where((ApiToken.id == token_id) | (ApiToken.prefix == token_id)))
             if row is None:
-                raise NotFound(f"token {token_id!r} not found", field="token_id")
+                raise RecordNotFound(f"token {token_id!r} not found", field="token_id")
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
         return row

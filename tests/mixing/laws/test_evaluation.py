@@ -14,7 +14,7 @@ from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import KFold
 
 from mixing.errors import NotEnoughDataError
-from mixing.fidelity import DIRECT, FROM_METRICS, evaluate_laws, rank, score
+from mixing.evaluation import DIRECT, FROM_METRICS, evaluate_laws, rank, score
 from mixing.laws.regmix import RegMixLinear
 from mixing.selection import ENSEMBLE, nested_stack, select_law, stack_weights
 from tests.mixing.laws.synthetic import exp_law, mixtures

@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import DateTime, Float, LargeBinary
 
-from service.models import Base, Experiment, new_id
+from service.store.models import Base, Experiment, new_id
 
 FORMAT = "mixopt.bundle"
 VERSION = 1

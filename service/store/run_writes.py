@@ -26,14 +26,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from service.models import JsonType, Run, UTCDateTime
+from service.store.models import PENDING_STATES, ExperimentState, JsonType, Run, UTCDateTime
 
-_INSERT_NEW = """
+#: SQL literals of the states the statements test.
+_ACTIVE = f"'{ExperimentState.active.value}'"
+_PENDING = ", ".join(f"'{state.value}'" for state in PENDING_STATES)
+
+_INSERT_NEW = f"""
     INSERT INTO runs (id, experiment_id, mixture, fidelity, state, metrics, cost, method, client_run_id, error,
                       created_at, updated_at, heartbeat_at, completed_at)
     SELECT :id, e.id, :mixture, :fidelity, :state, :metrics, :cost, 'external', :client_run_id, :error,
            :now, :now, :now, :completed_at
-    FROM experiments e WHERE e.id = :experiment_id AND e.project = :project AND e.state = 'active'
+    FROM experiments e WHERE e.id = :experiment_id AND e.project = :project AND e.state = {_ACTIVE}
     ON CONFLICT (experiment_id, client_run_id) DO NOTHING
     RETURNING pk"""
 
@@ -41,15 +45,15 @@ _INSERT_NEW = """
 #: a column added there is returned here too).
 _RUN_COLUMNS: dict[str, Any] = {c.name: c.type for c in Run.__table__.columns}
 
-#: What ``Store._advance`` does to a pending run, as SQL. ``{merge}`` adds the reported metrics to the
+#: What ``reports._advance`` does to a pending run, as SQL. ``{merge}`` adds the reported metrics to the
 #: stored ones (reported keys win), in the dialect's JSON.
 _ADVANCE_PENDING = f"""
     UPDATE runs SET state = :state, metrics = {{merge}}, cost = COALESCE(:cost, cost),
         error = COALESCE(:error, error), heartbeat_at = :now, updated_at = :now,
         completed_at = CASE WHEN :final THEN :now ELSE completed_at END
-    WHERE id = :run_id AND experiment_id = :experiment_id AND state IN ('suggested', 'running')
+    WHERE id = :run_id AND experiment_id = :experiment_id AND state IN ({_PENDING})
       AND EXISTS (SELECT 1 FROM experiments e
-                  WHERE e.id = :experiment_id AND e.project = :project AND e.state = 'active')
+                  WHERE e.id = :experiment_id AND e.project = :project AND e.state = {_ACTIVE})
     RETURNING {", ".join(_RUN_COLUMNS)}"""
 _MERGE = {"postgresql": "metrics || :metrics", "sqlite": "json_patch(metrics, :metrics)"}
 

@@ -84,6 +84,11 @@ PENDING_STATES = (RunState.suggested, RunState.running)
 FINAL_STATES = (RunState.completed, RunState.failed, RunState.abandoned)
 
 
+class ProposalKind(enum.StrEnum):
+    suggestion = "suggestion"
+    recommendation = "recommendation"
+
+
 class JobState(enum.StrEnum):
     queued = "queued"
     running = "running"
@@ -146,7 +151,7 @@ class Experiment(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-_WAITING = text("state = 'suggested' AND claimed_at IS NULL")
+_WAITING = text(f"state = '{RunState.suggested.value}' AND claimed_at IS NULL")
 
 
 class Run(Base):
@@ -156,7 +161,7 @@ class Run(Base):
         Index("ix_runs_experiment_state", "experiment_id", "state"),
         Index("ix_runs_experiment_pk", "experiment_id", "pk"),
         Index("ix_runs_experiment_client_id", "experiment_id", "client_id", "pk"),
-        # The ready queue's waiting runs (Store.claim_ready).
+        # The ready queue's waiting runs (Runs.claim_ready).
         Index("ix_runs_waiting", "experiment_id", "pk", postgresql_where=_WAITING, sqlite_where=_WAITING),
     )
 
@@ -257,7 +262,7 @@ class FittedModel(Base):
     """A search method's fitted model (pickled), kept so ``POST /predict`` answers without fitting again.
 
     ``key`` digests what the fit depended on besides the runs (method, fidelity, seed, the hints it read);
-    ``data_version`` says which runs. See :mod:`service.model_store` for when a stored model is served.
+    ``data_version`` says which runs. See :mod:`service.store.fitted_models` for when a stored model is served.
     """
 
     __tablename__ = "fitted_models"
@@ -283,7 +288,7 @@ class Proposal(Base):
     id: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: new_id("prop"))
     experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
     job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    kind: Mapped[str] = mapped_column(String(16))  # "suggestion" | "recommendation"
+    kind: Mapped[str] = mapped_column(String(16))  # a ProposalKind
     method: Mapped[str] = mapped_column(String(64))
     data_version: Mapped[int] = mapped_column(Integer)
     n_runs: Mapped[int] = mapped_column(Integer)

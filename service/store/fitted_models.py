@@ -29,9 +29,9 @@ from sqlalchemy import delete, select
 
 from mixing.methods.base import PredictiveMethod, Predictor, SearchContext
 from mixing.simplex import FloatArray
-from service.db import transaction
-from service.models import Experiment, FittedModel
 from service.store import Store
+from service.store.models import Experiment, FittedModel
+from service.store.session import transaction
 
 log = logging.getLogger("mixopt.models")
 
