@@ -192,8 +192,8 @@ class BayesOptMethod:
         :data:`TARGET_DESIGN_BEST` mixtures the multi-fidelity model predicts best there, then mixtures
         spread out among the target level's. The predicted best are what the proxies vouch for: if they
         agree with the target these are good runs to have (and the recommendation's guard then has a good
-        measured mixture to compare with), if they mislead these are where it shows most. The spread-out runs measure the trust
-        (:func:`mixing.bo.engine.level_trust`) where the ranking has range -- near the proxies' optimum
+        measured mixture to compare with), if they mislead these are where it shows most. The spread-out
+        runs measure the trust (:func:`mixing.bo.engine.level_trust`) where the ranking has range -- near the proxies' optimum
         a misleading and an agreeing proxy rank mixtures about equally -- and they are what single-fidelity
         BO's own design would have bought had the proxies been useless.
         """
