@@ -187,15 +187,14 @@ class BayesOptMethod:
 
         Up to :data:`TARGET_DESIGN` runs at the target (completed and pending together), whenever the
         caller leaves the fidelity open and the cheaper runs have cost as much as one target run (by the
-        cost model): the insurance against misleading proxies is then at most what was spent on them,
-        and where the proxies agree the first target runs already rest on enough cheap ones. First the
-        :data:`TARGET_DESIGN_BEST` mixtures the multi-fidelity model predicts best there, then mixtures
-        spread out among the target level's. The predicted best are what the proxies vouch for: if they
-        agree with the target these are good runs to have (and the recommendation's guard then has a good
-        measured mixture to compare with), if they mislead these are where it shows most. The spread-out
-        runs measure the trust (:func:`mixing.bo.engine.level_trust`) where the ranking has range -- near the proxies' optimum
-        a misleading and an agreeing proxy rank mixtures about equally -- and they are what single-fidelity
-        BO's own design would have bought had the proxies been useless.
+        cost model): the insurance against misleading proxies is then at most what was spent on them.
+        First the :data:`TARGET_DESIGN_BEST` mixtures the multi-fidelity model predicts best there, then
+        mixtures spread out among the target level's. The predicted best are what the proxies vouch for:
+        if they agree with the target these are good runs to have (and the recommendation's guard then
+        has a good measured mixture to compare with); if they mislead, this is where it shows most. The
+        spread-out runs measure the trust (:func:`mixing.bo.engine.level_trust`) where the ranking has
+        range -- near the proxies' optimum a misleading and an agreeing proxy rank mixtures about
+        equally -- and they are what single-fidelity BO's own design would have bought.
         """
         problem, obs = ctx.problem, ctx.observations
         if fixed is not None or self.view(ctx)[0].fidelity.n_axes == 0:
