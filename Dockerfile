@@ -31,6 +31,7 @@ COPY mixing mixing
 COPY service service
 COPY workers workers
 COPY migrations migrations
+COPY runtables runtables
 RUN pip install . && useradd --create-home --uid 10001 mixopt
 
 USER mixopt

@@ -18,4 +18,4 @@ test: install services
 	$(PYTHON) -m pytest -q -p no:cacheprovider
 
 lint:
-	ruff check mixing service workers tests bench client
+	ruff check mixing service workers runtables tests bench client

@@ -39,7 +39,7 @@ from mixing.bo.device import bo_device, cpu_threads  # noqa: E402
 from mixing.bo.encoding import encode  # noqa: E402
 from mixing.bo.surrogate import FitSettings, fit_gp  # noqa: E402
 from mixing.compute import Device  # noqa: E402
-from service.regmix_data import load_split  # noqa: E402
+from runtables.regmix import load_split  # noqa: E402
 
 DATA = Path(os.environ.get("MIXOPT_REGMIX_DATA", Path(__file__).resolve().parents[2] / "shared/data/regmix"))
 OUT = Path(__file__).resolve().parent / "results" / "bo_kernels.json"

@@ -37,8 +37,8 @@ from mixing.methods.regmix import RegMixMethod  # noqa: E402
 from mixing.problem import Candidates, FidelitySpace, Observations, Problem, Proposal  # noqa: E402
 from mixing.replay_pool import ReplayPool  # noqa: E402
 from mixing.simplex import SimplexConstraints  # noqa: E402
-from service.regmix_data import PILE_TOKEN_SHARE, load_split  # noqa: E402
-from service.replay import finite_or_null  # noqa: E402
+from runtables.regmix import PILE_TOKEN_SHARE, load_split  # noqa: E402
+from service.jsonable import to_jsonable  # noqa: E402
 
 DATA = Path(os.environ.get("MIXOPT_REGMIX_DATA", Path(__file__).resolve().parents[2] / "shared/data/regmix"))
 OUT = Path(__file__).resolve().parent / "results"
@@ -201,7 +201,7 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     (OUT / f"bo_replay_{args.objective}.json").write_text(
         json.dumps(
-            finite_or_null(
+            to_jsonable(
                 {
                     "objective": args.objective,
                     "seeds": args.seeds,

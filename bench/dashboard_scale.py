@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from mixopt_client import MixoptClient
 
-from service.dashboard.overview import OBSERVED
-from service.embedded import embedded_server
-from service.regmix_data import PILE_TOKEN_SHARE, domain_specs
+from runtables.regmix import PILE_TOKEN_SHARE, domain_specs
+from service.api.dashboard.overview import OBSERVED
+from service.api.embedded import embedded_server
 from service.settings import Settings
 
 DOMAINS = list(PILE_TOKEN_SHARE)

@@ -259,8 +259,8 @@ async def _generate(address: tuple[str, int], plan: dict[str, Any]) -> dict[str,
 def _fill_ready_queue(database_url: str, exp_id: str, n: int) -> list[str]:
     """``n`` waiting ready-queue runs, proposed the way a re-optimization policy's top-up does."""
     from service.db import make_engine, make_session_factory
+    from service.operations.refit import top_up_ready_queue
     from service.store import Store
-    from workers.refit import top_up_ready_queue
 
     engine = make_engine(database_url)
     store = Store(engine, make_session_factory(engine))

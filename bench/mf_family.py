@@ -62,8 +62,8 @@ from mixing.methods.design import DesignMethod  # noqa: E402
 from mixing.problem import Candidates, FidelitySpace, Observations, Problem  # noqa: E402
 from mixing.replay_pool import ReplayPool  # noqa: E402
 from mixing.simplex import SimplexConstraints  # noqa: E402
-from service.regmix_data import PILE_TOKEN_SHARE, load_split  # noqa: E402
-from service.replay import finite_or_null  # noqa: E402
+from runtables.regmix import PILE_TOKEN_SHARE, load_split  # noqa: E402
+from service.jsonable import to_jsonable  # noqa: E402
 
 DATA = Path(os.environ.get("MIXOPT_REGMIX_DATA", Path(__file__).resolve().parents[2] / "shared/data/regmix"))
 OUT = Path(__file__).resolve().parent / "results"
@@ -442,7 +442,7 @@ def write(result: dict, out: Path) -> None:
                   f"{m['median_cost_to_within_1pct']:7g} {m['reached']:7d} "
                   f"{m['median_cost_to_stay_within_1pct']:7g} {m['stayed']:6d}")
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(finite_or_null(result), indent=1, allow_nan=False))
+    out.write_text(json.dumps(to_jsonable(result), indent=1, allow_nan=False))
     png = out.with_suffix(".png")
     plot(result, png)
     print(out, png)

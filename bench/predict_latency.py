@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from service.app import create_app  # noqa: E402
-from service.regmix_data import domain_specs, load_split  # noqa: E402
+from runtables.regmix import domain_specs, load_split  # noqa: E402
+from service.api.app import create_app  # noqa: E402
 from service.settings import Settings, get_settings  # noqa: E402
 
 N_RUNS, N_MIXTURES = 1000, 10

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.api.app import create_app
 from service.settings import Settings
 from service.store.tokens import Tokens
 

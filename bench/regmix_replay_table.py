@@ -13,7 +13,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.regmix_data import load_split  # noqa: E402
+from runtables.regmix import load_split  # noqa: E402
 from service.settings import get_settings  # noqa: E402
 
 

@@ -34,8 +34,8 @@ import redis
 import sqlalchemy as sa
 
 from migrations import upgrade
-from service.embedded import embedded_server
-from service.regmix_data import domain_specs, load_split
+from runtables.regmix import domain_specs, load_split
+from service.api.embedded import embedded_server
 from service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from service.store.models import Base
-
 config = context.config
-target_metadata = Base.metadata
+#: The models' metadata, which only ``alembic revision --autogenerate`` reads: a caller that autogenerates
+#: passes it (``alembic_config(url).attributes["target_metadata"] = service.store.models.Base.metadata``), so the
+#: migrations, applied by the service, do not import it.
+target_metadata = config.attributes.get("target_metadata")
 
 
 def run_migrations_offline() -> None:

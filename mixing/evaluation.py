@@ -12,6 +12,12 @@ the truly best run). The selected law is the one with the best cross-validated S
 ``from_metrics`` route, or the stacked ensemble of all laws when its nested out-of-fold score is better
 (see :mod:`mixing.selection`). Laws that cannot fit the data are reported as skipped with the reason.
 
+Gaps: a non-finite cell of ``y`` is a metric that run did not report. Per-metric fits use every run
+reporting that metric (see :mod:`mixing.laws.observed`); the objective, and so every score and the
+``direct`` route, uses the complete runs only (a run lacking one metric has no objective). Each law's
+entry says how many runs it saw (``n_runs``, and ``n_runs_per_metric``); a metric no run reports is an
+:class:`~mixing.laws.observed.EmptyMetricError`. Held-out runs lacking a metric are left out of the scores.
+
 Work is split into independent (law, route, fold) fits and run on ``n_jobs`` processes.
 """
 
@@ -25,12 +31,12 @@ from typing import Any
 import numpy as np
 from joblib import Parallel, delayed
 from numpy.typing import ArrayLike
-from sklearn.base import clone
 from sklearn.model_selection import KFold
 
 from mixing.errors import MixingError, NotEnoughDataError
 from mixing.laws import DEFAULT_LAWS, law_spec, make_law
 from mixing.laws.base import MixingLaw, as_mixtures, as_targets
+from mixing.laws.observed import EmptyMetricError, empty_columns, fit_observed
 from mixing.laws.threads import single_threaded
 from mixing.selection import ENSEMBLE, nested_stack, select_law, stack_weights
 from mixing.simplex import FloatArray
@@ -64,7 +70,11 @@ class LawEvaluation:
 
     name: str
     params: dict[str, Any]
+    #: Runs the law was fitted on (reporting at least one metric), how many report each metric, and how
+    #: many report every metric (those of the ``direct`` route).
     n_runs: int
+    n_runs_per_metric: list[int] | None = None
+    n_complete_runs: int | None = None
     cv: dict[str, Scores] = field(default_factory=dict)
     heldout: dict[str, dict[str, Scores]] | None = None
     #: Cross-validated Spearman of each metric separately (``from_metrics`` route), when k > 1.
@@ -82,6 +92,8 @@ class LawEvaluation:
             "name": self.name,
             "params": self.params,
             "n_runs": self.n_runs,
+            "n_runs_per_metric": self.n_runs_per_metric,
+            "n_complete_runs": self.n_complete_runs,
             "skipped": self.skipped,
             "cv": {route: s.to_dict() for route, s in self.cv.items()},
             "heldout": None
@@ -103,6 +115,8 @@ class EvaluationReport:
     laws: list[LawEvaluation]
     selected: str | None
     n_runs: int
+    #: Runs reporting every metric: those the objective, and so every score, is computed on.
+    n_complete: int
     folds: int
     top_k: int
     metric_weights: list[float]
@@ -135,6 +149,7 @@ class EvaluationReport:
         return {
             "selected": self.selected,
             "n_runs": self.n_runs,
+            "n_complete": self.n_complete,
             "folds": self.folds,
             "top_k": self.top_k,
             "metric_weights": self.metric_weights,
@@ -160,9 +175,12 @@ def rank(values: ArrayLike) -> FloatArray:
 
 
 def score(pred: ArrayLike, true: ArrayLike, goal_sign: float = 1.0, top_k: int = 10) -> Scores:
-    """Scores of predictions of the objective (user's orientation; ``goal_sign`` 1 = lower is better)."""
+    """Scores of predictions of the objective (user's orientation; ``goal_sign`` 1 = lower is better),
+    over the runs whose observed value is finite (``n`` of them)."""
     p = np.asarray(pred, dtype=np.float64).reshape(-1)
     t = np.asarray(true, dtype=np.float64).reshape(-1)
+    known = np.isfinite(t)
+    p, t = p[known], t[known]
     err = p - t
     ss_tot = float(np.sum((t - t.mean()) ** 2))
     rp, rt = rank(p), rank(t)
@@ -227,21 +245,27 @@ def evaluate_laws(
 ) -> EvaluationReport:
     """Cross-validate every law (default: all registered) and score it on held-out sets.
 
-    ``y`` is ``(n, k)``; the objective is ``y @ metric_weights`` (default: the mean), with
-    ``goal_sign = -1`` when it is maximised. ``heldout`` is one ``(mixtures, fidelity, y)`` triple
-    (reported as ``"heldout"``) or a mapping of named triples. ``n_jobs`` processes share the fits.
+    ``y`` is ``(n, k)``, non-finite where a run lacks a metric; the objective is ``y @ metric_weights``
+    (default: the mean), with ``goal_sign = -1`` when it is maximised. ``heldout`` is one
+    ``(mixtures, fidelity, y)`` triple (reported as ``"heldout"``) or a mapping of named triples.
+    ``n_jobs`` processes share the fits.
 
     ``score_rows`` (indices) are the runs the cross-validation predicts and scores, e.g. those at the
     fidelity where the law will be used; the folds split them, and each fold trains a fidelity-aware law
     on every other run but a fidelity-blind one on the other ``score_rows`` only -- each law as it
     would be fitted for real, so that the laws compete on the same predictions. Default: all runs.
+    Only the complete ones among them are scored.
     """
     t0 = time.perf_counter()
     x, t = as_mixtures(mixtures), as_targets(y)
     n, k = t.shape
-    scored = np.arange(n) if score_rows is None else np.asarray(score_rows, dtype=np.int64).reshape(-1)
+    if empty_columns(t):
+        raise EmptyMetricError(empty_columns(t))
+    seen = np.isfinite(t)
+    given = np.arange(n) if score_rows is None else np.asarray(score_rows, dtype=np.int64).reshape(-1)
+    scored = given[seen[given].all(axis=1)]
     if len(scored) < 4:
-        raise NotEnoughDataError("a fidelity report needs runs to cross-validate", 4, len(scored))
+        raise NotEnoughDataError("a fidelity report needs complete runs to cross-validate", 4, len(scored))
     f = None if fidelity is None else np.asarray(fidelity, dtype=np.float64).reshape(n, -1)
     w = (
         np.full(k, 1.0 / k)
@@ -259,9 +283,9 @@ def evaluate_laws(
     everything = np.arange(n)
     splits = [(np.setdiff1d(everything, scored[test]), scored[test]) for _, test in kfold.split(scored)]
     # The runs each law may train on: fidelity-blind laws only those at the scored runs' fidelity.
-    universes = [None if score_rows is None or law.uses_fidelity else scored for law in law_list]
-    entries = [LawEvaluation(name=law.name, params=law_spec(law)["params"], n_runs=n) for law in law_list]
-    tasks = _plan(law_list, entries, splits, universes, x.shape[1], k)
+    universes = [None if score_rows is None or law.uses_fidelity else given for law in law_list]
+    entries = [_entry(law, seen, universe) for law, universe in zip(law_list, universes, strict=True)]
+    tasks = _plan(law_list, entries, splits, universes, seen, x.shape[1])
     targets = {FROM_METRICS: t, DIRECT: objective[:, None]}
     jobs = (
         delayed(_run_task)(task, law_list[task.law], x, f, targets[task.route], splits, universes[task.law],
@@ -292,12 +316,16 @@ def evaluate_laws(
         members = [law_spec(law) for law in law_list if law.name in routes[FROM_METRICS].oof]
         ens, ensemble_weights = _ensemble(members, routes, objective, splits, scored, truths, goal_sign, top_k)
         ens.fit_s = float(sum(e.fit_s for e in entries if e.name in ensemble_weights))
+        members_seen = [e for e in entries if e.name in ensemble_weights]
+        ens.n_runs = max(e.n_runs for e in members_seen)
+        ens.n_complete_runs = max(e.n_complete_runs or 0 for e in members_seen)
         entries.append(ens)
     selected = select_law({e.name: _as_mapping(e.cv.get(FROM_METRICS)) for e in entries if e.skipped is None})
     return EvaluationReport(
         laws=entries,
         selected=selected,
         n_runs=n,
+        n_complete=int(seen.all(axis=1).sum()),
         folds=len(splits),
         top_k=top_k,
         metric_weights=w.tolist(),
@@ -308,18 +336,34 @@ def evaluate_laws(
     )
 
 
+def _entry(law: MixingLaw, seen: np.ndarray, universe: np.ndarray | None) -> LawEvaluation:
+    """The law's entry, with the runs it is fitted on counted from the observed cells ``seen`` ``(n, k)``."""
+    mine = seen if universe is None else seen[universe]
+    return LawEvaluation(
+        name=law.name,
+        params=law_spec(law)["params"],
+        n_runs=int(mine.any(axis=1).sum()),
+        n_runs_per_metric=mine.sum(axis=0).tolist(),
+        n_complete_runs=int(mine.all(axis=1).sum()),
+    )
+
+
 def _plan(
     laws: Sequence[MixingLaw],
     entries: Sequence[LawEvaluation],
     splits: list[tuple[np.ndarray, np.ndarray]],
     universes: Sequence[np.ndarray | None],
+    seen: np.ndarray,
     d: int,
-    k: int,
 ) -> list[_Task]:
-    """Every (law, route, fold) fit to run; laws with too few runs per fold are marked skipped instead."""
+    """Every (law, route, fold) fit to run; laws with too few runs per fold (for the least reported
+    metric) are marked skipped instead."""
     tasks = []
+    k = seen.shape[1]
     for i, law in enumerate(laws):
-        min_train = min(len(_training_rows(train, universes[i])) for train, _ in splits)
+        min_train = min(
+            int(seen[_training_rows(train, universes[i])].sum(axis=0).min()) for train, _ in splits
+        )
         if min_train < law.min_runs(d):
             entries[i].skipped = f"needs {law.min_runs(d)} runs per training fold, has {min_train}"
             continue
@@ -445,7 +489,7 @@ def _run_task(
         return None if f is None else f[rows]
 
     try:
-        fitted = clone(law).fit(x[train], fidelity_of(train), target[train])
+        fitted = fit_observed(law, x[train], fidelity_of(train), target[train])
         if task.fold >= 0:
             test = splits[task.fold][1]
             out = np.asarray(fitted.predict(x[test], fidelity_of(test)), dtype=np.float64)
@@ -471,7 +515,10 @@ def _heldout_sets(heldout: HeldOut | Mapping[str, HeldOut] | None) -> _Sets:
     for name, (hx, hf, hy) in named.items():
         mx = as_mixtures(hx)
         hfid = None if hf is None else np.asarray(hf, dtype=np.float64).reshape(len(mx), -1)
-        out[name] = (mx, hfid, as_targets(hy))
+        ht = as_targets(hy)
+        if not np.isfinite(ht).all(axis=1).any():
+            raise NotEnoughDataError(f"held-out set {name!r} needs complete runs to score", 1, 0)
+        out[name] = (mx, hfid, ht)
     return out
 
 

@@ -59,6 +59,20 @@ class FidelitySpace:
         return self.lower.copy()
 
 
+#: Relative tolerance of :func:`same_fidelity`: equal up to float round-off, and no absolute slack, since
+#: fidelity axes range from fractions to billions of tokens.
+FIDELITY_RTOL = 1e-9
+
+
+def same_fidelity(fidelities: ArrayLike, fidelity: ArrayLike) -> NDMask:
+    """Whether each row of ``fidelities`` (..., k) is ``fidelity`` (k,) on every axis; True for k = 0.
+
+    The one comparison of fidelities: a run, a candidate or a pool row is "at" a fidelity by this test.
+    """
+    return np.all(np.isclose(np.asarray(fidelities, dtype=np.float64), np.asarray(fidelity, dtype=np.float64),
+                             rtol=FIDELITY_RTOL, atol=0.0), axis=-1)
+
+
 @dataclass(frozen=True)
 class Problem:
     """What is being optimised: domains, feasible mixtures, the objective and the fidelity axes."""
@@ -122,12 +136,9 @@ class Observations:
     def n(self) -> int:
         return int(self.mixtures.shape[0])
 
-    def at_fidelity(self, fidelity: ArrayLike, rtol: float = 1e-9) -> NDMask:
-        """Rows observed at exactly this fidelity (all axes equal within ``rtol``)."""
-        f = np.asarray(fidelity, dtype=np.float64).reshape(1, -1)
-        if self.fidelities.shape[1] == 0:
-            return np.ones(self.n, dtype=bool)
-        return np.all(np.isclose(self.fidelities, f, rtol=rtol, atol=0.0), axis=1)
+    def at_fidelity(self, fidelity: ArrayLike) -> NDMask:
+        """Rows observed at this fidelity (:func:`same_fidelity`)."""
+        return same_fidelity(self.fidelities, fidelity)
 
     def completed_subset(self, rows: NDMask) -> Observations:
         """These completed runs only; pending runs are kept, they are still in flight."""

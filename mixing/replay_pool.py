@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from mixing.errors import MixingError
+from mixing.problem import same_fidelity
 from mixing.simplex import FloatArray
 
 
@@ -31,10 +32,9 @@ class ReplayPool:
     cost: FloatArray
 
     def answer(self, mixture: ArrayLike, fidelity: ArrayLike) -> tuple[int, bool]:
-        """(row index, exact?) of the run answering a proposal at ``fidelity`` (relative tolerance 1e-9)."""
+        """(row index, exact?) of the run answering a proposal at ``fidelity`` (:func:`same_fidelity`)."""
         f = np.asarray(fidelity, dtype=np.float64).reshape(1, -1)
-        same = np.all(np.isclose(self.fidelities, f, rtol=1e-9, atol=0.0), axis=1)
-        rows = np.flatnonzero(same)
+        rows = np.flatnonzero(same_fidelity(self.fidelities, f))
         if len(rows) == 0:
             raise NoRunAtFidelityError(f"no run in the pool at fidelity {f.ravel().tolist()}")
         dist = np.abs(self.mixtures[rows] - np.asarray(mixture, dtype=np.float64)).sum(axis=1)

@@ -1,62 +1,76 @@
-"""Typed API errors and the single JSON error shape every response uses.
+"""Typed errors of the service, each with a stable code, the offending field and the HTTP status it maps to.
 
-``{"error": {"code": "invalid_mixture", "message": "...", "field": "mixture.pile_cc"}}`` — the ``field``
-is a dotted path into the request body (list items as ``runs[3]``) so a client can point at the culprit.
+Raised by validation, operations and the store; :mod:`service.api.errors` is the one place that turns them
+(and the database's and the algorithms' errors) into HTTP answers.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError, StatementError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from mixing.errors import (
-    InfeasibleConstraintsError,
-    MixingError,
-    NotEnoughDataError,
-    UnsupportedFidelityError,
-)
-
-log = logging.getLogger("mixopt.errors")
+from sqlalchemy.exc import DBAPIError, StatementError
 
 
-class ErrorInfo(BaseModel):
-    """What went wrong, for programs (``code``, ``field``) and for people (``message``)."""
+class ErrorCode(StrEnum):
+    """Every ``error.code`` an answer carries: stable, for programs to branch on (README: Errors)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    code: str = Field(description="stable and machine-readable: invalid_mixture, duplicate_name, "
-                                  "not_enough_data, unauthenticated, rate_limited, database_unavailable, …")
-    message: str = Field(description="what went wrong and how to fix it, for people")
-    field: str | None = Field(description="dotted path into the request (mixture.pile_cc, runs[3].metrics) of "
-                                          "the value to blame; null when no single field is")
-    details: Any = Field(default=None, description="more about the error where there is more: every invalid "
-                                                   "field of a 422, the scope a 403 needed")
-    request_id: str | None = Field(default=None, description="on a 500: the id that finds it in the logs")
-    retry_after_s: int | None = Field(default=None, description="on a 429: seconds to wait, as Retry-After")
-
-
-class ErrorResponse(BaseModel):
-    """The one shape of every error answer: ``{"error": {"code", "message", "field", ...}}``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    error: ErrorInfo
+    invalid_input = "invalid_input"
+    invalid_mixture = "invalid_mixture"
+    invalid_fidelity = "invalid_fidelity"
+    missing_metric = "missing_metric"
+    constraint_violation = "constraint_violation"
+    infeasible_constraints = "infeasible_constraints"
+    domain_mismatch = "domain_mismatch"
+    mixture_mismatch = "mixture_mismatch"
+    fidelity_mismatch = "fidelity_mismatch"
+    client_run_id_mismatch = "client_run_id_mismatch"
+    duplicate_in_batch = "duplicate_in_batch"
+    batch_too_large = "batch_too_large"
+    unknown_method = "unknown_method"
+    unknown_law = "unknown_law"
+    unknown_scope = "unknown_scope"
+    invalid_project = "invalid_project"
+    invalid_page_token = "invalid_page_token"
+    page_size_too_large = "page_size_too_large"
+    unstorable_value = "unstorable_value"
+    malformed_json = "malformed_json"
+    malformed_body = "malformed_body"
+    bad_request = "bad_request"
+    not_found = "not_found"
+    method_not_allowed = "method_not_allowed"
+    payload_too_large = "payload_too_large"
+    rate_limited = "rate_limited"
+    conflict = "conflict"
+    duplicate_name = "duplicate_name"
+    experiment_archived = "experiment_archived"
+    invalid_transition = "invalid_transition"
+    run_final = "run_final"
+    step_conflict = "step_conflict"
+    not_enough_data = "not_enough_data"
+    suggestion_failed = "suggestion_failed"
+    search_space_exhausted = "search_space_exhausted"
+    algorithm_error = "algorithm_error"
+    unauthenticated = "unauthenticated"
+    insufficient_scope = "insufficient_scope"
+    unavailable = "unavailable"
+    database_unavailable = "database_unavailable"
+    broker_unavailable = "broker_unavailable"
+    storage_full = "storage_full"
+    http_error = "http_error"
+    internal_error = "internal_error"
+    store_error = "store_error"
+    step_not_increasing = "step_not_increasing"
+    non_finite = "non_finite"
+    invalid_hyperparameter = "invalid_hyperparameter"
+    invalid_weights = "invalid_weights"
 
 
 class ApiError(Exception):
     """An error with an HTTP status, a stable machine-readable code and the offending field."""
 
     status_code = 400
-    code = "bad_request"
+    code: str = ErrorCode.bad_request
     #: Extra response headers (``WWW-Authenticate`` on a 401).
     headers: dict[str, str] | None = None
 
@@ -69,41 +83,38 @@ class ApiError(Exception):
         if code is not None:
             self.code = code
 
-    def body(self) -> dict[str, Any]:
-        return error_body(self.code, self.message, self.field, details=self.details)
-
 
 class InvalidInput(ApiError):
     status_code = 422
-    code = "invalid_input"
+    code: str = ErrorCode.invalid_input
 
 
 class NotFound(ApiError):
     status_code = 404
-    code = "not_found"
+    code: str = ErrorCode.not_found
 
 
 class Conflict(ApiError):
     status_code = 409
-    code = "conflict"
+    code: str = ErrorCode.conflict
 
 
 class SearchSpaceExhausted(Conflict):
     """Every new suggestion would repeat a run that is pending or observed: no point is left to hand out."""
 
-    code = "search_space_exhausted"
+    code: str = ErrorCode.search_space_exhausted
 
 
 class Unavailable(ApiError):
     status_code = 503
-    code = "unavailable"
+    code: str = ErrorCode.unavailable
 
 
 class StorageFull(ApiError):
     """The database ran out of disk: nothing of the request was stored, and retrying will not help yet."""
 
     status_code = 507
-    code = "storage_full"
+    code: str = ErrorCode.storage_full
 
 
 def describe_error(exc: BaseException) -> str:
@@ -129,7 +140,7 @@ class Unauthenticated(ApiError):
     """No usable token: missing, malformed, unknown, revoked or expired (the message says which)."""
 
     status_code = 401
-    code = "unauthenticated"
+    code: str = ErrorCode.unauthenticated
     headers = {"WWW-Authenticate": 'Bearer realm="mixopt"'}
 
 
@@ -137,125 +148,6 @@ class InsufficientScope(ApiError):
     """A valid token that may see the resource but lacks the scope the operation needs."""
 
     status_code = 403
-    code = "insufficient_scope"
+    code: str = ErrorCode.insufficient_scope
 
 
-#: Error codes of HTTP errors raised by the framework or by the request-limit middleware.
-HTTP_ERROR_CODES = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed",
-                    413: "payload_too_large", 429: "rate_limited"}
-
-
-def error_body(code: str, message: str, field: str | None = None, *, details: Any = None,
-               request_id: str | None = None, retry_after_s: int | None = None) -> dict[str, Any]:
-    """An :class:`ErrorResponse` as JSON-ready data: ``field`` always present (null when no single field is
-    to blame), the optional members only when set."""
-    optional = {"details": details, "request_id": request_id, "retry_after_s": retry_after_s}
-    info = ErrorInfo(code=code, message=message, field=field, **{k: v for k, v in optional.items() if v is not None})
-    return ErrorResponse(error=info).model_dump(exclude_unset=True)
-
-
-def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
-    """``("body", "runs", 3, "mixture")`` -> ``"runs[3].mixture"`` (the leading "body" is implied)."""
-    parts = list(loc)
-    if parts and parts[0] == "body":
-        parts = parts[1:]
-    out = ""
-    for p in parts:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        else:
-            out += ("." if out else "") + str(p)
-    return out or "body"
-
-
-def install_error_handlers(app: FastAPI, authorize: Callable[[Request], Awaitable[Any]] | None = None) -> None:
-    """Error responses for every exception type the app raises.
-
-    ``authorize`` runs before a request-validation answer: FastAPI parses and validates the body before
-    it resolves dependencies, so without it a caller whose token lacks the scope would learn from a 422
-    what the body should look like instead of getting the 403 every other request of theirs gets (the 401
-    of a caller with no valid token comes earlier, before the body is read).
-    """
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
-
-    # Imported here rather than at the top: the store checks reports with service.validation, which raises
-    # this module's InvalidInput, so a top-level import would be circular.
-    from service.store.errors import InvalidRecord, RecordConflict, RecordNotFound, StoreError
-
-    #: The HTTP status of each refusal of the store (a subclass answers as the base it derives from).
-    store_status: dict[type[StoreError], int] = {RecordNotFound: 404, RecordConflict: 409, InvalidRecord: 422}
-
-    @app.exception_handler(StoreError)
-    async def _store_error(_: Request, exc: StoreError) -> JSONResponse:
-        status = next(code for kind, code in store_status.items() if isinstance(exc, kind))
-        return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=status)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        if authorize is not None:
-            try:
-                await authorize(request)
-            except ApiError as denied:
-                return JSONResponse(denied.body(), status_code=denied.status_code, headers=denied.headers)
-        errors = exc.errors()
-        details = [
-            {"field": field_path(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")}
-            for e in errors
-        ]
-        first = details[0] if details else {"field": "body", "message": "invalid request"}
-        code = "invalid_input"
-        if errors and errors[0].get("type") == "json_invalid":
-            # The location of a JSON syntax error is a character offset, not a path into the body.
-            code = "malformed_json"
-            first = {"field": "body", "message": f"{errors[0].get('ctx', {}).get('error', 'invalid JSON')} "
-                                                 f"at character {errors[0].get('loc', ('body', 0))[-1]}"}
-            details = [{**first, "type": "json_invalid"}]
-        body = error_body(code, f"{first['field']}: {first['message']}", first["field"], details=details)
-        return JSONResponse(body, status_code=422)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = HTTP_ERROR_CODES.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
-                            headers=exc.headers)
-
-    @app.exception_handler(InfeasibleConstraintsError)
-    async def _infeasible(_: Request, exc: InfeasibleConstraintsError) -> JSONResponse:
-        return JSONResponse(InvalidInput(str(exc), field="domains", code="infeasible_constraints").body(), 422)
-
-    @app.exception_handler(UnsupportedFidelityError)
-    async def _fidelity(_: Request, exc: UnsupportedFidelityError) -> JSONResponse:
-        return JSONResponse(InvalidInput(str(exc), field="fidelity", code="invalid_fidelity").body(), 422)
-
-    @app.exception_handler(NotEnoughDataError)
-    async def _not_enough(_: Request, exc: NotEnoughDataError) -> JSONResponse:
-        return JSONResponse(Conflict(str(exc), code="not_enough_data").body(), 409)
-
-    @app.exception_handler(MixingError)
-    async def _mixing(_: Request, exc: MixingError) -> JSONResponse:
-        log.warning("algorithm error", extra={"error": str(exc), "type": type(exc).__name__})
-        return JSONResponse(Conflict(str(exc), code="algorithm_error").body(), 409)
-
-    async def _db_down(_: Request, exc: Exception) -> JSONResponse:
-        """Lost connection, server restarting, pool exhausted, deadlock victim: retryable, so 503."""
-        if isinstance(exc, DBAPIError) and is_storage_full(exc):
-            log.error("database storage full", extra={"error": str(exc.orig)[:300]})
-            return JSONResponse(StorageFull("the database is out of disk space; nothing was stored").body(), 507)
-        log.error("database unavailable", extra={"error": str(getattr(exc, "orig", exc))[:300]})
-        return JSONResponse(Unavailable("database unavailable, retry later", code="database_unavailable").body(),
-                            503, headers={"Retry-After": "1"})
-
-    for db_error in (OperationalError, InterfaceError, PoolTimeout):
-        app.add_exception_handler(db_error, _db_down)
-
-    @app.exception_handler(DataError)
-    async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
-        """A value the database cannot hold (a NUL in text, an integer out of range): the request's fault."""
-        reason = str(exc.orig).splitlines()[0][:200]
-        return JSONResponse(InvalidInput(f"a value in the request cannot be stored: {reason}",
-                                         code="unstorable_value").body(), 422)
-
-    # Unexpected exceptions are answered (500, no traceback) and logged by RequestContextMiddleware, which
-    # still knows the request id; a handler here would run outside it, in Starlette's ServerErrorMiddleware.

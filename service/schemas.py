@@ -22,7 +22,7 @@ from pydantic import (
 
 from mixing.methods import method_names
 
-#: Validation context of specs read back from storage (:func:`service.presenters.experiment_out`): the
+#: Validation context of specs read back from storage (:func:`service.api.presenters.experiment_out`): the
 #: request-only checks below (magnitudes, the method registry) are skipped, so tightening them never makes
 #: an experiment stored before unreadable.
 STORED: dict[str, bool] = {"stored": True}

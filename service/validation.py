@@ -15,9 +15,12 @@ from typing import Any
 import numpy as np
 
 from mixing.errors import InfeasibleConstraintsError
-from mixing.problem import FidelitySpace, Problem
+from mixing.laws import LAWS
+from mixing.methods import method_names
+from mixing.problem import Candidates, FidelitySpace, Problem
 from mixing.simplex import SUM_TOLERANCE, SimplexConstraints
-from service.errors import InvalidInput
+from service.errors import ErrorCode, InvalidInput
+from service.schemas import CandidateIn
 
 #: Mixtures must sum to 1 within this tolerance (after the client's own rounding: the Python client
 #: renormalises rows it reads from CSV; see README "Mixture tolerance").
@@ -40,7 +43,7 @@ def constraints_from_spec(spec: dict[str, Any]) -> SimplexConstraints:
         )
     except InfeasibleConstraintsError as exc:
         raise InvalidInput(f"no mixture satisfies the domain bounds: {exc}", field="domains",
-                           code="infeasible_constraints") from exc
+                           code=ErrorCode.infeasible_constraints) from exc
 
 
 def metric_weights(objective: dict[str, Any]) -> np.ndarray:
@@ -98,11 +101,11 @@ def check_bounds(constraints: SimplexConstraints, domains: Sequence[str], vector
     for i, x in enumerate(vector):
         if x < c.lower[i] - MIXTURE_SUM_TOLERANCE:
             raise InvalidInput(f"weight {x:.6g} is below the domain's minimum {c.lower[i]:.6g}",
-                               field=f"{field}.{domains[i]}", code="constraint_violation")
+                               field=f"{field}.{domains[i]}", code=ErrorCode.constraint_violation)
         if x > c.upper[i] + MIXTURE_SUM_TOLERANCE:
             raise InvalidInput(f"weight {x:.6g} exceeds the domain's maximum {c.upper[i]:.6g} "
                                "(max_weight or tokens_available x max_epochs / target_tokens)",
-                               field=f"{field}.{domains[i]}", code="constraint_violation")
+                               field=f"{field}.{domains[i]}", code=ErrorCode.constraint_violation)
 
 
 @dataclass(frozen=True)
@@ -146,22 +149,22 @@ class ReportRules:
             if unknown:
                 raise InvalidInput(f"unknown domain {unknown[0]!r}; the experiment's domains are "
                                    f"{list(self.domains[:20])}", field=f"{field}.{unknown[0]}",
-                                   code="invalid_mixture")
+                                   code=ErrorCode.invalid_mixture)
             missing = next(n for n in self.domains if n not in mixture)
             raise InvalidInput(f"missing weight for domain {missing!r} (every domain needs a weight, 0 allowed)",
-                               field=f"{field}.{missing}", code="invalid_mixture")
+                               field=f"{field}.{missing}", code=ErrorCode.invalid_mixture)
         w = self._in_domain_order(mixture)
         total = math.fsum(w)
         if not math.isfinite(total) or min(w) < 0:  # one scan in C; find the culprit only on failure
             for n, x in zip(self.domains, w, strict=True):
                 if not math.isfinite(x):
                     raise InvalidInput("weight must be a finite number", field=f"{field}.{n}",
-                                       code="invalid_mixture")
+                                       code=ErrorCode.invalid_mixture)
                 if x < 0:
-                    raise InvalidInput(f"weight {x} is negative", field=f"{field}.{n}", code="invalid_mixture")
+                    raise InvalidInput(f"weight {x} is negative", field=f"{field}.{n}", code=ErrorCode.invalid_mixture)
         if abs(total - 1.0) > MIXTURE_SUM_TOLERANCE:
             raise InvalidInput(f"weights sum to {total:.9g}, not 1 (tolerance {MIXTURE_SUM_TOLERANCE:g})",
-                               field=field, code="invalid_mixture")
+                               field=field, code=ErrorCode.invalid_mixture)
         return [x / total for x in w]
 
     def fidelity(self, fidelity: dict[str, float] | None, field: str, *, allow_partial: bool = False
@@ -176,7 +179,7 @@ class ReportRules:
             unknown = sorted(set(given) - self.axis_set)
             raise InvalidInput(f"unknown fidelity axis {unknown[0]!r}; declared axes are "
                                f"{[a[0] for a in self.axes]}", field=f"{field}.{unknown[0]}",
-                               code="invalid_fidelity")
+                               code=ErrorCode.invalid_fidelity)
         out: list[float] = []
         for (name, lo, hi), dflt in zip(self.axes, self.default_fidelity, strict=True):
             if name not in given:
@@ -184,11 +187,11 @@ class ReportRules:
                     out.append(dflt)
                     continue
                 raise InvalidInput(f"missing value for fidelity axis {name!r}", field=f"{field}.{name}",
-                                   code="invalid_fidelity")
+                                   code=ErrorCode.invalid_fidelity)
             v = float(given[name])
             if not (lo <= v <= hi):
                 raise InvalidInput(f"{v:g} is outside the declared range [{lo:g}, {hi:g}]",
-                                   field=f"{field}.{name}", code="invalid_fidelity")
+                                   field=f"{field}.{name}", code=ErrorCode.invalid_fidelity)
             out.append(v)
         return out
 
@@ -197,4 +200,43 @@ class ReportRules:
         for m in self.metrics:
             if m not in metrics:
                 raise InvalidInput(f"a completed run must report objective metric {m!r}", field=f"{field}.{m}",
-                                   code="missing_metric")
+                                   code=ErrorCode.missing_metric)
+
+
+def check_method(name: str, field: str = "method") -> str:
+    """``name`` when it names a search method, else a 422 ``unknown_method`` on ``field``."""
+    if name not in method_names():
+        raise InvalidInput(f"unknown method {name!r}; available: {method_names()}", field=field,
+                           code=ErrorCode.unknown_method)
+    return name
+
+
+def check_laws(names: list[str] | None) -> list[str] | None:
+    """``names`` when each names a mixing law, else a 422 ``unknown_law`` on the first that does not."""
+    for i, name in enumerate(names or []):
+        if name not in LAWS:
+            raise InvalidInput(f"unknown law {name!r}; known: {sorted(LAWS)}", field=f"laws[{i}]",
+                               code=ErrorCode.unknown_law)
+    return names
+
+
+def feasible_mixture(rules: ReportRules, constraints: SimplexConstraints, given: dict[str, float],
+                     field: str) -> list[float]:
+    """A candidate mixture in domain order, valid and within the experiment's bounds (else a 422 on ``field``)."""
+    vec = rules.mixture(given, field)
+    check_bounds(constraints, rules.domains, vec, field)
+    return vec
+
+
+def candidate_pool(spec: dict[str, Any], given: list[CandidateIn]) -> Candidates:
+    """Validated pool as arrays in domain and axis order; NaN where a candidate gives no fidelity (the
+    method chooses). Filled row by row: lists of Python floats cost ~15 times the array."""
+    rules = ReportRules.of(spec)
+    constraints = constraints_from_spec(spec)
+    mixtures = np.empty((len(given), len(rules.domains)))
+    fidelities = np.full((len(given), len(rules.axes)), np.nan)
+    for i, c in enumerate(given):
+        mixtures[i] = feasible_mixture(rules, constraints, c.mixture, f"candidates[{i}].mixture")
+        if c.fidelity is not None:
+            fidelities[i] = rules.fidelity(c.fidelity, f"candidates[{i}].fidelity")
+    return Candidates(mixtures=mixtures, fidelities=fidelities)

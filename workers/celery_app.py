@@ -1,7 +1,8 @@
 """The Celery application: Redis as broker and result backend, one Celery task per job kind.
 
-``celery -A workers.celery_app worker`` (or ``mixopt worker``) runs the task functions of
-``workers.dispatch.TASKS`` — the same functions the in-process runner calls — wrapped so that:
+``celery -A workers.celery_app worker`` (or ``mixopt worker``) runs the job operations of
+``service.operations.dispatch.JOBS`` (the same ones the in-process dispatcher runs), each adapted by
+:func:`execute` so that:
 
 * a delivery first takes the job's lease in the database; a second delivery of a job another live worker
   holds is retried after the lease runs out, and a delivery of a finished job is dropped (idempotence);
@@ -22,76 +23,22 @@ import random
 import threading
 from typing import Any
 
-import kombu.exceptions
-import redis.exceptions
-import sqlalchemy.exc
-from celery import Celery, Task, signals
+from celery import Task, signals
 
 from mixing.methods import available_methods
 from service.db import make_engine, make_session_factory
 from service.errors import describe_error
 from service.logs import configure_logging
-from service.settings import Settings, get_settings
+from service.operations.dispatch import JOBS
+from service.operations.kinds import LANE_KINDS, LANES, JobKind
+from service.operations.reoptimize import tick
+from service.settings import get_settings
 from service.store import Store
 from workers import beat, stale
-from workers.dispatch import LANES, TASKS, CeleryDispatcher, Lane
+from workers.config import LEASE_RETRIES, TRANSIENT, make_celery
+from workers.dispatch import CeleryDispatcher
 
 log = logging.getLogger("mixopt.worker")
-
-DEFAULT_QUEUE = "default"
-GPU_QUEUE = "gpu"
-#: The job kinds of each lane: a project's cap counts the jobs of the lane a delivery belongs to.
-LANE_KINDS: dict[Lane, tuple[str, ...]] = {lane: tuple(k for k, of in LANES.items() if of is lane) for lane in Lane}
-#: Suggestions a caller waits on: a worker serving this queue (``mixopt worker`` serves it with ``default``;
-#: ``--queues interactive`` dedicates one) is never busy with a refit when one arrives.
-INTERACTIVE_QUEUE = "interactive"
-#: Errors publishing a message: the broker is down or unreachable.
-BROKER_ERRORS: tuple[type[BaseException], ...] = (
-    kombu.exceptions.OperationalError, redis.exceptions.RedisError, OSError)
-#: A short publish retry, so that an API call facing a dead broker answers within seconds.
-PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0}
-#: Errors worth retrying: the database or broker connection dropped, a deadlock, a timeout.
-TRANSIENT: tuple[type[BaseException], ...] = (
-    sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, kombu.exceptions.OperationalError,
-    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError, TimeoutError)
-#: Retries of a delivery that could not even reach the database to take its lease (~1 h with backoff);
-#: past them the job is still ``queued`` and the sweep republishes it.
-LEASE_RETRIES = 20
-
-
-def queue_for(kind: str, settings: Settings) -> str:
-    if kind in settings.gpu_kind_set:
-        return GPU_QUEUE
-    return INTERACTIVE_QUEUE if LANES[kind] is Lane.interactive else DEFAULT_QUEUE
-
-
-def make_celery(settings: Settings) -> Celery:
-    """A Celery app for ``settings`` (the API builds its own to publish; workers use ``app`` below)."""
-    hard = float(settings.task_time_limit_s)
-    visibility = settings.broker_visibility_timeout_s or hard + 300.0
-    app = Celery("mixopt", broker=settings.broker_url, backend=settings.broker_url, set_as_current=False)
-    app.conf.update(
-        task_default_queue=DEFAULT_QUEUE,
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        task_time_limit=hard,
-        task_soft_time_limit=0.9 * hard,
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        result_expires=24 * 3600,
-        broker_transport_options={"visibility_timeout": visibility, "socket_connect_timeout": 3},
-        result_backend_transport_options={"visibility_timeout": visibility},
-        redis_socket_connect_timeout=3,
-        broker_connection_timeout=3,
-        broker_connection_retry_on_startup=True,
-        worker_hijack_root_logger=False,
-        timezone="UTC",
-        beat_schedule=beat.schedule(settings),
-    )
-    return app
-
 
 app = make_celery(get_settings())
 
@@ -147,7 +94,7 @@ class _LeaseKeeper(threading.Thread):
                             extra={"job_id": self.job_id, "error": str(exc)[:300]})
 
 
-def execute(task: Task, kind: str, job_id: str) -> Any:
+def execute(task: Task, kind: JobKind, job_id: str) -> Any:
     """Run one delivery of a job under its lease (see the module docstring)."""
     settings, store = get_settings(), worker_store()
     owner = f"{task.request.hostname}:{os.getpid()}"
@@ -165,7 +112,7 @@ def execute(task: Task, kind: str, job_id: str) -> Any:
     keeper = _LeaseKeeper(store, job_id, owner, settings.job_lease_s)
     keeper.start()
     try:
-        return TASKS[kind](store, job_id)
+        return JOBS[kind](store, job_id)
     except TRANSIENT as exc:
         attempts = _attempts(store, job_id)
         if attempts is None or attempts >= settings.job_max_attempts:
@@ -198,13 +145,13 @@ def _best_effort(fn: Any, *args: Any) -> None:
         log.warning("job bookkeeping failed", extra={"call": fn.__name__, "error": str(exc)[:300]})
 
 
-def _register(kind: str) -> None:
+def _register(kind: JobKind) -> None:
     @app.task(name=f"mixopt.{kind}", bind=True, max_retries=None)
     def run(self: Task, job_id: str) -> Any:
         return execute(self, kind, job_id)
 
 
-for _kind in TASKS:
+for _kind in JOBS:
     _register(_kind)
 
 
@@ -215,10 +162,10 @@ def _dispatcher() -> CeleryDispatcher:
 @app.task(name=beat.POLICIES_TASK)
 def policies() -> list[str]:
     """Enqueue re-optimization for every experiment whose policy is due."""
-    return beat.tick(worker_store(), _dispatcher(), get_settings().refit_law_list)
+    return tick(worker_store(), _dispatcher(), get_settings().refit_law_list)
 
 
 @app.task(name=beat.SWEEP_TASK)
 def sweep() -> dict[str, Any]:
     """Abandon silent runs, retry jobs of dead workers, publish jobs the broker never got."""
-    return stale.sweep(worker_store(), _dispatcher(), get_settings(), list(TASKS))
+    return stale.sweep(worker_store(), _dispatcher(), get_settings(), list(JOBS))

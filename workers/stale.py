@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+from service.operations.kinds import JobKind
 from service.settings import Settings
 from service.store import Store
 
@@ -23,10 +24,10 @@ log = logging.getLogger("mixopt.stale")
 
 
 class Publisher(Protocol):
-    def publish(self, kind: str, job_id: str) -> bool: ...
+    def publish(self, kind: JobKind, job_id: str) -> bool: ...
 
 
-def sweep(store: Store, publisher: Publisher, settings: Settings, kinds: list[str]) -> dict[str, Any]:
+def sweep(store: Store, publisher: Publisher, settings: Settings, kinds: list[JobKind]) -> dict[str, Any]:
     """One pass over stale runs and jobs of ``kinds``; returns what it changed."""
     abandoned = store.abandon_stale_runs(settings.run_heartbeat_timeout_s)
     to_publish, failed = store.sweep_jobs(kinds, unpublished_grace_s=settings.job_lease_s,
@@ -34,7 +35,7 @@ def sweep(store: Store, publisher: Publisher, settings: Settings, kinds: list[st
                                           max_attempts=settings.job_max_attempts)
     published, unpublished = [], []
     for kind, job_id in to_publish:
-        if publisher.publish(kind, job_id):
+        if publisher.publish(JobKind(kind), job_id):
             published.append(job_id)
         else:  # the broker is still down: the next sweep tries again
             store.mark_published(job_id, published=False)

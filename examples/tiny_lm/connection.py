@@ -30,7 +30,7 @@ def connect(url: str | None, token: str | None = None) -> Iterator[MixoptClient]
         with MixoptClient(url, token=token) as client:
             yield client
         return
-    from service.embedded import embedded_server
+    from service.api.embedded import embedded_server
     from service.settings import Settings
 
     with (

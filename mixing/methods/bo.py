@@ -42,6 +42,7 @@ from mixing.problem import (
     Problem,
     Proposal,
     Recommendation,
+    same_fidelity,
 )
 from mixing.simplex import FloatArray
 
@@ -357,12 +358,9 @@ def _with_pending(ctx: SearchContext, proposals: list[Proposal]) -> SearchContex
 
 
 def _require_target(ctx: SearchContext, fidelity: FloatArray, verb: str) -> None:
-    if not np.allclose(fidelity, ctx.problem.fidelity.target, rtol=1e-9, atol=0.0):
+    if not same_fidelity(fidelity, ctx.problem.fidelity.target):
         raise UnsupportedFidelityError(f"single-fidelity-bo {verb} at the target fidelity only")
 
 
 def _at(fidelities: FloatArray, target: FloatArray) -> np.ndarray:
-    f = np.asarray(fidelities, dtype=np.float64).reshape(-1, target.size)
-    if f.shape[1] == 0:
-        return np.ones(len(f), dtype=bool)
-    return np.all(np.isclose(f, target[None, :], rtol=1e-9, atol=0.0), axis=1)
+    return same_fidelity(np.asarray(fidelities, dtype=np.float64).reshape(-1, target.size), target)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.spatial import cKDTree
 
-from mixing.problem import Observations, Problem, Proposal
+from mixing.problem import Observations, Problem, Proposal, same_fidelity
 from mixing.simplex import FloatArray
 
 #: Two mixtures closer than this (L1) are the same point for the purpose of "never suggest twice".
@@ -94,7 +94,7 @@ def _repeats(point: FloatArray, fidelity: FloatArray, mixtures: FloatArray, fide
     same_mix = np.abs(mixtures - point).sum(axis=1) < SAME_POINT_L1
     if not same_mix.any():
         return False
-    return not fidelity.size or bool(np.any(np.all(np.isclose(fidelities[same_mix], fidelity, rtol=1e-9), axis=1)))
+    return not fidelity.size or bool(np.any(same_fidelity(fidelities[same_mix], fidelity)))
 
 
 def chunked(fn: Callable[[FloatArray], FloatArray], points: FloatArray) -> FloatArray:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import click
 import pandas as pd
 from mixopt_client import MixoptClient
 
+from runtables.columns import mixture_columns, require_filled, require_metric_values
 from service.cli.errors import read_csv
 from service.cli.options import name_values, url_option
-from service.tables import mixture_columns
 
 
 def read_runs_table(mixtures: Path, metrics: Path | None, id_column: str, mixture_prefix: str,
@@ -30,6 +32,9 @@ def read_runs_table(mixtures: Path, metrics: Path | None, id_column: str, mixtur
             raise click.UsageError(f"{mixtures.name} and {metrics.name} must have one row per {id_column!r}: "
                                    f"{exc}") from exc
     metric_cols = [c for c in table.columns if c.startswith(metric_prefix) and c not in mix_cols and c != id_column]
+    where = mixtures.name if metrics is None else f"{mixtures.name} + {metrics.name}"
+    require_filled(table, mix_cols, where)
+    require_metric_values(table, metric_cols, where)
     return table, mix_cols, metric_cols
 
 
@@ -53,28 +58,42 @@ def import_runs(url: str, experiment_id: str, mixtures: Path, metrics: Path | No
 
     Rows are keyed by '<file stem>:<id>' as client_run_id, so importing the same file twice adds nothing.
     Mixtures rounded in the file (sums within 1e-2 of 1) are renormalised by the client.
+
+    A blank metric cell is a metric the run did not report: it is left out of the run's metrics. A
+    completed run must report every metric of the experiment's objective, so rows with a blank there are
+    not imported; how many, and which metric they lack, is printed.
     """
     table, mix_cols, metric_cols = read_runs_table(mixtures, metrics, id_column, mixture_prefix, metric_prefix)
     fid = name_values(fidelity, "--fidelity")
-    runs = []
-    for _, row in table.iterrows():
-        body = {
-            "client_run_id": f"{mixtures.stem}:{row[id_column]}",
-            "mixture": {domain: float(row[c]) for c, domain in mix_cols.items()},
-            "metrics": {(metric_rename.format(c) if metric_rename else c): float(row[c]) for c in metric_cols},
-            "state": "completed",
-        }
-        if fid:
-            body["fidelity"] = fid
-        if cost is not None:
-            body["cost"] = cost
-        runs.append(body)
+    names = {c: metric_rename.format(c) if metric_rename else c for c in metric_cols}
     totals = {"created": 0, "existing": 0, "updated": 0}
-    with MixoptClient(url) as client, click.progressbar(length=len(runs), label="importing",
-                                                        file=click.get_text_stream("stderr")) as bar:
-        for i in range(0, len(runs), 2000):
-            part = client.import_runs(experiment_id, runs[i : i + 2000])
-            for k in totals:
-                totals[k] += part[k]
-            bar.update(len(runs[i : i + 2000]))
+    with MixoptClient(url) as client:
+        objective = set(client.get_experiment(experiment_id)["objective"]["metrics"])
+        runs: list[dict[str, Any]] = []
+        lacking: Counter[str] = Counter()
+        for _, row in table.iterrows():
+            gaps = [names[c] for c in metric_cols if pd.isna(row[c]) and names[c] in objective]
+            lacking.update(gaps)
+            if gaps:
+                continue
+            body = {
+                "client_run_id": f"{mixtures.stem}:{row[id_column]}",
+                "mixture": {domain: float(row[c]) for c, domain in mix_cols.items()},
+                "metrics": {names[c]: float(row[c]) for c in metric_cols if not pd.isna(row[c])},
+                "state": "completed",
+            }
+            if fid:
+                body["fidelity"] = fid
+            if cost is not None:
+                body["cost"] = cost
+            runs.append(body)
+        with click.progressbar(length=len(runs), label="importing", file=click.get_text_stream("stderr")) as bar:
+            for i in range(0, len(runs), 2000):
+                part = client.import_runs(experiment_id, runs[i : i + 2000])
+                for k in totals:
+                    totals[k] += part[k]
+                bar.update(len(runs[i : i + 2000]))
     click.echo(f"created {totals['created']}, already present {totals['existing']}, updated {totals['updated']}")
+    if lacking:
+        counts = ", ".join(f"{name} ({n} rows)" for name, n in sorted(lacking.items()))
+        click.echo(f"not imported: {len(table) - len(runs)} rows with a blank objective metric: {counts}", err=True)

@@ -16,8 +16,8 @@ import httpx
 import numpy as np
 from mixopt_client import MixoptClient
 
+from runtables.regmix import domain_specs, load_split
 from service.cli.progress import elapsed
-from service.regmix_data import domain_specs, load_split
 from service.settings import Settings, get_settings
 
 
@@ -41,7 +41,7 @@ def demo(url: str, data_dir: Path | None, objective: str, rounds: int, batch: in
     pool = pool / pool.sum(axis=1, keepdims=True)
     with ExitStack() as stack:
         if not _answers(url):
-            from service.embedded import embedded_server
+            from service.api.embedded import embedded_server
 
             tmp = stack.enter_context(tempfile.TemporaryDirectory())
             url = stack.enter_context(embedded_server(Settings(database_url=f"sqlite:///{tmp}/demo.db")))

@@ -20,11 +20,11 @@ from mixopt_client import MixoptError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from runtables.columns import TableError
 from service.errors import ApiError
 from service.settings import Settings
 from service.store.bundle import BundleError
 from service.store.errors import StoreError
-from service.tables import TableError
 
 
 class CliError(click.ClickException):

@@ -7,6 +7,10 @@ joined on the id column; optionally a test pair for held-out scores. ``--target`
 tokens) come from the metric table; they are normalised to [0, 1] (log scale when they span more than
 10x) before a law sees them.
 
+Blank metric cells are gaps (see :mod:`runtables.columns`): ``evaluate`` fits each metric on the runs that
+report it and scores the target on the runs that report all of its metrics, and says how many runs each
+law saw; ``optimize`` fits the law on those complete runs.
+
 Only ``click``, ``pandas``, ``mixing`` and the CLI's table helpers are used: no service needs to run.
 """
 
@@ -29,9 +33,9 @@ from mixing.methods.base import SearchContext
 from mixing.methods.law import LawMethod
 from mixing.problem import FidelitySpace, Observations, Problem
 from mixing.simplex import SimplexConstraints
+from runtables.columns import mixture_columns, require_filled, require_metric_values
 from service.cli.errors import read_csv
 from service.cli.options import name_values
-from service.tables import mixture_columns
 
 CsvPath = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -45,6 +49,12 @@ class RunTable:
     metrics: np.ndarray
     domains: list[str]
     metric_names: list[str]
+
+    def complete(self) -> RunTable:
+        """The runs that report every metric (no gap in ``metrics``)."""
+        rows = np.isfinite(self.metrics).all(axis=1)
+        return RunTable(self.mixtures[rows], self.fidelities[rows], self.metrics[rows], self.domains,
+                        self.metric_names)
 
 
 def read_pair(
@@ -77,6 +87,8 @@ def read_pair(
             )
         metric_cols = [target]
     metric_data = table[[c + "__metric" if c in columns else c for c in metric_cols]]
+    require_filled(table, [*columns, *fidelity_columns], f"{mixtures.name} + {metrics.name}")
+    require_metric_values(metric_data.set_axis(metric_cols, axis=1), metric_cols, metrics.name)
     return RunTable(
         mixtures=table[list(columns)].to_numpy(dtype=np.float64),
         fidelities=table[fidelity_columns].to_numpy(dtype=np.float64),
@@ -129,8 +141,8 @@ def _evaluate(train: RunTable, test: RunTable | None, space: FidelitySpace, inpu
     weights = np.full(len(train.metric_names), 1.0 / len(train.metric_names))
     heldout = None if test is None else (test.mixtures, norm(test), test.metrics)
     click.echo(
-        f"scoring {len(laws)} laws on {len(train.mixtures)} runs ({folds}-fold)"
-        + ("" if test is None else f", held out: {len(test.mixtures)} runs"),
+        f"scoring {len(laws)} laws on {_runs(train)} ({folds}-fold)"
+        + ("" if test is None else f", held out: {_runs(test)}"),
         err=True,
     )
     return evaluate_laws(
@@ -148,6 +160,12 @@ def _evaluate(train: RunTable, test: RunTable | None, space: FidelitySpace, inpu
     )
 
 
+def _runs(table: RunTable) -> str:
+    """``"N runs"``, and how many of them report every metric when some do not."""
+    n, complete = len(table.metrics), int(np.isfinite(table.metrics).all(axis=1).sum())
+    return f"{n} runs" + ("" if complete == n else f" ({complete} with every metric)")
+
+
 def _table(report: EvaluationReport) -> str:
     """A readable summary: Spearman / MAE / R^2 per law and route, cross-validated and held out."""
 
@@ -162,22 +180,25 @@ def _table(report: EvaluationReport) -> str:
 
     data = report.to_dict()
     sets = sorted({s for law in data["laws"] for s in (law["heldout"] or {})})
-    head = f"{'law':<18} {'route':<12} {'cv: rho / MAE / R2':>22}" + "".join(
+    head = f"{'law':<18} {'runs':>5} {'route':<12} {'cv: rho / MAE / R2':>22}" + "".join(
         f" {s + ': rho / MAE / R2':>22}" for s in sets
     )
     lines = [head, "-" * len(head)]
     for law in data["laws"]:
         if law["skipped"]:
-            lines.append(f"{law['name']:<18} skipped: {law['skipped']}")
+            lines.append(f"{law['name']:<18} {law['n_runs']:>5} skipped: {law['skipped']}")
             continue
         for route in (FROM_METRICS, DIRECT):
             if route not in law["cv"]:
                 continue
             mark = "*" if law["name"] == report.selected and route == FROM_METRICS else " "
-            row = f"{law['name'] + mark:<18} {route:<12} {cell(law['cv'][route])}"
+            seen = law["n_complete_runs"] if route == DIRECT else law["n_runs"]
+            row = f"{law['name'] + mark:<18} {seen if seen is not None else '-':>5} {route:<12} "
+            row += cell(law["cv"][route])
             row += "".join(f" {cell((law['heldout'] or {}).get(s, {}).get(route))}" for s in sets)
             lines.append(row)
-    lines.append(f"selected: {report.selected}   ({data['duration_s']:.1f} s)")
+    lines.append(f"selected: {report.selected}   (scored on {report.n_complete} complete runs, "
+                 f"{data['duration_s']:.1f} s)")
     return "\n".join(lines)
 
 
@@ -286,6 +307,9 @@ def optimize(
     """
     train, test, space = _load(inputs)
     constraints = _constraints(min_weights, max_weights, train.domains)
+    complete = train.complete()
+    if len(complete.metrics) < len(train.metrics):
+        click.echo(f"fitting on the {len(complete.metrics)} of {_runs(train)} that report every metric", err=True)
     target, maximize = inputs.target, inputs.maximize
     hints: dict[str, Any] = {}
     if law_name is None:
@@ -305,11 +329,11 @@ def optimize(
         prior=train.mixtures.mean(axis=0),
         fidelity=space,
     )
-    n = len(train.mixtures)
+    n = len(complete.mixtures)
     obs = Observations(
-        train.mixtures / train.mixtures.sum(axis=1, keepdims=True),
-        train.fidelities.reshape(n, -1),
-        train.metrics,
+        complete.mixtures / complete.mixtures.sum(axis=1, keepdims=True),
+        complete.fidelities.reshape(n, -1),
+        complete.metrics,
         np.zeros(n),
         np.zeros((0, d)),
         np.zeros((0, space.n_axes)),

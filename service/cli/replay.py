@@ -11,8 +11,9 @@ from pathlib import Path
 import click
 from mixopt_client import MixoptClient
 
+from runtables.replay import ReplayTable, run_replay, summarise
 from service.cli.errors import read_csv
-from service.replay import ReplayTable, finite_or_null, run_replay, summarise
+from service.jsonable import to_jsonable
 from service.settings import Settings
 
 
@@ -50,7 +51,7 @@ def replay(runs_csv: Path, mixture_prefix: str, fidelity_column: str, cost_colum
     trajectories = []
     with ExitStack() as stack:
         if url is None:
-            from service.embedded import embedded_server
+            from service.api.embedded import embedded_server
 
             tmp = stack.enter_context(tempfile.TemporaryDirectory())
             url = stack.enter_context(embedded_server(Settings(database_url=f"sqlite:///{tmp}/replay.db",
@@ -62,7 +63,7 @@ def replay(runs_csv: Path, mixture_prefix: str, fidelity_column: str, cost_colum
                                                progress=lambda msg: click.echo(msg, err=True)))
     result = {"objective": objective_column, "goal": goal, "target_fidelity": target_fidelity, "seeds": seeds,
               "objective_best": best, "objective_range": span, **summarise(trajectories, budget)}
-    text = json.dumps(finite_or_null(result), indent=2, allow_nan=False)
+    text = json.dumps(to_jsonable(result), indent=2, allow_nan=False)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)

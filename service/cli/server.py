@@ -39,7 +39,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     click.echo(f"mixopt serving on http://{settings.host}:{settings.port} "
                f"(database: {settings.database_url.split('://')[0]}, "
                f"jobs: {'celery' if settings.broker_url else 'in-process'}, auth: {auth})", err=True)
-    uvicorn.run("service.app:create_app", factory=True, host=settings.host, port=settings.port,
+    uvicorn.run("service.api.app:create_app", factory=True, host=settings.host, port=settings.port,
                 workers=workers, log_config=None)
 
 

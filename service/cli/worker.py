@@ -31,13 +31,13 @@ def worker(queues: str, concurrency: int | None, pool: str, hostname: str | None
     Run one per machine (or several); a GPU machine runs `mixopt worker --queues gpu`.
     """
     _require_broker()
-    from workers.celery_app import app
+    from service.composition import job_backend
 
-    argv = ["worker", "--queues", queues, "--pool", pool, "--loglevel", loglevel or get_settings().log_level,
+    argv = ["--queues", queues, "--pool", pool, "--loglevel", loglevel or get_settings().log_level,
             "--hostname", hostname or f"mixopt-{os.getpid()}@%h", "--without-gossip", "--without-mingle"]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
-    app.worker_main(argv)
+    job_backend().worker(argv)
 
 
 @click.command()
@@ -49,7 +49,6 @@ def beat(loglevel: str | None) -> None:
     on disk: the schedule is fixed and the policies live in the database.
     """
     _require_broker()
-    from workers.celery_app import app
+    from service.composition import job_backend
 
-    app.start(["beat", "--loglevel", loglevel or get_settings().log_level,
-               "--scheduler", "celery.beat:Scheduler"])
+    job_backend().beat(["--loglevel", loglevel or get_settings().log_level, "--scheduler", "celery.beat:Scheduler"])

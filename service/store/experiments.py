@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service import validation as v
+from service.errors import ErrorCode
 from service.store.errors import RecordConflict, RecordNotFound
 from service.store.models import Experiment, ExperimentState, Run, new_id, utcnow
 from service.store.paging import page
@@ -58,7 +59,7 @@ def load_experiment(s: Session, experiment_id: str, project: str) -> Experiment:
 def require_active(exp: Experiment) -> None:
     if exp.state != ExperimentState.active:
         raise RecordConflict(f"experiment {exp.id} is {exp.state}; unarchive it to add runs",
-                             field="experiment_id", code="experiment_archived")
+                             field="experiment_id", code=ErrorCode.experiment_archived)
 
 
 def bump_version(s: Session, exp_id: str) -> None:
@@ -68,7 +69,7 @@ def bump_version(s: Session, exp_id: str) -> None:
 
 
 def _duplicate_name(name: str | None) -> RecordConflict:
-    return RecordConflict(f"an experiment named {name!r} already exists", field="name", code="duplicate_name")
+    return RecordConflict(f"an experiment named {name!r} already exists", field="name", code=ErrorCode.duplicate_name)
 
 
 class Experiments(Repository):

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from mixing import online
 from mixing.online import OnlineInputError
+from service.errors import ErrorCode
 from service.locks import experiment_lock
 from service.store import Store
 from service.store.errors import InvalidRecord, RecordConflict, RecordNotFound
@@ -61,26 +62,26 @@ def _vector(domains: list[str], values: Mapping[str, float], field: str) -> np.n
     unknown = sorted(set(values) - set(domains))
     if unknown:
         raise InvalidRecord(f"unknown domain {unknown[0]!r}; the session's domains are {domains[:20]}",
-                           field=f"{field}.{unknown[0]}", code="domain_mismatch")
+                           field=f"{field}.{unknown[0]}", code=ErrorCode.domain_mismatch)
     missing = [d for d in domains if d not in values]
     if missing:
         raise InvalidRecord(f"missing value for domain {missing[0]!r}", field=f"{field}.{missing[0]}",
-                           code="domain_mismatch")
+                           code=ErrorCode.domain_mismatch)
     return np.array([values[d] for d in domains], dtype=np.float64)
 
 
-_ERROR_CODES: dict[type[OnlineInputError], str] = {
-    online.StepOrderError: "step_not_increasing",
-    online.DomainMismatchError: "domain_mismatch",
-    online.NonFiniteValueError: "non_finite",
-    online.HyperparameterError: "invalid_hyperparameter",
-    online.InvalidWeightsError: "invalid_weights",
-    online.UnknownMethodError: "unknown_method",
+_ERROR_CODES: dict[type[OnlineInputError], ErrorCode] = {
+    online.StepOrderError: ErrorCode.step_not_increasing,
+    online.DomainMismatchError: ErrorCode.domain_mismatch,
+    online.NonFiniteValueError: ErrorCode.non_finite,
+    online.HyperparameterError: ErrorCode.invalid_hyperparameter,
+    online.InvalidWeightsError: ErrorCode.invalid_weights,
+    online.UnknownMethodError: ErrorCode.unknown_method,
 }
 
 
 def _input_error(exc: OnlineInputError) -> InvalidRecord:
-    return InvalidRecord(str(exc), field=exc.field, code=_ERROR_CODES.get(type(exc), "invalid_input"))
+    return InvalidRecord(str(exc), field=exc.field, code=_ERROR_CODES.get(type(exc), ErrorCode.invalid_input))
 
 
 class OnlineSessions:
@@ -97,7 +98,7 @@ class OnlineSessions:
         weights = _vector(domains, body.initial_weights, "initial_weights") if body.initial_weights else None
         if weights is not None and abs(weights.sum() - 1.0) > 1e-6:
             raise InvalidRecord(f"initial weights sum to {weights.sum():.9g}, not 1", field="initial_weights",
-                               code="invalid_mixture")
+                               code=ErrorCode.invalid_mixture)
         reference = _vector(domains, body.reference_losses, "reference_losses") if body.reference_losses else None
         try:
             state, _ = online.start(body.method, len(domains), body.hyperparameters, weights, reference)
@@ -164,7 +165,7 @@ class OnlineSessions:
                 if repeat is not None:
                     if not np.array_equal(repeat.losses, losses) or repeat.split != body.split:
                         raise RecordConflict(f"step {body.step} was already reported with other losses", field="step",
-                                       code="step_conflict")
+                                       code=ErrorCode.step_conflict)
                     return domains, repeat.directive
             try:
                 state, directive = online.observe(ses.state, body.step, losses)

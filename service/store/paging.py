@@ -14,6 +14,7 @@ from typing import Protocol, TypeVar
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from service.errors import ErrorCode
 from service.store.errors import InvalidRecord
 
 
@@ -41,7 +42,7 @@ def decode_page_token(token: str | None) -> int | None:
         return pk
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRecord("page_token is not one this service issued", field="page_token",
-                            code="invalid_page_token") from exc
+                            code=ErrorCode.invalid_page_token) from exc
 
 
 def page(session: Session, stmt: Select[R], pk: InstrumentedAttribute[int], page_size: int,

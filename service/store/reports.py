@@ -17,7 +17,9 @@ import numpy as np
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mixing.problem import same_fidelity
 from service import validation as v
+from service.errors import ErrorCode
 from service.store.errors import InvalidRecord, RecordConflict, RecordNotFound
 from service.store.experiments import bump_version, load_experiment, require_active
 from service.store.models import FINAL_STATES, Experiment, Run, RunState, new_id, utcnow
@@ -91,7 +93,7 @@ def validate_report(rules: v.ReportRules, body: RunReportFields, field: str) -> 
     fidelity = rules.fidelity(body.fidelity, fid_field) if body.fidelity is not None else None
     if body.id is None and mixture is None:
         raise InvalidRecord("a run not matched to a suggestion needs a mixture",
-                            field=f"{field}.mixture" if field else "mixture", code="invalid_mixture")
+                            field=f"{field}.mixture" if field else "mixture", code=ErrorCode.invalid_mixture)
     if body.id is None and fidelity is None:
         fidelity = rules.fidelity(None, fid_field)
     if body.state == RunState.completed:
@@ -177,7 +179,7 @@ class Reports(Repository):
             key = w.client_run_id or w.run_id
             if key is not None and key in seen:
                 raise InvalidRecord(f"the batch reports {key!r} twice (also at runs[{seen[key]}])",
-                                    field=f"runs[{i}]", code="duplicate_in_batch")
+                                    field=f"runs[{i}]", code=ErrorCode.duplicate_in_batch)
             if key is not None:
                 seen[key] = i
         return with_retries(self.factory, lambda s, attempt: self._store_batch(s, exp, writes, attempt > 0),
@@ -235,7 +237,7 @@ class Reports(Repository):
                 raise RecordNotFound(f"run {w.run_id!r} not found in this experiment", field=f"{prefix}id")
             if w.client_run_id and run.client_run_id and run.client_run_id != w.client_run_id:
                 raise RecordConflict("the run already has a different client_run_id",
-                                     field=f"{prefix}client_run_id", code="client_run_id_mismatch")
+                                     field=f"{prefix}client_run_id", code=ErrorCode.client_run_id_mismatch)
         elif run is None and w.client_run_id is not None:
             run = s.scalar(select(Run).where(Run.experiment_id == exp.id, Run.client_run_id == w.client_run_id)
                            .with_for_update())
@@ -251,10 +253,10 @@ def _advance(run: Run, w: RunWrite, prefix: str) -> bool:
     """Apply a report to a stored run. Identical repeats are no-ops; contradictions are conflicts."""
     if w.mixture is not None and not np.allclose(run.mixture, w.mixture, atol=v.MIXTURE_SUM_TOLERANCE * 10):
         raise RecordConflict("the mixture differs from the stored run's", field=f"{prefix}mixture",
-                             code="mixture_mismatch")
-    if w.fidelity is not None and run.fidelity and not np.allclose(run.fidelity, w.fidelity, rtol=1e-9):
+                             code=ErrorCode.mixture_mismatch)
+    if w.fidelity is not None and run.fidelity and not same_fidelity(run.fidelity, w.fidelity):
         raise RecordConflict("the fidelity differs from the stored run's", field=f"{prefix}fidelity",
-                             code="fidelity_mismatch")
+                             code=ErrorCode.fidelity_mismatch)
     if run.state == w.state and run.state in FINAL_STATES:
         # A retry repeats its own metrics; the run may hold more (merged from earlier running reports).
         stored = run.metrics or {}
@@ -262,11 +264,11 @@ def _advance(run: Run, w: RunWrite, prefix: str) -> bool:
                 and (w.cost is None or run.cost == w.cost))
         if not same:
             raise RecordConflict(f"run {run.id} is already {run.state} with other results",
-                                 field=f"{prefix}state", code="run_final")
+                                 field=f"{prefix}state", code=ErrorCode.run_final)
         return False
     if w.state not in ALLOWED_TRANSITIONS[run.state]:
         raise RecordConflict(f"run {run.id} is {run.state}; it cannot become {w.state}", field=f"{prefix}state",
-                             code="invalid_transition")
+                             code=ErrorCode.invalid_transition)
     now = utcnow()
     run.state = w.state
     if w.metrics:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select, update
 
-from mixing.problem import Observations
+from mixing.problem import Observations, same_fidelity
 from service.store.errors import RecordNotFound
 from service.store.experiments import bump_version, load_experiment
 from service.store.models import (
@@ -60,7 +60,7 @@ class Runs(Repository):
                 return page(s, stmt, Run.pk, page_size, page_token)
             # Fidelity is stored as JSON: filtered in Python.
             return page(s, stmt, Run.pk, page_size, page_token,
-                        keep=lambda run: bool(np.allclose(run.fidelity, fidelity, rtol=1e-9, atol=0)))
+                        keep=lambda run: bool(same_fidelity(run.fidelity, fidelity)))
 
     def add_suggested_runs(self, exp_id: str, mixtures: np.ndarray, fidelities: np.ndarray, method: str,
                            predictions: list[dict[str, Any] | None], proposal: dict[str, Any] | None = None,

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.errors import ErrorCode
 from service.store.errors import InvalidRecord, RecordNotFound
 from service.store.models import ApiToken, Project, new_id, utcnow
 from service.store.session import transaction
@@ -51,9 +52,9 @@ def parse_scopes(names: Iterable[str]) -> list[Scope]:
             out.add(Scope(name))
         except ValueError:
             raise InvalidRecord(f"unknown scope {raw!r}; scopes are {[s.value for s in Scope]}",
-                                field="scopes", code="unknown_scope") from None
+                                field="scopes", code=ErrorCode.unknown_scope) from None
     if not out:
-        raise InvalidRecord("a token needs at least one scope", field="scopes", code="unknown_scope")
+        raise InvalidRecord("a token needs at least one scope", field="scopes", code=ErrorCode.unknown_scope)
     return sorted(out, key=lambda s: s.rank)
 
 
@@ -90,7 +91,7 @@ class Tokens:
     def ensure_project(self, name: str) -> Project:
         if not PROJECT_NAME_RE.fullmatch(name):
             raise InvalidRecord(f"invalid project name {name!r}: up to 128 letters, digits, '.', '_' or '-'",
-                                field="project", code="invalid_project")
+                                field="project", code=ErrorCode.invalid_project)
         try:
             with transaction(self.factory) as s:
                 if (found := s.scalar(select(Project).where(Project.name == name))) is not None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from mixopt_client import MixoptClient
 
-from service.embedded import embedded_server
+from service.api.embedded import embedded_server
 from service.settings import Settings
 from tests.browser.seed import seed_regmix, store_recommendation
 from tests.conftest import REGMIX_DATA, require

@@ -15,7 +15,7 @@ from pathlib import Path
 from mixopt_client import JobFailedError, MixoptClient
 from playwright.sync_api import sync_playwright
 
-from service.embedded import embedded_server
+from service.api.embedded import embedded_server
 from service.settings import Settings
 from tests.browser.conftest import CHROMIUM, VIEWPORT, launch_chromium
 from tests.browser.seed import experiment_spec, regmix_runs, start_online_session, store_recommendation

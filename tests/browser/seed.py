@@ -8,10 +8,10 @@ from typing import Any
 
 from mixopt_client import MixoptClient
 
+from runtables.regmix import domain_specs, load_split
 from service.db import make_engine, make_session_factory
-from service.regmix_data import domain_specs, load_split
+from service.operations.recommend import recommend
 from service.store import Store
-from workers import tasks
 
 #: The paper's target metric. A single-metric objective keeps each model fit to a few seconds on 2 cores;
 #: every run still reports all 13 losses, so tables and comparisons show them.
@@ -63,7 +63,7 @@ def store_recommendation(database_url: str, experiment_id: str, method: str = "r
     engine = make_engine(database_url)
     try:
         store = Store(engine, make_session_factory(engine))
-        tasks.recommend(store, experiment_id, method_name=method, seed=seed)
+        recommend(store, experiment_id, method_name=method, seed=seed)
     finally:
         engine.dispose()
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.embedded import embedded_server
+from service.api.embedded import embedded_server
 from service.settings import Settings
 from tests.browser.conftest import VIEWPORT
 
@@ -80,7 +80,7 @@ def test_redoc_renders_every_operation_offline(offline: OfflineTab) -> None:
 
 
 def test_docs_assets_are_served_from_the_package(docs_server: str) -> None:
-    static = Path(__file__).resolve().parents[2] / "service" / "dashboard" / "static"
+    static = Path(__file__).resolve().parents[2] / "service" / "api" / "dashboard" / "static"
     for name in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js"):
         response = httpx.get(f"{docs_server}/dashboard/static/{name}")
         assert response.status_code == 200 and response.content == (static / name).read_bytes(), name

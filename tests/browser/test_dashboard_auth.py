@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from mixopt_client import MixoptClient
 
+from service.api.embedded import embedded_server
 from service.db import make_engine, make_session_factory
-from service.embedded import embedded_server
 from service.settings import Settings
 from service.store.tokens import Tokens
 from tests.browser.conftest import VIEWPORT

@@ -16,12 +16,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mixing.problem import Observations
-from service.app import create_app
-from service.dashboard.progress import best_observed, improvement_points, progress, thin_steps
+from service.api.app import create_app
+from service.api.dashboard.progress import best_observed, improvement_points, progress, thin_steps
+from service.operations.recommend import recommend
 from service.settings import Settings
 from service.validation import problem_from_spec
 from tests.service.helpers import create, seed_runs, spec, wait_for_job
-from workers import tasks
 
 
 def observations(losses: np.ndarray, levels: np.ndarray, costs: np.ndarray) -> Observations:
@@ -128,7 +128,7 @@ def test_summary_reads_stored_state_without_fitting(api: TestClient) -> None:
     runs = api.get(f"/v1/experiments/{exp['id']}/runs").json()["runs"]
     assert s["best_observed"]["value"] == min(r["objective"] for r in runs)
 
-    tasks.recommend(api.app.state.mixopt.store, exp["id"], method_name="design", seed=0)  # as a refit does
+    recommend(api.app.state.mixopt.store, exp["id"], method_name="design", seed=0)  # as a refit does
     rec = api.get(f"/v1/experiments/{exp['id']}/recommendation").json()  # the stored one: data unchanged
     assert rec["method"] == "design"
     s = api.get("/dashboard/api/summaries", params={"id": exp["id"]}).json()["summaries"][exp["id"]]
@@ -143,7 +143,7 @@ def test_last_refit_is_when_the_fits_were_stored(api: TestClient) -> None:
     """The list's "Last refit" and the law card read the same fits, so they cannot disagree."""
     exp = create(api)
     seed_runs(api, exp["id"], 40, params=1e6)
-    tasks.recommend(api.app.state.mixopt.store, exp["id"], method_name="regmix", seed=0)
+    recommend(api.app.state.mixopt.store, exp["id"], method_name="regmix", seed=0)
     summary = f"/dashboard/api/experiments/{exp['id']}/overview"
     assert api.get(summary).json()["summary"]["last_refit_at"] is None
     job = api.post(f"/v1/experiments/{exp['id']}/refits",

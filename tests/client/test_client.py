@@ -32,8 +32,8 @@ from mixopt_client import (
     stderr_progress,
 )
 
+from service.api.embedded import embedded_server
 from service.db import make_engine, make_session_factory
-from service.embedded import embedded_server
 from service.settings import Settings
 from service.store.tokens import Tokens
 from tests.service.helpers import DOMAINS, spec, synthetic_losses

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from service.embedded import embedded_server
+from service.api.embedded import embedded_server
 from service.settings import Settings
 from tests.conftest import require
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.api.app import create_app
 from service.settings import Settings
 from tests.conftest import ScratchDatabases, require
 from tests.hardening.procs import ApiServer, PrivatePostgres, postgres_bin

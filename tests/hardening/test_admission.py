@@ -17,9 +17,9 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-import service.request_body as request_body
-from service.app import create_app
-from service.auth import PUBLIC_ROUTES, is_protected
+import service.api.request_body as request_body
+from service.api.app import create_app
+from service.api.auth import PUBLIC_ROUTES, is_protected
 from service.settings import Settings
 from service.store.tokens import Tokens
 from tests.service.helpers import create, spec, state_of

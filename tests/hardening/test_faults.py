@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.api.app import create_app
 from service.settings import Settings
 from tests.hardening.procs import ApiServer, PrivatePostgres
 from tests.hardening.proxy import BlackHoleProxy

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from migrations import alembic_config, upgrade
 from mixing.online.session import start as start_online
-from service.app import create_app
+from service.api.app import create_app
 from service.schemas import ExperimentCreate
 from service.settings import Settings
 from tests.service.helpers import DOMAINS, spec

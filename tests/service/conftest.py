@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.embedded import embedded_server
+from service.api.embedded import embedded_server
 from service.settings import Settings
 
 

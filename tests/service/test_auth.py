@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from mixopt_client import MixoptClient
 
 from migrations import downgrade, upgrade
-from service.app import create_app
-from service.auth import PUBLIC_ROUTES, READ_OPERATIONS, WRITE_OPERATIONS
+from service.api.app import create_app
+from service.api.auth import PUBLIC_ROUTES, READ_OPERATIONS, WRITE_OPERATIONS
 from service.cli import main
 from service.db import make_engine, make_session_factory
 from service.schemas import ExperimentCreate

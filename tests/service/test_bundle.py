@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from migrations import upgrade
-from service.app import create_app
+from service.api.app import create_app
 from service.cli import main
 from service.db import make_engine
 from service.settings import Settings, get_settings

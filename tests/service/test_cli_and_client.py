@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from mixopt_client import MixoptClient
 
+from runtables.regmix import load_split
+from service.api.embedded import embedded_server
 from service.cli import main
-from service.embedded import embedded_server
-from service.regmix_data import load_split
 from service.settings import Settings
 from tests.service.helpers import spec
 
@@ -181,6 +181,27 @@ def test_import_without_the_mixture_prefix_prints_one_line(live: str, tmp_path: 
                                             "--fidelity", "params=1e6"])
         assert imported.exit_code == 0, imported.output
         assert client.get_experiment(exp["id"])["run_counts"]["completed"] == 2
+
+
+def test_import_leaves_blank_metric_cells_out_and_skips_rows_lacking_an_objective_metric(
+        live: str, tmp_path: Path) -> None:
+    path = tmp_path / "gaps.csv"
+    path.write_text("index,mix_web,mix_code,mix_papers,mix_math,loss/web,loss/code,loss/extra\n"
+                    "1,0.4,0.3,0.2,0.1,3.1,3.3,2.0\n2,0.25,0.25,0.25,0.25,3.2,3.4,\n"
+                    "3,0.1,0.2,0.3,0.4,,3.5,2.1\n")
+    with MixoptClient(live) as client:
+        exp = client.create_experiment(spec())
+        args = ["import", "--url", live, "--experiment", exp["id"], "--mixtures", str(path),
+                "--mixture-prefix", "mix_", "--fidelity", "params=1e6"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert "not imported: 1 rows with a blank objective metric: loss/web (1 rows)" in result.stderr
+        runs = sorted((r["metrics"] for r in client.list_runs(exp["id"])), key=lambda m: m["loss/web"])
+        assert runs == [{"loss/web": 3.1, "loss/code": 3.3, "loss/extra": 2.0}, {"loss/web": 3.2, "loss/code": 3.4}]
+        path.write_text("index,mix_web,mix_code,mix_papers,mix_math,loss/web,loss/code\n"
+                        "4,0.4,0.3,0.2,0.1,3.1,\n5,0.25,0.25,0.25,0.25,3.2,\n")
+        _one_line_error(CliRunner().invoke(main, args), "gaps.csv", "'loss/code' have no value in any row")
+        assert len(client.list_runs(exp["id"])) == 2
 
 
 def test_import_of_a_file_that_is_not_csv_prints_one_line(tmp_path: Path) -> None:

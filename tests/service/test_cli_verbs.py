@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner, Result
 from mixopt_client import MixoptClient
 
+from service.api.embedded import embedded_server
 from service.cli import main
-from service.embedded import embedded_server
 from service.settings import Settings
 from tests.service.helpers import spec
 

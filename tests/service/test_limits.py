@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.limits import BodySizeLimitMiddleware
+from service.api.app import create_app
+from service.api.limits import BodySizeLimitMiddleware
+from service.api.throttle import TokenBuckets
 from service.logs import JsonFormatter, RedactingFormatter, redact
 from service.settings import Settings
-from service.throttle import TokenBuckets
 from tests.service.helpers import create, seed_runs, spec, state_of
 
 TOKEN = "mxo_0123456789ab_" + "S" * 43

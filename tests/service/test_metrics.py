@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.app import create_app
+from service.api.app import create_app
+from service.api.metrics import DatabaseCollector
 from service.db import make_engine
-from service.metrics import DatabaseCollector
 from service.settings import Settings
 from service.store import Store
 from service.store.models import Fit, Job, new_id, utcnow

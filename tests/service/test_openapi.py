@@ -15,9 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator
 
-from service.app import create_app
-from service.auth import PUBLIC_ROUTES
-from service.errors import ErrorResponse
+from service.api.app import create_app
+from service.api.auth import PUBLIC_ROUTES
+from service.api.errors import ErrorResponse
 from service.settings import Settings
 from tests.service.helpers import create, spec
 

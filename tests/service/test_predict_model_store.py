@@ -15,9 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mixing.methods import available_methods
+from service.operations.context import search_context
 from service.store import Store
 from tests.service.helpers import DOMAINS, create, seed_runs, wait_for_job
-from workers.context import search_context
 
 #: Laws a refit scores here: fast to cross-validate on a few dozen runs.
 FAST_LAWS = ["regmix_linear", "data_mixing_law"]

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from runtables.replay import Trajectory, summarise
 from service.cli.replay import replay
-from service.replay import Trajectory, summarise
 
 DOMAINS = ("web", "code", "math")
 LOW, HIGH = 1e6, 6e7

@@ -15,13 +15,14 @@ import numpy as np
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from service.app import create_app
-from service.embedded import embedded_server
+from service.api.app import create_app
+from service.api.embedded import embedded_server
+from service.operations.kinds import JobKind
+from service.operations.refit import top_up_ready_queue
 from service.settings import Settings
 from service.store import Store
 from service.store.models import Job
 from tests.service.helpers import DOMAINS, create, seed_runs, spec, synthetic_losses, wait_for_job
-from workers.refit import READY_KIND, top_up_ready_queue
 
 
 def _store(api: TestClient) -> Store:
@@ -37,7 +38,7 @@ def _propose_jobs(store: Store, exp_id: str) -> int:
 def _fill_queue(api: TestClient, exp_id: str, n: int) -> list[str]:
     store = _store(api)
     ids = top_up_ready_queue(store, store.get_experiment(exp_id), n, "design", 0, "job_test")
-    assert len(ids) == n and store.ready_queue_size(exp_id, READY_KIND) == n
+    assert len(ids) == n and store.ready_queue_size(exp_id, JobKind.propose_ready) == n
     return ids
 
 
@@ -72,11 +73,11 @@ def test_an_unpinned_request_is_served_from_the_ready_queue(api: TestClient) -> 
     taken = api.post(url, json={"count": 3, "client_id": "w"})
     assert taken.status_code == 201
     assert [r["id"] for r in taken.json()["runs"]] == queued[:3]  # oldest first
-    assert store.ready_queue_size(exp["id"], READY_KIND) == 2
+    assert store.ready_queue_size(exp["id"], JobKind.propose_ready) == 2
     assert _propose_jobs(store, exp["id"]) == jobs_before  # no model ran
     anonymous = api.post(url, json={"count": 2}).json()["runs"]
     assert [r["id"] for r in anonymous] == queued[3:] and anonymous[0]["client_id"] is None
-    assert store.ready_queue_size(exp["id"], READY_KIND) == 0
+    assert store.ready_queue_size(exp["id"], JobKind.propose_ready) == 0
 
 
 def test_the_queue_serves_whole_requests_only_and_never_pinned_ones(api: TestClient) -> None:
@@ -88,7 +89,7 @@ def test_the_queue_serves_whole_requests_only_and_never_pinned_ones(api: TestCli
     assert not {r["id"] for r in bigger} & set(queued)  # computed: the queue had too few
     pinned = api.post(url, json={"count": 1, "method": "design"}).json()["runs"]
     assert pinned[0]["id"] not in queued
-    assert store.ready_queue_size(exp["id"], READY_KIND) == 2
+    assert store.ready_queue_size(exp["id"], JobKind.propose_ready) == 2
 
 
 def test_concurrent_claims_never_share_a_queued_run(api: TestClient) -> None:
@@ -98,7 +99,7 @@ def test_concurrent_claims_never_share_a_queued_run(api: TestClient) -> None:
     store = _store(api)
 
     def claim(i: int) -> list[Any]:
-        return [r.id for r in store.claim_ready(exp["id"], READY_KIND, 1, f"w{i}")]
+        return [r.id for r in store.claim_ready(exp["id"], JobKind.propose_ready, 1, f"w{i}")]
 
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(claim, range(8)))

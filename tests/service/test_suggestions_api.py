@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from scipy.stats import spearmanr
 
-from service.app import create_app
-from service.embedded import embedded_server
+from service.api.app import create_app
+from service.api.embedded import embedded_server
 from service.settings import Settings
 from service.store.models import CandidatePool, Job
 from tests.service.helpers import DOMAINS, create, seed_runs, spec, synthetic_losses

@@ -19,8 +19,8 @@ import pytest
 import redis
 
 from migrations import upgrade
+from service.api.embedded import embedded_server
 from service.db import make_engine, make_session_factory
-from service.embedded import embedded_server
 from service.settings import Settings
 from service.store import Store
 from tests.conftest import require

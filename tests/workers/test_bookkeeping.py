@@ -16,14 +16,15 @@ from sqlalchemy import select, update
 
 from migrations import upgrade
 from service.db import make_engine, make_session_factory
+from service.operations import reoptimize
+from service.operations.kinds import REFIT_KINDS
 from service.schemas import ExperimentCreate, RunReport
 from service.settings import Settings
 from service.store import PolicyState, Store
 from service.store.models import Fit, Job, ReoptPolicy, Run, new_id, utcnow
 from service.store.session import transaction
 from tests.service.helpers import DOMAINS, spec, synthetic_losses
-from workers import beat, stale
-from workers.refit import REFIT_KINDS
+from workers import stale
 
 
 @pytest.fixture
@@ -183,30 +184,30 @@ def _state(completed: int, **policy: Any) -> PolicyState:
 
 def test_policy_is_due_after_n_new_runs_or_t_minutes_with_new_runs() -> None:
     now = utcnow()
-    assert beat.due_reason(_state(9, every_runs=10), now) is None
-    assert "10 new completed runs" in (beat.due_reason(_state(10, every_runs=10), now) or "")
-    assert beat.due_reason(_state(15, every_runs=10, last_completed=10), now) is None
+    assert reoptimize.due_reason(_state(9, every_runs=10), now) is None
+    assert "10 new completed runs" in (reoptimize.due_reason(_state(10, every_runs=10), now) or "")
+    assert reoptimize.due_reason(_state(15, every_runs=10, last_completed=10), now) is None
     recent = now - timedelta(minutes=2)
-    assert beat.due_reason(_state(3, every_minutes=5, last_enqueued_at=recent, last_completed=2), now) is None
-    assert beat.due_reason(_state(3, every_minutes=1, last_enqueued_at=recent, last_completed=2), now)
-    assert beat.due_reason(_state(3, every_minutes=1, last_enqueued_at=recent, last_completed=3), now) is None
-    assert beat.due_reason(_state(0, every_minutes=1), now) is None
+    assert reoptimize.due_reason(_state(3, every_minutes=5, last_enqueued_at=recent, last_completed=2), now) is None
+    assert reoptimize.due_reason(_state(3, every_minutes=1, last_enqueued_at=recent, last_completed=2), now)
+    assert reoptimize.due_reason(_state(3, every_minutes=1, last_enqueued_at=recent, last_completed=3), now) is None
+    assert reoptimize.due_reason(_state(0, every_minutes=1), now) is None
 
 
 def test_ticks_enqueue_one_refit_per_due_policy(store: Store) -> None:
     exp_id = _experiment(store, n_runs=6)
     store.put_policy(exp_id, {"every_runs": 5, "ready_suggestions": 2, "enabled": True, "method": "auto"})
     sent = Recorder()
-    first = beat.tick(store, sent)
-    assert len(first) == 1 and beat.tick(store, sent) == [] and len(sent.sent) == 1
+    first = reoptimize.tick(store, sent)
+    assert len(first) == 1 and reoptimize.tick(store, sent) == [] and len(sent.sent) == 1
     job = store.get_job(first[0])
     assert job.kind == "reoptimize" and job.params["ready_suggestions"] == 2
     policy = store.get_policy(exp_id)
     assert policy is not None and policy.last_job_id == job.id and policy.last_completed == 6
     store.finish_job(job.id, {})
-    assert beat.tick(store, sent) == []  # nothing new since
+    assert reoptimize.tick(store, sent) == []  # nothing new since
     _report(store, exp_id, 5, seed=1)
-    assert len(beat.tick(store, sent)) == 1
+    assert len(reoptimize.tick(store, sent)) == 1
 
 
 def test_concurrent_ticks_enqueue_one_refit(postgres_db_factory: Callable[[], str]) -> None:
@@ -222,7 +223,7 @@ def test_concurrent_ticks_enqueue_one_refit(postgres_db_factory: Callable[[], st
 
     def tick() -> None:
         barrier.wait()
-        beat.tick(store, sent)
+        reoptimize.tick(store, sent)
 
     threads = [threading.Thread(target=tick) for _ in range(6)]
     for t in threads:

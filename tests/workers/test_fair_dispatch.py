@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from workers.dispatch import FairQueue, InProcessDispatcher, _Queued
+from service.operations.inprocess import FairQueue, InProcessDispatcher, _Queued
 
 JobLog = list[str]
 
@@ -137,7 +137,7 @@ def test_the_fair_queue_serves_projects_in_turn() -> None:
 
 def test_celery_routes_suggestions_to_the_interactive_queue() -> None:
     from service.settings import Settings
-    from workers.celery_app import queue_for
+    from workers.config import queue_for
 
     assert queue_for("propose", Settings()) == "interactive"
     assert {queue_for(kind, Settings()) for kind in ("refit", "reoptimize", "propose_ready")} == {"default"}

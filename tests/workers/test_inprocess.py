@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from service.state import AppState
+from service.api.deps import AppState
+from service.operations import refit
 from tests.service.helpers import create, seed_runs, wait_for_job
 from tests.workers.conftest import FAST_LAWS
-from workers import refit
 
 LAWS = FAST_LAWS.split(",")
 

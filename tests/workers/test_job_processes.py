@@ -11,16 +11,16 @@ from multiprocessing.synchronize import Event
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.api.app import create_app
+from service.api.deps import AppState
 from service.db import make_engine
 from service.locks import experiment_lock, lock_file
+from service.operations.inprocess import InProcessDispatcher
 from service.settings import Settings
-from service.state import AppState
 from service.store import Store
 from tests.service.helpers import create, seed_runs, wait_for_job
 from tests.workers import job_probes
 from tests.workers.conftest import FAST_LAWS
-from workers.dispatch import InProcessDispatcher
 
 
 @pytest.fixture

@@ -13,12 +13,11 @@ import pytest
 
 from migrations import upgrade
 from service.db import make_engine, make_session_factory
+from service.operations.kinds import LANE_KINDS, Lane
 from service.schemas import ExperimentCreate
 from service.store import Store
 from service.store.tokens import Tokens
 from tests.service.helpers import spec
-from workers.celery_app import LANE_KINDS
-from workers.dispatch import Lane
 
 BACKGROUND = LANE_KINDS[Lane.background]
 LEASE_S = 600.0

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from service.cli import main
 from service.cli.laws import laws
 from tests.mixing.laws.synthetic import exp_law, mixtures
 
@@ -167,3 +168,53 @@ def test_bad_inputs_are_usage_errors(files: dict[str, Path], extra: list[str], m
     ]
     code, out = run(args)
     assert code == 2 and message in out
+
+
+def _with_gaps(path: Path, blanks: dict[str, list[int]]) -> Path:
+    """A copy of the metric file ``path`` with the given rows (by position) of each column blank."""
+    met = pd.read_csv(path)
+    for column, rows in blanks.items():
+        met.loc[rows, column] = np.nan
+    out = path.with_name("gaps_" + path.name)
+    met.to_csv(out, index=False)
+    return out
+
+
+def test_evaluate_counts_runs_lacking_a_metric_for_the_metrics_they_have(files: dict[str, Path]) -> None:
+    train = _with_gaps(files["train_met"], {"loss_web": [3, 17], "loss_code": [40]})
+    test = _with_gaps(files["test_met"], {"loss_code": [5]})
+    args = [*base({**files, "train_met": train, "test_met": test}, "mean"), "--folds", "2"]
+    code, out = run(["evaluate", *args, "--json"])
+    assert code == 0, out
+    data = json.loads(out)
+    assert data["n_train"] == 60 and data["n_complete"] == 57
+    for law in data["laws"]:
+        assert law["skipped"] is None, law
+        assert law["n_runs"] == 60 and law["n_complete_runs"] == 57
+        assert law["cv"]["from_metrics"]["n"] == 57 and law["heldout"]["heldout"]["from_metrics"]["n"] == 29
+        assert law["cv"]["from_metrics"]["spearman"] > 0.9
+    assert [law["n_runs_per_metric"] for law in data["laws"][:2]] == [[58, 59]] * 2
+    code, out = run(["evaluate", *args])
+    assert code == 0, out
+    assert "57 complete runs" in out and " 60 from_metrics" in out and " 57 direct" in out
+    code, out = run(["optimize", *args, "--law", "regmix_linear", "--json"])
+    assert code == 0, out
+    assert json.loads(out)["n_runs"] == 57
+
+
+def test_a_metric_column_blank_in_every_row_is_an_error_naming_it(files: dict[str, Path]) -> None:
+    train = _with_gaps(files["train_met"], {"loss_code": list(range(60))})
+    args = ["laws", "evaluate", *base({**files, "train_met": train}, "mean")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "'loss_code' have no value in any row" in result.output, result.output
+    assert "gaps_train_met.csv" in result.output
+    code, out = run(["evaluate", *base({**files, "train_met": train}, "loss_web"), "--folds", "2"])
+    assert code == 0, out  # a target that does not use the column is unaffected
+
+
+def test_a_blank_mixture_weight_is_an_error_naming_its_column(files: dict[str, Path]) -> None:
+    mix = pd.read_csv(files["train_mix"])
+    mix.loc[[2, 9], "code"] = np.nan
+    mix.to_csv(files["train_mix"], index=False)
+    result = CliRunner().invoke(main, ["laws", "evaluate", *base(files, "mean")])
+    assert result.exit_code == 1 and "blank cells in 'code' (2 rows)" in result.output, result.output

@@ -1,0 +1,118 @@
+"""Suggestions, recommendation and prediction: the calls that run a search method."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
+
+from service.api.deps import Project, State
+from service.api.presenters import RunPresenter, job_out
+from service.api.request_body import CheckedRoute
+from service.operations.predict import predict as predict_mixtures
+from service.operations.recommend import RecommendationResult, current_recommendation, recommend_among
+from service.operations.suggest import Served
+from service.operations.suggest import suggest as suggest_runs
+from service.schemas import (
+    JobAccepted,
+    PredictedPoint,
+    PredictRequest,
+    PredictResponse,
+    RecommendationOut,
+    RecommendationRequest,
+    SuggestionRequest,
+    SuggestionResponse,
+)
+from service.spec import spec_of
+from service.validation import ReportRules, check_method, constraints_from_spec, feasible_mixture
+
+router = APIRouter(prefix="/v1/experiments/{experiment_id}", tags=["optimization"], route_class=CheckedRoute)
+
+_STATUS = {Served.held: 200, Served.new: 201}
+
+
+@router.post("/suggestions", status_code=201, response_model=SuggestionResponse,
+             responses={200: {"model": SuggestionResponse,
+                              "description": "every run returned was already handed to this client_id"},
+                        202: {"model": JobAccepted, "description": "still computing; poll the job"}})
+def suggest(experiment_id: str, body: SuggestionRequest, response: Response, st: State, project: Project) -> Any:
+    """Runs to train next: the client's own pending suggestions first, then the ready queue, then new ones.
+
+    With a ``client_id``, suggestions still pending that were handed to it earlier come back first (a
+    retried request never hands out a second batch). A request that pins nothing (no method, fidelity or
+    candidates) is then served from the ready queue a re-optimization policy keeps full, when the queue
+    holds enough: one UPDATE, no model. Only what is still missing is proposed by a job.
+    """
+    exp = st.store.get_experiment(experiment_id, project)
+    out = suggest_runs(st.store, st.dispatcher, exp, body, st.settings.seed, st.settings.sync_budget_s)
+    if out.served is Served.pending:
+        assert out.job is not None
+        return JSONResponse(JobAccepted(job=job_out(out.job)).model_dump(mode="json"), 202)
+    response.status_code = _STATUS[out.served]
+    present = RunPresenter(exp.spec)
+    return SuggestionResponse(runs=[present.run(r) for r in out.runs])
+
+
+@router.get("/recommendation", response_model=RecommendationOut)
+def recommendation(experiment_id: str, st: State, project: Project,
+                   refresh: Annotated[bool, Query(description="recompute even if data is unchanged")] = False,
+                   ) -> RecommendationOut:
+    """The best mixture at the target fidelity, with its predicted objective and 90% interval, the method
+    and the number of runs it used. Recomputed when the data changed since the stored one (or with
+    `refresh=true`); 409 `not_enough_data` before there are enough runs.
+    """
+    exp = st.store.get_experiment(experiment_id, project)
+    return _recommendation_out(exp.spec, current_recommendation(st.store, exp, st.settings.seed, refresh))
+
+
+@router.post("/recommendation", response_model=RecommendationOut)
+def recommendation_among(experiment_id: str, body: RecommendationRequest, st: State, project: Project
+                         ) -> RecommendationOut:
+    """The best of the given mixtures at the target fidelity, for a caller who can only train those.
+
+    Computed for the current data and not stored: the experiment's own recommendation (GET) stays the
+    one over the whole constrained simplex.
+    """
+    exp = st.store.get_experiment(experiment_id, project)
+    method_name = check_method(body.method or "auto")
+    rules = ReportRules.of(exp.spec)
+    constraints = constraints_from_spec(exp.spec)
+    candidates = np.array([feasible_mixture(rules, constraints, m, f"candidates[{i}]")
+                           for i, m in enumerate(body.candidates)])
+    seed = body.seed if body.seed is not None else st.settings.seed
+    return _recommendation_out(exp.spec, recommend_among(st.store, exp, method_name, seed, candidates))
+
+
+def _recommendation_out(spec: dict[str, Any], rec: RecommendationResult) -> RecommendationOut:
+    present = RunPresenter(spec)
+    return RecommendationOut(mixture=present.mixture(rec.payload["mixture"]),
+                             fidelity=present.fidelity(rec.payload["fidelity"]),
+                             predicted=rec.payload["predicted"], method=rec.method, n_runs=rec.n_runs,
+                             data_version=rec.data_version, details=rec.payload.get("details", {}),
+                             created_at=rec.created_at)
+
+
+@router.post("/predict", response_model=PredictResponse)
+def predict(experiment_id: str, body: PredictRequest, st: State, project: Project) -> PredictResponse:
+    """Predicted objective (with an interval where the model gives one) and per-metric values for the
+    given mixtures, optionally at a `fidelity`. Uses the method's own model where it has one, RegMix
+    otherwise; 409 `not_enough_data` before there are enough runs.
+
+    The model is the one stored for the current runs when there is one (a refit stores the default one),
+    else it is fitted now and stored for the next call: see :mod:`service.store.fitted_models` for the rule.
+    """
+    exp = st.store.get_experiment(experiment_id, project)
+    method_name = check_method(body.method or "auto")
+    rules = ReportRules.of(exp.spec)
+    x = np.array([rules.mixture(m, f"mixtures[{i}]") for i, m in enumerate(body.mixtures)])
+    fid = np.asarray(rules.fidelity(body.fidelity, "fidelity", allow_partial=True)) \
+        if body.fidelity is not None else None
+    seed = body.seed if body.seed is not None else st.settings.seed
+    out = predict_mixtures(st.store, exp, method_name, x, fid, seed)
+    names = spec_of(exp).objective.metrics if out.metrics.shape[1] else []  # objective-only models: none
+    points = [PredictedPoint(objective=float(o), lower=float(o - h), upper=float(o + h),
+                             metrics={n: float(v) for n, v in zip(names, row, strict=True)})
+              for o, h, row in zip(out.objective, out.halfwidth, out.metrics, strict=True)]
+    return PredictResponse(predictions=points, method=out.method, n_runs=out.n_runs)

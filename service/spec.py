@@ -1,0 +1,30 @@
+"""The experiment spec as stored, parsed into a typed model once per use instead of read as a dict."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from service.schemas import STORED, BudgetSpec, DomainSpec, FidelityAxis, ObjectiveSpec, SearchSpec, Strict
+from service.store.models import Experiment
+
+
+class ExperimentSpec(Strict):
+    """What ``Experiment.spec`` holds: the creation request without its name and metadata.
+
+    Parsed under :data:`~service.schemas.STORED`, so a spec stored before a request limit tightened (or
+    imported) still parses.
+    """
+
+    domains: list[DomainSpec]
+    objective: ObjectiveSpec
+    fidelities: list[FidelityAxis] = Field(default_factory=list)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    search: SearchSpec = Field(default_factory=SearchSpec)
+
+    @property
+    def domain_names(self) -> list[str]:
+        return [d.name for d in self.domains]
+
+
+def spec_of(exp: Experiment) -> ExperimentSpec:
+    return ExperimentSpec.model_validate(exp.spec, context=STORED)
