@@ -35,13 +35,16 @@ from botorch.fit import fit_gpytorch_mll  # noqa: E402
 from botorch.models import SingleTaskGP, SingleTaskMultiFidelityGP  # noqa: E402
 from gpytorch.mlls import ExactMarginalLogLikelihood  # noqa: E402
 
-from mixing.bo.device import THREADS_ENV, bo_device, cpu_threads  # noqa: E402
+from mixing.bo.device import bo_device, cpu_threads  # noqa: E402
 from mixing.bo.encoding import encode  # noqa: E402
 from mixing.bo.surrogate import FitSettings, fit_gp  # noqa: E402
+from mixing.compute import Device  # noqa: E402
 from runtables.regmix import load_split  # noqa: E402
 
 DATA = Path(os.environ.get("MIXOPT_REGMIX_DATA", Path(__file__).resolve().parents[2] / "shared/data/regmix"))
 OUT = Path(__file__).resolve().parent / "results" / "bo_kernels.json"
+#: Torch CPU threads per fit: the service's default (``mixing.compute.Compute``).
+BO_THREADS = 1
 
 
 def load(objective: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -74,7 +77,7 @@ def task(data: dict, kind: str, rng: np.random.Generator):
 def ours(encoding: str, settings: FitSettings):
     def run(x, s, y, xt, st, rng):
         gp = fit_gp(
-            encode(x, s, encoding), y, x.shape[1], s.shape[1], bo_device("cpu"), rng, None, settings, encoding
+            encode(x, s, encoding), y, x.shape[1], s.shape[1], bo_device(Device.CPU), rng, None, settings, encoding
         )
         mean, var = gp.posterior.mean_var(torch.as_tensor(encode(xt, st, encoding)))
         m, sd = gp.to_loss(mean, var)
@@ -147,7 +150,7 @@ def main() -> None:
         for seed in range(args.seeds):
             split = task(data, kind, np.random.default_rng(seed))
             for name, run in candidates.items():
-                with cpu_threads():
+                with cpu_threads(BO_THREADS):
                     mean, sd, fit_s = run(*split[:5], np.random.default_rng(100 + seed))
                 rows.append(
                     {"task": kind, "seed": seed, "model": name, "fit_s": fit_s, **scores(mean, sd, split[-1])}
@@ -170,7 +173,7 @@ def main() -> None:
             {
                 "objective": args.objective,
                 "seeds": args.seeds,
-                "bo_threads": os.environ.get(THREADS_ENV, "1"),
+                "bo_threads": BO_THREADS,
                 "rows": rows,
                 "summary": summary,
             },

@@ -27,7 +27,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mixing.bo import engine  # noqa: E402
-from mixing.bo.device import THREADS_ENV, bo_device, cpu_threads  # noqa: E402
+from mixing.bo.device import bo_device, cpu_threads  # noqa: E402
+from mixing.compute import Compute, Device  # noqa: E402
 from mixing.methods.base import SearchContext  # noqa: E402
 from mixing.methods.bo import BayesOptMethod  # noqa: E402
 from mixing.problem import FidelitySpace, Observations, Problem  # noqa: E402
@@ -61,7 +62,7 @@ def synthetic(n: int, d: int, seed: int = 0) -> tuple[Problem, Observations]:
     return prob, obs
 
 
-def time_suggest(n: int, d: int, device: str, q: int = 8) -> dict[str, float]:
+def time_suggest(n: int, d: int, compute: Compute, q: int = 8) -> dict[str, float]:
     prob, obs = synthetic(n + 1, d)
     first = Observations(
         obs.mixtures[:n],
@@ -71,13 +72,15 @@ def time_suggest(n: int, d: int, device: str, q: int = 8) -> dict[str, float]:
         obs.pending_mixtures,
         obs.pending_fidelities,
     )
-    method = BayesOptMethod(device=device)
+    method = BayesOptMethod()
     t0 = time.perf_counter()
-    props = method.suggest(SearchContext(prob, first, np.random.default_rng(1)), q)
+    props = method.suggest(SearchContext(prob, first, np.random.default_rng(1), compute=compute), q)
     cold = time.perf_counter() - t0
     state = props[0].details["bo_state"]
     t0 = time.perf_counter()
-    warm_props = method.suggest(SearchContext(prob, obs, np.random.default_rng(2), {"bo_state": state}), q)
+    warm_props = method.suggest(
+        SearchContext(prob, obs, np.random.default_rng(2), {"bo_state": state}, compute=compute), q
+    )
     warm = time.perf_counter() - t0
     return {
         "suggest_cold_s": cold,
@@ -89,14 +92,14 @@ def time_suggest(n: int, d: int, device: str, q: int = 8) -> dict[str, float]:
     }
 
 
-def time_full_fit(n: int, d: int, device: str) -> dict[str, float]:
+def time_full_fit(n: int, d: int, compute: Compute) -> dict[str, float]:
     prob, obs = synthetic(n, d)
     settings = replace(
         engine.BOSettings(), fit=replace(engine.BOSettings().fit, max_fit_points=n, coarse_points=n)
     )
     t0 = time.perf_counter()
-    with cpu_threads():
-        s = engine.fit_surrogate(prob, obs, bo_device(device), np.random.default_rng(0), None, settings)
+    with cpu_threads(compute.threads):
+        s = engine.fit_surrogate(prob, obs, bo_device(compute.device), np.random.default_rng(0), None, settings)
     total = time.perf_counter() - t0
     return {"fit_full_s": s.gp.info["fit_seconds"], "fit_full_total_s": total, "n_fit": s.gp.info["n_fit"]}
 
@@ -107,22 +110,25 @@ def sizes(text: str) -> list[tuple[int, int]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", type=Device, default=Device.CPU)
+    ap.add_argument("--q", type=int, default=8, help="suggestion batch size")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per BO call (0: torch's own)")
     ap.add_argument("--sizes", default="100x5,250x17,1000x5,1000x17")
     ap.add_argument("--fit-full", default="")
     ap.add_argument("--label", default="")
     args = ap.parse_args()
-    dev = bo_device(args.device)
+    compute = Compute(args.device, args.threads)
+    dev = bo_device(compute.device)
     machine = torch.cuda.get_device_name(0) if dev.type == "cuda" else f"{platform.processor() or 'cpu'}"
     rows = []
     engine.fit_surrogate(
         *synthetic(20, 3), dev, np.random.default_rng(0), None, engine.BOSettings()
     )  # warm-up
-    threads = os.environ.get(THREADS_ENV, "1")
+    threads = compute.threads
     print(f"device={dev} ({machine}), BO threads={threads}, load average before={os.getloadavg()[0]:.1f}")
     print(f"{'runs':>6} {'domains':>7} {'cold s':>8} {'warm s':>8} {'fit cold':>9} {'fit warm':>9}")
     for n, d in sizes(args.sizes):
-        r = {"runs": n, "domains": d, **time_suggest(n, d, args.device)}
+        r = {"runs": n, "domains": d, **time_suggest(n, d, compute, args.q)}
         rows.append(r)
         print(
             f"{n:6d} {d:7d} {r['suggest_cold_s']:8.2f} {r['suggest_warm_s']:8.2f} {r['fit_cold_s']:9.2f} "
@@ -130,7 +136,7 @@ def main() -> None:
             flush=True,
         )
     for n, d in sizes(args.fit_full):
-        r = {"runs": n, "domains": d, **time_full_fit(n, d, args.device)}
+        r = {"runs": n, "domains": d, **time_full_fit(n, d, compute)}
         rows.append(r)
         print(
             f"full exact fit on {n} runs x {d} domains: {r['fit_full_s']:.2f} s "

@@ -19,15 +19,16 @@ every later recommendation stays within it (stays in 1% from). A seed that never
 
 Methods (all in this process, through the same :mod:`mixing.methods` objects the service uses):
 
-* ``bo``: 34 space-filling cheap runs (the ``auto`` policy's design for 17 domains), then multi-fidelity BO
-  choosing mixture and level from the pool, batches of 4;
+* ``bo``: 8 space-filling cheap runs (two batches), then multi-fidelity BO choosing mixture and level from the
+  pool, batches of 4 (its own early target runs included: ``BayesOptMethod.target_design``). The 34-run
+  design of the ``auto`` policy for 17 domains was measured too (``bench/RESULTS.md``);
 * ``single-fidelity-bo``: 8 design runs at the target, then BO on target runs only;
 * ``regmix``: the whole budget on cheap runs (space-filling order), recommending the target mixture that
   RegMix's LightGBM regression on the cheap runs ranks best (it never trains at the target);
 * ``random``: random target runs, recommending the best measured;
-* ``optuna-tpe``: Optuna's TPE sampler as a practitioner would use it on this pool: one float in [0, 1] per
-  domain, normalised to a mixture, snapped to the nearest unused target row (L1), told that row's loss;
-  ``ask`` four trials per batch; recommending the best measured. Runs only if ``optuna`` is importable.
+* ``optuna-tpe``, ``optuna-gp``: Optuna's TPE and GP samplers as a practitioner would use them on this pool,
+  and ``mf-mes`` (with ``mf-mes-best-observed`` scored from the same runs): ADMIRE-BayesOpt's multi-fidelity
+  max-value entropy search; see :mod:`bench.mf_peers`. Optuna's run only if ``optuna`` is importable.
 
 Run: ``python bench/mf_family.py --seeds 10`` (writes ``bench/results/mf_family.json`` and
 ``bench/results/mf_family.png``); ``--plot-only`` redraws the plot from the JSON.
@@ -52,6 +53,7 @@ from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import mf_peers  # noqa: E402
 from mixing.errors import FitError, NotEnoughDataError  # noqa: E402
 from mixing.laws.regmix import RegMixLightGBM  # noqa: E402
 from mixing.methods.base import SearchContext  # noqa: E402
@@ -67,10 +69,12 @@ DATA = Path(os.environ.get("MIXOPT_REGMIX_DATA", Path(__file__).resolve().parent
 OUT = Path(__file__).resolve().parent / "results"
 LOW, HIGH = 1e6, 6e7
 BATCH = 4
-BO_DESIGN, SF_DESIGN = 34, 8
+BO_DESIGN, SF_DESIGN = 8, 8
 TOLERANCE = 0.01
 OTHER = "loss/github"
-METHODS = ("bo", "single-fidelity-bo", "regmix", "random", "optuna-tpe")
+METHODS = ("bo", "single-fidelity-bo", "regmix", "random", "optuna-tpe", "optuna-gp", "mf-mes")
+#: Methods scored from another method's runs (by another recommendation rule), not run by themselves.
+SCORED_ALONGSIDE = ("mf-mes-best-observed",)
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,8 @@ class Trace:
     cost_to_stay_within: float = math.inf
     final_regret: float = math.nan
     wall_s: float = 0.0
+    #: ``bo`` only: the cheap level's measured trust at each suggestion (None before it is measured).
+    trust: list[float | None] = field(default_factory=list)
 
 
 class Replay:
@@ -239,6 +245,8 @@ def run_bo(r: Replay, single: bool) -> None:
         else:
             props = method.suggest(ctx, BATCH, None, _candidates(r, free))
             hints = {"bo_state": props[0].details["bo_state"]} if props else hints
+            trust = props[0].details.get("level_trust") if props else None
+            r.trace.trust.append(round(trust[0]["spearman"], 3) if trust else None)
         if not props:
             break
         r.take_proposals(props)
@@ -276,51 +284,41 @@ def run_random(r: Replay) -> None:
         r.score(r.best_measured())
 
 
-def run_tpe(r: Replay) -> None:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=int(r.rng.integers(2**31))))
-    names = r.fp.problem.domains
-    p = r.fp.pool
-    while r.spent() < r.budget and len(r.free(r.high_rows)):
-        trials = [study.ask() for _ in range(BATCH)]
-        for trial in trials:
-            free = r.free(r.high_rows)
-            if len(free) == 0:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                continue
-            raw = np.array([trial.suggest_float(d, 0.0, 1.0) for d in names])
-            w = raw / raw.sum() if raw.sum() > 0 else np.full(len(raw), 1.0 / len(raw))
-            row = int(free[np.argmin(np.abs(p.mixtures[free] - w).sum(axis=1))])
-            r.take([row])
-            study.tell(trial, float(p.objective[row]))
-        r.score(r.best_measured())
+def run_mfmes(r: Replay) -> list[Replay]:
+    """MF-MES scored by its own rule, with a twin replay on the same runs scoring the best measured."""
+    twin = Replay(r.fp, "mf-mes-best-observed", r.trace.seed, r.budget)
+    twin.rows = r.rows
+    mf_peers.run_mfmes(r, twin)
+    return [twin]
 
 
-RUNNERS: dict[str, Callable[[Replay], None]] = {
+#: Each runner spends one replay's budget; a runner that scores more than one rule on the same runs returns
+#: the other rules' replays (scored under their own method names).
+RUNNERS: dict[str, Callable[[Replay], list[Replay] | None]] = {
     "bo": lambda r: run_bo(r, single=False),
     "single-fidelity-bo": lambda r: run_bo(r, single=True),
     "regmix": run_regmix,
     "random": run_random,
-    "optuna-tpe": run_tpe,
+    "optuna-tpe": lambda r: mf_peers.run_optuna(r, "tpe"),
+    "optuna-gp": lambda r: mf_peers.run_optuna(r, "gp"),
+    "mf-mes": run_mfmes,
 }
 
 
-def one(job: tuple[float, float, str, int, float]) -> dict:
+def one(job: tuple[float, float, str, int, float]) -> list[dict]:
     rho, ratio, method, seed, budget = job
     fp = build_pool(rho, ratio)
     r = Replay(fp, method, seed, budget)
     t0 = time.perf_counter()
-    RUNNERS[method](r)
-    return asdict(r.finish(t0))
+    others = RUNNERS[method](r) or []
+    return [asdict(x.finish(t0)) for x in (r, *others)]
 
 
 def summarise(traces: list[dict], pools: dict[float, dict]) -> dict:
     out: dict = {}
     for rho in sorted(pools, reverse=True):
         out[str(rho)] = {"pool": pools[rho], "methods": {}}
-        for method in METHODS:
+        for method in (*METHODS, *SCORED_ALONGSIDE):
             ts = [t for t in traces if t["rho"] == rho and t["method"] == method]
             if not ts:
                 continue
@@ -350,7 +348,7 @@ def plot(result: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
     for ax, key, title in ((axes[0], "median_cost_to_within_1pct", "cost to 1%"),
                            (axes[1], "median_cost_to_stay_within_1pct", "stays in 1% from")):
-        for method in METHODS:
+        for method in (*METHODS, *SCORED_ALONGSIDE):
             xs, ys = [], []
             for entry in result["summary"].values():
                 m = entry["methods"].get(method)
@@ -382,14 +380,20 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=OUT / "mf_family.json")
     ap.add_argument("--plot-only", action="store_true")
+    ap.add_argument("--combine", type=Path, nargs="+", default=None,
+                    help="summarise these result files into --out instead of running (a method in a later file "
+                         "replaces it in the earlier ones)")
     args = ap.parse_args()
     png = args.out.with_suffix(".png")
     if args.plot_only:
         plot(json.loads(args.out.read_text()), png)
         print(png)
         return
+    if args.combine:
+        write(combine([json.loads(f.read_text()) for f in args.combine]), args.out)
+        return
     rhos = [float(x) for x in args.rhos.split(",")]
-    methods = [m for m in args.methods.split(",") if m != "optuna-tpe" or _has_optuna()]
+    methods = [m for m in args.methods.split(",") if not m.startswith("optuna") or _has_optuna()]
     pools = {}
     for rho in rhos:
         fp = build_pool(rho, args.cost_ratio)
@@ -399,7 +403,7 @@ def main() -> None:
             for s in range(args.first_seed, args.first_seed + args.seeds)]
     traces = []
     with ProcessPoolExecutor(args.workers) as ex:
-        for t in ex.map(one, jobs):
+        for t in (t for ts in ex.map(one, jobs) for t in ts):
             traces.append(t)
             print(f"rho {t['rho']} {t['method']:20} seed {t['seed']}: to 1% {t['cost_to_within']:g}, "
                   f"stays from {t['cost_to_stay_within']:g}, runs {t['runs_low']}+{t['runs_high']}, "
@@ -407,16 +411,41 @@ def main() -> None:
     summary = summarise(traces, pools)
     result = {"budget": args.budget, "cost_ratio": args.cost_ratio, "seeds": args.seeds, "batch": BATCH,
               "summary": summary, "traces": traces}
+    write(result, args.out)
+
+
+def combine(results: list[dict]) -> dict:
+    """One result from several runs of the same family (same budget and cost ratio)."""
+    traces: list[dict] = []
+    for result in results:
+        replaced = {t["method"] for t in result["traces"]}
+        traces = [t for t in traces if t["method"] not in replaced] + [_from_json(t) for t in result["traces"]]
+    pools = {float(k): e["pool"] for result in results for k, e in result["summary"].items()}
+    first = results[0]
+    return {"budget": first["budget"], "cost_ratio": first["cost_ratio"], "seeds": first["seeds"], "batch": BATCH,
+            "summary": summarise(traces, pools), "traces": traces}
+
+
+def _from_json(trace: dict) -> dict:
+    """A stored trace with JSON's nulls back as ``inf`` (never reached) and ``nan`` (no regret)."""
+    nulls = {"cost_to_within": math.inf, "cost_to_stay_within": math.inf, "final_regret": math.nan}
+    return {k: nulls[k] if v is None and k in nulls else v for k, v in trace.items()}
+
+
+def write(result: dict, out: Path) -> None:
+    """Print the summary table, write the JSON and the plot beside it."""
+    summary = result["summary"]
     print(f"\n{'rho':>5} {'measured':>8} {'method':20} {'to 1%':>7} {'reached':>7} {'stays':>7} {'stayed':>6}")
     for entry in summary.values():
         for method, m in entry["methods"].items():
             print(f"{entry['pool']['requested']:5.2f} {entry['pool']['spearman']:8.3f} {method:20} "
                   f"{m['median_cost_to_within_1pct']:7g} {m['reached']:7d} "
                   f"{m['median_cost_to_stay_within_1pct']:7g} {m['stayed']:6d}")
-    args.out.parent.mkdir(exist_ok=True)
-    args.out.write_text(json.dumps(to_jsonable(result), indent=1, allow_nan=False))
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(to_jsonable(result), indent=1, allow_nan=False))
+    png = out.with_suffix(".png")
     plot(result, png)
-    print(args.out, png)
+    print(out, png)
 
 
 def _has_optuna() -> bool:

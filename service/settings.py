@@ -16,6 +16,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from mixing.compute import Compute, Device
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MIXOPT_", extra="ignore")
@@ -79,6 +81,11 @@ class Settings(BaseSettings):
     #: When set, ``GET /metrics`` requires ``Authorization: Bearer <this>``; unset = public.
     metrics_token: SecretStr | None = None
     candidate_pool_size: int = 100_000
+    #: Device for BO's tensors: ``auto`` (CUDA when torch sees a GPU), ``cpu``, or ``cuda`` (a job fails
+    #: rather than fall back to the CPU when there is no GPU).
+    device: Device = Device.AUTO
+    #: Torch CPU threads per BO call (0 = torch's own setting); one by default (see ``mixing.compute``).
+    bo_threads: int = Field(default=1, ge=0)
     regmix_data: Path = Field(default=Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "regmix")
     seed: int | None = Field(default=None, description="fixed seed for reproducible suggestions (tests)")
     # ---- background work with a broker (``mixopt worker`` / ``mixopt beat``; see docs/production.md)
@@ -121,6 +128,11 @@ class Settings(BaseSettings):
     token_touch_interval_s: float = Field(default=60.0, ge=0)
     #: The token the Python client and the CLI commands send when none is given (``MIXOPT_TOKEN``).
     token: SecretStr | None = None
+
+    @property
+    def compute(self) -> Compute:
+        """Where the search methods' numerical work runs."""
+        return Compute(self.device, self.bo_threads)
 
     @property
     def is_sqlite(self) -> bool:

@@ -27,7 +27,7 @@ from mixing.bo.cost import CostModel
 from mixing.bo.device import DTYPE, as_tensor
 from mixing.bo.encoding import Encoding, encode
 from mixing.bo.pool import RADII, global_pool, local_pool
-from mixing.bo.posterior import ExactPosterior
+from mixing.bo.posterior import ExactPosterior, PairedStats
 from mixing.bo.surrogate import FitSettings, FittedGP, fit_gp
 from mixing.methods.common import first_free_distinct, members
 from mixing.problem import Observations, Problem
@@ -191,9 +191,8 @@ class _Scored:
 
     mixtures: FloatArray
     fids: FloatArray
-    #: (mean, var) of the run, (mean, var) of its mixture at the target fidelity and their covariance,
-    #: from :meth:`ExactPosterior.paired` (variances latent, without noise).
-    stats: tuple[torch.Tensor, ...]
+    #: The run and its mixture at the target fidelity, from :meth:`ExactPosterior.paired`.
+    stats: PairedStats
     cost: torch.Tensor
     utility: torch.Tensor
 
@@ -201,7 +200,7 @@ class _Scored:
         return _Scored(
             np.concatenate([self.mixtures, other.mixtures]),
             np.concatenate([self.fids, other.fids]),
-            tuple(torch.cat([a, b]) for a, b in zip(self.stats, other.stats, strict=True)),
+            self.stats.concat(other.stats),
             torch.cat([self.cost, other.cost]),
             torch.cat([self.utility, other.utility]),
         )
@@ -219,19 +218,18 @@ class _Scorer:
         #: Samples of the target minimum, drawn from the first pool scored (see :meth:`score`).
         self.min_values = torch.empty(0, dtype=DTYPE)
 
-    def stats(self, mixtures: FloatArray, fids: FloatArray) -> tuple[torch.Tensor, ...]:
+    def stats(self, mixtures: FloatArray, fids: FloatArray) -> PairedStats:
         """Posterior statistics per pair, one batched pass per distinct fidelity."""
-        n = len(mixtures)
-        out = [torch.empty(n, dtype=DTYPE, device=self.s.device) for _ in range(5)]
+        out = PairedStats.empty(len(mixtures), torch.empty(0, dtype=DTYPE, device=self.s.device))
         levels, which = np.unique(fids, axis=0, return_inverse=True)
         for j, level in enumerate(levels):
             rows = np.flatnonzero(which.reshape(-1) == j)
             z_obs = self.s.inputs(mixtures[rows], level)
-            parts = self.post.paired(z_obs, self.s.inputs(mixtures[rows], self.target))
-            rows_t = torch.as_tensor(rows, device=self.s.device)
-            for store, part in zip(out, parts, strict=True):
-                store[rows_t] = part
-        return tuple(out)
+            out.put(
+                torch.as_tensor(rows, device=self.s.device),
+                self.post.paired(z_obs, self.s.inputs(mixtures[rows], self.target)),
+            )
+        return out
 
     def score(self, mixtures: FloatArray, fids: FloatArray, rng: np.random.Generator) -> _Scored:
         """Score pairs; the first call also samples the target minimum over the most promising of them.
@@ -241,12 +239,14 @@ class _Scorer:
         """
         stats = self.stats(mixtures, fids)
         if self.min_values.numel() == 0:
-            order = np.argsort((stats[2] - 2.0 * stats[3].sqrt()).cpu().numpy())
+            order = np.argsort((stats.ref_mean - 2.0 * stats.ref_var.sqrt()).cpu().numpy())
             _, first = np.unique(np.round(mixtures[order], 9), axis=0, return_index=True)
             support = mixtures[order[np.sort(first)][: self.settings.n_min_support]]
             z = self.s.inputs(support, self.target)
             self.min_values = sample_min_values(self.post, z, self.settings.n_min_samples, rng)
-        gain = information_gain(stats[2], stats[3], stats[1] + self.post.noise, stats[4], self.min_values)
+        gain = information_gain(
+            stats.ref_mean, stats.ref_var, stats.var + self.post.noise, stats.cov, self.min_values
+        )
         cost = as_tensor(self.cost_model(fids) / self.target_cost, self.s.device)
         return _Scored(mixtures, fids, stats, cost, gain / cost)
 
@@ -259,7 +259,7 @@ class _Scorer:
             torch.cat([self.s.inputs(mixtures, fids), self.s.inputs(mixtures, self.target)])
         )
         mean_twin, noise, idx = (
-            scored.stats[2][keep_t],
+            scored.stats.ref_mean[keep_t],
             self.post.noise,
             torch.arange(m, device=self.s.device),
         )
@@ -313,7 +313,7 @@ def suggest(
         return []
     picks = scorer.batch(scored, keep, count)
     keep_t = torch.as_tensor(keep, device=surrogate.device)
-    mean, sd = surrogate.gp.to_loss(scored.stats[0][keep_t], scored.stats[1][keep_t])
+    mean, sd = surrogate.gp.to_loss(scored.stats.mean[keep_t], scored.stats.var[keep_t])
     cost = scored.cost[keep_t].cpu().numpy() * scorer.target_cost
     return [
         Pick(
@@ -363,10 +363,40 @@ def recommend(
     return best, float(m[0]), float(s[0])
 
 
+def predicted_best(
+    surrogate: Surrogate,
+    obs: Observations,
+    count: int,
+    rng: np.random.Generator,
+    settings: BOSettings,
+    pool: FloatArray | None = None,
+) -> FloatArray:
+    """Up to ``count`` distinct mixtures ``(k, d)`` with the lowest posterior mean at the target fidelity,
+    none run or pending there: the rows of ``pool``, else the simplex searched as :func:`recommend` does."""
+    target = surrogate.problem.fidelity.target
+    if pool is None:
+        pool, mean = _posterior_mean_search(surrogate, obs, rng, settings)
+    else:
+        pool = np.atleast_2d(pool)
+        mean, _ = surrogate.predict(pool, target)
+    order = np.argsort(mean)
+    keep = first_free_distinct(pool[order], np.tile(target, (len(pool), 1)), obs, count)
+    return pool[order[keep]]
+
+
 def _posterior_mean_optimum(
     surrogate: Surrogate, obs: Observations, rng: np.random.Generator, settings: BOSettings
 ) -> FloatArray:
-    """Minimise the posterior mean at the target over a global pool, refined in shrinking local rounds."""
+    """The minimiser of the posterior mean at the target found by :func:`_posterior_mean_search`."""
+    pool, mean = _posterior_mean_search(surrogate, obs, rng, settings)
+    return pool[int(np.argmin(mean))]
+
+
+def _posterior_mean_search(
+    surrogate: Surrogate, obs: Observations, rng: np.random.Generator, settings: BOSettings
+) -> tuple[FloatArray, FloatArray]:
+    """Mixtures ``(n, d)`` and their posterior means at the target ``(n,)``: a global pool refined in
+    shrinking local rounds around the best so far."""
     problem = surrogate.problem
     target = problem.fidelity.target
     seen = (
@@ -383,7 +413,7 @@ def _posterior_mean_optimum(
         )
         local_mean, _ = surrogate.predict(local, target)
         pool, mean = np.concatenate([pool, local]), np.concatenate([mean, local_mean])
-    return pool[int(np.argmin(mean))]
+    return pool, mean
 
 
 def _measured_at(obs: Observations, fidelity: FloatArray, problem: Problem) -> FloatArray:

@@ -9,6 +9,7 @@ acquisition needs with one triangular solve per candidate, on whichever device t
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, fields
 
 import torch
 from gpytorch.kernels import Kernel
@@ -30,6 +31,31 @@ def robust_cholesky(matrix: torch.Tensor) -> torch.Tensor:
         if int(info) == 0:
             return factor
     raise FitError("GP covariance matrix is not positive definite even with jitter")
+
+
+@dataclass(frozen=True)
+class PairedStats:
+    """Posterior statistics of row-aligned pairs: a run (``z``) and its mixture at a reference fidelity
+    (``z_ref``, the target). Every field has shape ``(n,)``; variances are latent (without noise)."""
+
+    mean: torch.Tensor
+    var: torch.Tensor
+    ref_mean: torch.Tensor
+    ref_var: torch.Tensor
+    cov: torch.Tensor
+
+    def concat(self, other: PairedStats) -> PairedStats:
+        return PairedStats(*(torch.cat([getattr(self, f.name), getattr(other, f.name)]) for f in fields(self)))
+
+    @staticmethod
+    def empty(n: int, like: torch.Tensor) -> PairedStats:
+        """Uninitialised statistics for ``n`` pairs, on ``like``'s device and dtype, to fill by index."""
+        return PairedStats(*(torch.empty(n, dtype=like.dtype, device=like.device) for _ in fields(PairedStats)))
+
+    def put(self, index: torch.Tensor, part: PairedStats) -> None:
+        """Write ``part`` into the rows ``index`` (in place)."""
+        for f in fields(self):
+            getattr(self, f.name)[index] = getattr(part, f.name)
 
 
 class ExactPosterior:
@@ -65,20 +91,21 @@ class ExactPosterior:
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     @torch.no_grad()
-    def paired(self, z: torch.Tensor, z_ref: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def paired(self, z: torch.Tensor, z_ref: torch.Tensor) -> PairedStats:
         """For row-aligned ``z`` and ``z_ref``: (mean, var) at both and the covariance between them.
 
         This is what a multi-fidelity acquisition needs per candidate: the point it would observe
         (``z``, at some fidelity) and the same mixture at the target fidelity (``z_ref``).
         """
-        out: list[list[torch.Tensor]] = [[] for _ in range(5)]
+        parts = []
         for a, b in self._chunks(z, z_ref):
             mean_a, var_a, va = self._moments(a)
             mean_b, var_b, vb = self._moments(b)
-            cov = self.kernel(a, b, diag=True) - (va * vb).sum(0)
-            for store, part in zip(out, (mean_a, var_a, mean_b, var_b, cov), strict=True):
-                store.append(part)
-        return tuple(torch.cat(parts) for parts in out)
+            parts.append(PairedStats(mean_a, var_a, mean_b, var_b, self.kernel(a, b, diag=True) - (va * vb).sum(0)))
+        out = parts[0]
+        for part in parts[1:]:
+            out = out.concat(part)
+        return out
 
     @torch.no_grad()
     def joint(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from mixing.compute import Compute
 from mixing.problem import Candidates, Observations, Problem, Proposal, Recommendation
 from mixing.simplex import FloatArray
 
@@ -24,6 +25,8 @@ class SearchContext:
     observations: Observations
     rng: np.random.Generator
     hints: dict[str, Any] = field(default_factory=dict)
+    #: Where the numerical work runs (the caller's settings; methods read no environment).
+    compute: Compute = field(default_factory=Compute)
 
 
 class SearchMethod(Protocol):

@@ -4,13 +4,15 @@
 optimum per unit of compute (see :mod:`mixing.bo`); ``single-fidelity-bo`` is the same machinery restricted
 to target-fidelity runs, the baseline that multi-fidelity must beat on cost.
 
-Trust in the proxies: once enough target-fidelity runs exist, ``bo`` measures how well each cheaper level
-ranks the mixtures run at the target (:func:`mixing.bo.engine.level_trust`). If every cheaper level falls
-below :data:`TRUST_MIN`, the proxies mislead and the *recommendation* comes from a GP on the target runs
-alone (with the usual guard), so forecasts from those levels cannot overrule what was measured at the
-target. Suggestions keep using every run: on the RegMix family of ``bench/mf_family.py``, proposing from
-the target-only GP as well, or capping GIBBON's credit for a cheap run at its level's measured trust,
-made ``bo`` slower where proxies mislead, not faster (``bench/RESULTS.md``).
+Trust in the proxies. Before relying on cheap runs, ``bo`` buys a few target-fidelity runs of its own
+(:meth:`BayesOptMethod.target_design`): the mixtures its model predicts best there, and mixtures spread out
+among the target level's. With those, it measures how well each cheaper level ranks the mixtures run at
+the target (:func:`mixing.bo.engine.level_trust`). If every cheaper level falls below :data:`TRUST_MIN`,
+the proxies mislead: suggestions *and* the recommendation come from a GP on the target runs alone (the
+recommendation with the usual guard), so ``bo`` behaves like single-fidelity BO on every target run it has
+bought and buys no more cheap runs while the measured trust stays low. What changes is which levels are
+proposed, not the acquisition's credit for a cheap run: capping that credit by the measured trust made
+``bo`` slower on the pools it was meant to help (``bench/RESULTS.md``).
 
 Warm start: the GP hyperparameters of the previous fit arrive in ``ctx.hints["bo_state"]`` and the new ones
 leave in ``details["bo_state"]`` of every proposal and recommendation (a small JSON-able dict; the target-only
@@ -31,6 +33,7 @@ from mixing.bo.device import bo_device, cpu_threads
 from mixing.bo.engine import BOSettings, Surrogate
 from mixing.errors import UnsupportedFidelityError
 from mixing.methods.base import SearchContext
+from mixing.methods.design import DesignMethod
 from mixing.problem import (
     Candidates,
     FidelitySpace,
@@ -44,14 +47,18 @@ from mixing.problem import (
 from mixing.simplex import FloatArray
 
 #: Measured trust (Spearman) below which a cheaper level is taken to mislead (see the module docstring).
-#: Not tuned: on the RegMix family of ``bench/mf_family.py`` the trust measured on the target runs that
-#: ``bo`` buys -- near the proxies' optimum, where every ranking is flatter -- was -0.3 to 0.45 on a pool
-#: whose cheap level has rank correlation 0.95 with the target, and -0.3 where it has 0.2; no threshold
-#: separates those. It only switches the recommendation, which then still keeps the best measured
-#: mixture unless the target runs confidently say otherwise.
+#: Not tuned. Measured only on target runs that ``bo`` chose by the proxies, the trust did not separate
+#: agreeing from misleading proxies (-0.3 to 0.45 on a RegMix pool whose cheap level has rank correlation
+#: 0.95 with the target): near the proxies' optimum every ranking is flat. The spread-out runs of
+#: :meth:`BayesOptMethod.target_design` are what give the measurement range.
 TRUST_MIN = 0.5
 #: Key of the target-only fit's hyperparameters inside ``bo_state``.
 TARGET_ONLY = "target_only"
+#: Target-fidelity runs bought before the proxies are relied on (see :meth:`BayesOptMethod.target_design`):
+#: as many as the trust needs to be measured at all.
+TARGET_DESIGN = engine.MIN_TRUST_RUNS
+#: How many of those are the mixtures the multi-fidelity model predicts best at the target.
+TARGET_DESIGN_BEST = 2
 
 
 @dataclass
@@ -61,7 +68,7 @@ class FittedBO:
     surrogate: Surrogate
     obs: Observations
     trust: dict[bytes, float]
-    #: The target-only fit and its runs; None unless recommending with every cheaper level distrusted.
+    #: The target-only fit and its runs; None unless every cheaper level is distrusted.
     target: tuple[Surrogate, Observations] | None
     state: dict[str, Any]
 
@@ -83,9 +90,11 @@ class BOPredictor:
     surrogate: Surrogate
     fidelity: FloatArray
     interval_z: float
+    #: Torch CPU threads for predictions (the fitting call's :attr:`SearchContext.compute`).
+    threads: int
 
     def predict(self, mixtures: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-        with cpu_threads():
+        with cpu_threads(self.threads):
             mean, sd = self.surrogate.predict(mixtures, self.fidelity)
         return np.zeros((len(mixtures), 0)), self.surrogate.problem.sign * mean, self.interval_z * sd
 
@@ -97,25 +106,24 @@ class BayesOptMethod:
     #: The previous fit's GP hyperparameters: the warm start changes what the next fit converges to.
     model_hints: ClassVar[tuple[str, ...]] = ("bo_state",)
 
-    def __init__(self, settings: BOSettings | None = None, device: str | None = None) -> None:
+    def __init__(self, settings: BOSettings | None = None) -> None:
         self.settings = settings or BOSettings()
-        self.device_choice = device
 
     def view(self, ctx: SearchContext) -> tuple[Problem, Observations]:
         """The problem and runs the model sees (all of them here; narrowed by the baseline)."""
         return ctx.problem, ctx.observations
 
-    def fit(self, ctx: SearchContext, recommending: bool = False) -> FittedBO:
-        """The multi-fidelity fit and the measured trust; the target-only fit too when ``recommending`` and
-        every cheaper level misleads (suggestions do not use it, so they do not pay for it)."""
+    def fit(self, ctx: SearchContext, with_target_only: bool = True) -> FittedBO:
+        """The multi-fidelity fit and the measured trust; the target-only fit too when every cheaper level
+        misleads and ``with_target_only`` (suggestions and recommendations use it; predictions do not)."""
         problem, obs = self.view(ctx)
         state = ctx.hints.get("bo_state") or {}
-        device = bo_device(self.device_choice)
+        device = bo_device(ctx.compute.device)
         surrogate = engine.fit_surrogate(problem, obs, device, ctx.rng, state, self.settings)
         trust = engine.level_trust(surrogate, obs)
         kept = {TARGET_ONLY: state[TARGET_ONLY]} if TARGET_ONLY in state else {}
         fitted = FittedBO(surrogate, obs, trust, None, {**surrogate.gp.state, **kept})
-        if not recommending or not fitted.distrusted:
+        if not with_target_only or not fitted.distrusted:
             return fitted
         t_problem, t_obs = target_view(problem, obs)
         t_fit = engine.fit_surrogate(t_problem, t_obs, device, ctx.rng, state.get(TARGET_ONLY), self.settings)
@@ -129,23 +137,37 @@ class BayesOptMethod:
         candidates: Candidates | None = None,
     ) -> list[Proposal]:
         fixed = self.fixed_fidelity(ctx, fidelity)
-        pool = None if candidates is None else self.pool(ctx, candidates)
-        with cpu_threads():
+        with cpu_threads(ctx.compute.threads):
             fitted = self.fit(ctx)
-            surrogate, obs = fitted.surrogate, fitted.obs
+            design = self.target_design(ctx, fitted, fixed, count, candidates)
+            ctx = _with_pending(ctx, design)
+            if fitted.target is not None:  # the proxies mislead: search at the target, on its runs alone
+                surrogate, obs = fitted.target
+                pool = None if candidates is None else target_pool(ctx.problem, candidates)
+                obs = target_view(ctx.problem, ctx.observations)[1]
+                at = np.zeros((1, 0))
+            else:
+                surrogate, obs = fitted.surrogate, self.view(ctx)[1]
+                pool = None if candidates is None else self.pool(ctx, candidates)
+                at = fixed
             problem = surrogate.problem
-            levels = engine.fidelity_levels(problem, obs, fixed)
+            levels = engine.fidelity_levels(problem, obs, at)
             cost_model = fit_cost_model(obs.fidelities, obs.costs)
-            picks = engine.suggest(surrogate, obs, count, levels, cost_model, ctx.rng, self.settings, pool)
+            picks = engine.suggest(
+                surrogate, obs, count - len(design), levels, cost_model, ctx.rng, self.settings, pool
+            )
         common = {
             **self._details(surrogate, fitted),
             "cost_model": cost_model.source,
             "fidelity_levels": levels.tolist(),
         }
+        to_target = fitted.target is not None
         return [
+            dataclasses.replace(p, details={**common, "target_design": True}) for p in design
+        ] + [
             Proposal(
                 mixture=p.mixture,
-                fidelity=self.proposed_fidelity(ctx, p.fidelity),
+                fidelity=ctx.problem.fidelity.target.copy() if to_target else self.proposed_fidelity(ctx, p.fidelity),
                 method=self.name,
                 predicted=self._prediction(problem, p.mean, p.sd),
                 details={
@@ -158,9 +180,63 @@ class BayesOptMethod:
             for p in picks
         ]
 
+    def target_design(
+        self, ctx: SearchContext, fitted: FittedBO, fixed: FloatArray | None, count: int,
+        candidates: Candidates | None,
+    ) -> list[Proposal]:
+        """Target-fidelity runs that the search buys early, to judge its proxies before it relies on them.
+
+        Up to :data:`TARGET_DESIGN` runs at the target (completed and pending together), whenever the
+        caller leaves the fidelity open and the cheaper runs have cost as much as one target run (by the
+        cost model): the insurance against misleading proxies is then at most what was spent on them.
+        First the :data:`TARGET_DESIGN_BEST` mixtures the multi-fidelity model predicts best there, then
+        mixtures spread out among the target level's. The predicted best are what the proxies vouch for:
+        if they agree with the target these are good runs to have (and the recommendation's guard then
+        has a good measured mixture to compare with); if they mislead, this is where it shows most. The
+        spread-out runs measure the trust (:func:`mixing.bo.engine.level_trust`) where the ranking has
+        range -- near the proxies' optimum a misleading and an agreeing proxy rank mixtures about
+        equally -- and they are what single-fidelity BO's own design would have bought.
+        """
+        problem, obs = ctx.problem, ctx.observations
+        if fixed is not None or self.view(ctx)[0].fidelity.n_axes == 0:
+            return []
+        target = problem.fidelity.target
+        have = int(obs.at_fidelity(target).sum() + _at(obs.pending_fidelities, target).sum())
+        want = min(count, TARGET_DESIGN - have)
+        cost = fit_cost_model(obs.fidelities, obs.costs)
+        cheap = ~obs.at_fidelity(target)
+        if want <= 0 or cost(obs.fidelities[cheap]).sum() < cost(target[None])[0]:
+            return []
+        if candidates is not None:
+            rows = np.all(np.isnan(candidates.fidelities), axis=1) | _at(candidates.fidelities, target)
+            candidates = Candidates(candidates.mixtures[rows], candidates.fidelities[rows])
+        best = engine.predicted_best(
+            fitted.surrogate,
+            obs,
+            min(want, max(TARGET_DESIGN_BEST - have, 0)),
+            ctx.rng,
+            self.settings,
+            None if candidates is None else candidates.mixtures,
+        )
+        chosen = [Proposal(mixture=w, fidelity=target.copy(), method=self.name) for w in best]
+        pending = _at(obs.pending_fidelities, target)
+        at_target = _with_pending(
+            dataclasses.replace(
+                ctx,
+                observations=dataclasses.replace(
+                    obs.completed_subset(obs.at_fidelity(target)),
+                    pending_mixtures=obs.pending_mixtures[pending],
+                    pending_fidelities=obs.pending_fidelities[pending],
+                ),
+            ),
+            chosen,
+        )
+        spread = DesignMethod().suggest(at_target, want - len(chosen), target, candidates) if want > len(chosen) else []
+        return chosen + [dataclasses.replace(p, method=self.name) for p in spread]
+
     def recommend(self, ctx: SearchContext, candidates: FloatArray | None = None) -> Recommendation:
-        with cpu_threads():
-            fitted = self.fit(ctx, recommending=True)
+        with cpu_threads(ctx.compute.threads):
+            fitted = self.fit(ctx)
             surrogate, obs = fitted.for_target()
             mixture, mean, sd = engine.recommend(surrogate, obs, ctx.rng, self.settings, candidates)
         return Recommendation(
@@ -178,9 +254,9 @@ class BayesOptMethod:
         target = ctx.problem.fidelity.target
         fid = target if fidelity is None else np.where(np.isnan(fidelity), target, fidelity)
         at = self.model_fidelity(ctx, fid)
-        with cpu_threads():
-            surrogate = self.fit(ctx).surrogate
-        return BOPredictor(surrogate, at, self.settings.interval_z)
+        with cpu_threads(ctx.compute.threads):
+            surrogate = self.fit(ctx, with_target_only=False).surrogate
+        return BOPredictor(surrogate, at, self.settings.interval_z, ctx.compute.threads)
 
     def model_fidelity(self, ctx: SearchContext, fidelity: FloatArray) -> FloatArray:
         """A fidelity as the model's inputs see it (all axes here; none for the single-fidelity view)."""
@@ -235,11 +311,7 @@ class SingleFidelityBayesOptMethod(BayesOptMethod):
         return np.zeros(0)
 
     def pool(self, ctx: SearchContext, candidates: Candidates) -> tuple[FloatArray, FloatArray]:
-        """Pool rows whose fidelity is unset or the target; the reduced problem has no fidelity axes."""
-        rows = np.all(np.isnan(candidates.fidelities), axis=1) | _at(
-            candidates.fidelities, ctx.problem.fidelity.target
-        )
-        return candidates.mixtures[rows], np.zeros((int(rows.sum()), 0))
+        return target_pool(ctx.problem, candidates)
 
     def proposed_fidelity(self, ctx: SearchContext, fidelity: FloatArray) -> FloatArray:
         return ctx.problem.fidelity.target.copy()
@@ -260,6 +332,27 @@ def target_view(problem: Problem, obs: Observations) -> tuple[Problem, Observati
             obs.costs[rows],
             obs.pending_mixtures[pending].reshape(-1, d),
             np.zeros((int(pending.sum()), 0)),
+        ),
+    )
+
+
+def target_pool(problem: Problem, candidates: Candidates) -> tuple[FloatArray, FloatArray]:
+    """Pool rows whose fidelity is unset or the target, for the problem without fidelity axes."""
+    rows = np.all(np.isnan(candidates.fidelities), axis=1) | _at(candidates.fidelities, problem.fidelity.target)
+    return candidates.mixtures[rows], np.zeros((int(rows.sum()), 0))
+
+
+def _with_pending(ctx: SearchContext, proposals: list[Proposal]) -> SearchContext:
+    """``ctx`` with ``proposals`` added to the runs in flight."""
+    if not proposals:
+        return ctx
+    obs = ctx.observations
+    return dataclasses.replace(
+        ctx,
+        observations=dataclasses.replace(
+            obs,
+            pending_mixtures=np.concatenate([obs.pending_mixtures, [p.mixture for p in proposals]]),
+            pending_fidelities=np.concatenate([obs.pending_fidelities, [p.fidelity for p in proposals]]),
         ),
     )
 

@@ -12,6 +12,7 @@ import numpy as np
 from mixing.methods.base import SearchContext
 from mixing.problem import Prediction
 from service.schemas import MAX_COST, MAX_METRIC
+from service.settings import get_settings
 from service.store import Snapshot, Store
 from service.store.models import Experiment
 from service.validation import problem_from_spec
@@ -27,6 +28,7 @@ def search_context(store: Store, exp: Experiment, seed: int | None = None) -> tu
         observations=snap.observations,
         rng=np.random.default_rng(seed),
         hints=dict(exp.hints or {}),
+        compute=get_settings().compute,
     )
     return ctx, snap
 

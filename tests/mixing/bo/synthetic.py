@@ -10,6 +10,7 @@ import numpy as np
 
 from mixing.bo.engine import BOSettings
 from mixing.bo.surrogate import FitSettings
+from mixing.compute import Compute, Device
 from mixing.methods.base import SearchContext
 from mixing.problem import FidelitySpace, Observations, Problem
 from mixing.simplex import SimplexConstraints
@@ -65,6 +66,11 @@ def observations(
 
 
 def context(
-    obs: Observations, prob: Problem | None = None, seed: int = 0, hints: dict | None = None
+    obs: Observations,
+    prob: Problem | None = None,
+    seed: int = 0,
+    hints: dict | None = None,
+    compute: Compute | None = None,
 ) -> SearchContext:
-    return SearchContext(prob or problem(), obs, np.random.default_rng(seed), hints or {})
+    rng = np.random.default_rng(seed)
+    return SearchContext(prob or problem(), obs, rng, hints or {}, compute or Compute(Device.CPU))

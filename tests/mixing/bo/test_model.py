@@ -13,10 +13,11 @@ from mixing.bo.acquisition import greedy_batch, information_gain, sample_min_val
 from mixing.bo.device import bo_device
 from mixing.bo.encoding import encode
 from mixing.bo.surrogate import botorch_model
+from mixing.compute import Device
 from mixing.methods.bo import BayesOptMethod
 from tests.mixing.bo.synthetic import HIGH, LOW, SMALL, SPACE, context, observations, problem
 
-CPU = bo_device("cpu")
+CPU = bo_device(Device.CPU)
 
 
 def _fitted(n_low: int = 30, n_high: int = 10, seed: int = 0) -> engine.Surrogate:
@@ -34,7 +35,8 @@ def test_exact_posterior_matches_botorch() -> None:
     ref = model.posterior(z)
     assert torch.allclose(mean, ref.mean[:, 0], atol=1e-6)
     assert torch.allclose(var, ref.variance[:, 0], rtol=1e-4, atol=1e-8)
-    _, var_a, _, var_b, cov_ab = post.paired(z, z_t)
+    paired = post.paired(z, z_t)
+    var_b, cov_ab = paired.ref_var, paired.cov
     pairs = model.posterior(torch.stack([z, z_t], dim=1)).mvn.covariance_matrix
     assert torch.allclose(cov_ab, pairs[:, 0, 1], rtol=1e-4, atol=1e-8)
     assert torch.allclose(var_b, pairs[:, 1, 1], rtol=1e-4, atol=1e-8)
@@ -89,7 +91,7 @@ def test_greedy_batch_matches_refitting_with_the_picked_runs_believed() -> None:
     mix = np.random.default_rng(6).dirichlet(np.ones(4), 20)
     z_obs, z_t = s.inputs(mix, np.array([LOW])), s.inputs(mix, np.array([HIGH]))
     min_values = sample_min_values(post, z_t, 8, np.random.default_rng(7))
-    mean_t = post.paired(z_obs, z_t)[2]
+    mean_t = post.paired(z_obs, z_t).ref_mean
     idx = torch.arange(20)
 
     def gain(c: torch.Tensor) -> torch.Tensor:
@@ -100,7 +102,8 @@ def test_greedy_batch_matches_refitting_with_the_picked_runs_believed() -> None:
     picks = greedy_batch(gain, post.joint(torch.cat([z_obs, z_t]))[1], post.noise, cost, 2)
     first = picks[0][0]
     after = post.believe(z_obs[first : first + 1])
-    _, var_o, _, var_t, cov_ot = after.paired(z_obs, z_t)
+    paired = after.paired(z_obs, z_t)
+    var_o, var_t, cov_ot = paired.var, paired.ref_var, paired.cov
     again = information_gain(mean_t, var_t, var_o + post.noise, cov_ot, min_values)
     assert picks[1][0] == int(torch.argmax(torch.where(idx == first, -1.0, again)))
     assert abs(picks[1][1] - float(again[picks[1][0]])) < 1e-6
@@ -108,15 +111,15 @@ def test_greedy_batch_matches_refitting_with_the_picked_runs_believed() -> None:
 
 def test_warm_start_state_is_json_and_is_reused() -> None:
     obs = observations(30, 10, seed=3)
-    rec = BayesOptMethod(SMALL, "cpu").recommend(context(obs))
+    rec = BayesOptMethod(SMALL).recommend(context(obs))
     state = json.loads(json.dumps(rec.details["bo_state"]))
     assert rec.details["fit"]["warm_start"] is False
-    warm = BayesOptMethod(SMALL, "cpu").recommend(
+    warm = BayesOptMethod(SMALL).recommend(
         context(observations(31, 10, seed=3), hints={"bo_state": state})
     )
     assert warm.details["fit"]["warm_start"] is True
     other = dict(state, key="logit|4|1|v1")
-    cold = BayesOptMethod(SMALL, "cpu").recommend(context(obs, hints={"bo_state": other}))
+    cold = BayesOptMethod(SMALL).recommend(context(obs, hints={"bo_state": other}))
     assert cold.details["fit"]["warm_start"] is False
 
 

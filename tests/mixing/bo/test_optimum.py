@@ -11,7 +11,7 @@ from tests.mixing.bo.synthetic import HIGH, OPT, SMALL, context, observations, p
 
 def test_recommendation_recovers_the_target_optimum_despite_biased_proxies() -> None:
     obs = observations(60, 20, seed=1)
-    rec = BayesOptMethod(SMALL, "cpu").recommend(context(obs))
+    rec = BayesOptMethod(SMALL).recommend(context(obs))
     proxy_only_opt = OPT + np.array(
         [0.1, -0.1 / 3, -0.1 / 3, -0.1 / 3]
     )  # where the tilt moves the proxy optimum
@@ -25,7 +25,7 @@ def test_recommendation_recovers_the_target_optimum_despite_biased_proxies() -> 
 
 def test_maximised_objectives_are_reported_in_the_users_orientation() -> None:
     obs = observations(40, 15, seed=2, sign=-1.0)
-    rec = BayesOptMethod(SMALL, "cpu").recommend(context(obs, problem(goal="maximize")))
+    rec = BayesOptMethod(SMALL).recommend(context(obs, problem(goal="maximize")))
     assert np.abs(rec.mixture - OPT).sum() < 0.25
     assert rec.predicted.value < 0
     assert rec.predicted.lower < rec.predicted.value < rec.predicted.upper
@@ -38,7 +38,7 @@ def test_without_fidelity_axes_it_is_single_fidelity_bo() -> None:
         full.mixtures, np.zeros((40, 0)), full.metrics, full.costs, np.zeros((0, 4)), np.zeros((0, 0))
     )
     prob = problem(fidelity=FidelitySpace())
-    method = BayesOptMethod(SMALL, "cpu")
+    method = BayesOptMethod(SMALL)
     rec = method.recommend(context(obs, prob))
     props = method.suggest(context(obs, prob), 3)
     assert np.abs(rec.mixture - OPT).sum() < 0.2

@@ -10,6 +10,7 @@ from mixing.bo import engine
 from mixing.bo.cost import fit_cost_model
 from mixing.bo.device import bo_device, cpu_threads
 from mixing.bo.surrogate import balanced_subset
+from mixing.compute import Compute, Device
 from mixing.methods.bo import BayesOptMethod
 from mixing.replay_pool import NoRunAtFidelityError, ReplayPool
 from tests.mixing.bo.synthetic import SMALL, context, observations, problem
@@ -30,17 +31,14 @@ def test_cost_falls_back_to_the_product_of_axes() -> None:
     assert np.isclose(nothing(np.array([[6e7]]))[0] / nothing(np.array([[1e6]]))[0], 60.0)
 
 
-def test_device_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MIXOPT_DEVICE", "cpu")
-    assert bo_device() == torch.device("cpu")
-    monkeypatch.setenv("MIXOPT_DEVICE", "tpu")
+def test_device_choice() -> None:
+    assert bo_device(Device.CPU) == torch.device("cpu")
     with pytest.raises(ValueError):
-        bo_device()
-    monkeypatch.setenv("MIXOPT_DEVICE", "auto")
-    assert bo_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+        Device("tpu")
+    assert bo_device(Device.AUTO).type == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError):
-            bo_device("cuda")
+            bo_device(Device.CUDA)
 
 
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
@@ -52,8 +50,9 @@ def test_every_device_runs_the_same_code_to_the_same_answer(device: str) -> None
     obs = observations(30, 10, seed=11)
 
     def run(dev: str) -> tuple[np.ndarray, np.ndarray, float]:
-        props = BayesOptMethod(SMALL, dev).suggest(context(obs, seed=3), 2)
-        rec = BayesOptMethod(SMALL, dev).recommend(context(obs, seed=3))
+        compute = Compute(Device(dev))
+        props = BayesOptMethod(SMALL).suggest(context(obs, seed=3, compute=compute), 2)
+        rec = BayesOptMethod(SMALL).recommend(context(obs, seed=3, compute=compute))
         assert props[0].details["device"].startswith(dev)
         return np.array([p.mixture for p in props]), rec.mixture, rec.predicted.value
 
@@ -65,7 +64,7 @@ def test_every_device_runs_the_same_code_to_the_same_answer(device: str) -> None
 
 def test_surrogate_tensors_live_on_the_chosen_device() -> None:
     s = engine.fit_surrogate(
-        problem(), observations(20, 5), bo_device("cpu"), np.random.default_rng(0), None, SMALL
+        problem(), observations(20, 5), bo_device(Device.CPU), np.random.default_rng(0), None, SMALL
     )
     assert s.gp.posterior.chol.device.type == "cpu" and s.gp.posterior.chol.dtype == torch.float64
 
@@ -82,10 +81,9 @@ def test_replay_pool_answers_exact_or_nearest_at_the_fidelity() -> None:
         pool.answer([0.2, 0.3, 0.5], [7.0])
 
 
-def test_bo_work_runs_with_capped_threads_and_restores_them(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bo_work_runs_with_capped_threads_and_restores_them() -> None:
     before = torch.get_num_threads()
-    monkeypatch.setenv("MIXOPT_BO_THREADS", "1")
-    with cpu_threads():
+    with cpu_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
 

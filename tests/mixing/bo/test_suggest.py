@@ -17,7 +17,7 @@ from tests.mixing.bo.synthetic import HIGH, LOW, OPT, SMALL, context, observatio
 def test_suggestions_respect_bounds_and_carry_predictions() -> None:
     bounds = SimplexConstraints(np.array([0.05, 0.0, 0.1, 0.0]), np.array([0.5, 0.35, 1.0, 0.2]))
     obs = observations(30, 10, seed=4)
-    props = BayesOptMethod(SMALL, "cpu").suggest(context(obs, problem(bounds)), 6)
+    props = BayesOptMethod(SMALL).suggest(context(obs, problem(bounds)), 6)
     mix = np.array([p.mixture for p in props])
     assert len(props) == 6
     assert bounds.contains(mix).all()
@@ -34,7 +34,7 @@ def test_pool_suggestions_come_from_the_pool_at_allowed_fidelities() -> None:
     fids = np.full((30, 1), np.nan)
     fids[:10, 0] = HIGH  # these rows may only be run at the target
     obs = observations(30, 10, seed=5)
-    props = BayesOptMethod(SMALL, "cpu").suggest(context(obs), 8, candidates=Candidates(pool, fids))
+    props = BayesOptMethod(SMALL).suggest(context(obs), 8, candidates=Candidates(pool, fids))
     assert len(props) == 8
     for p in props:
         row = int(np.argmin(np.abs(pool - p.mixture).sum(axis=1)))
@@ -45,7 +45,7 @@ def test_pool_suggestions_come_from_the_pool_at_allowed_fidelities() -> None:
 
 
 def test_fixed_fidelity_is_respected() -> None:
-    props = BayesOptMethod(SMALL, "cpu").suggest(context(observations(30, 10, seed=6)), 3, np.array([HIGH]))
+    props = BayesOptMethod(SMALL).suggest(context(observations(30, 10, seed=6)), 3, np.array([HIGH]))
     assert [p.fidelity.tolist() for p in props] == [[HIGH]] * 3
 
 
@@ -56,10 +56,10 @@ def test_pending_pool_points_are_not_suggested_again() -> None:
     )
     pool = np.abs(pool) / np.abs(pool).sum(axis=1, keepdims=True)
     cands = Candidates(pool, np.full((len(pool), 1), HIGH))
-    first = BayesOptMethod(SMALL, "cpu").suggest(context(obs), 3, candidates=cands)
+    first = BayesOptMethod(SMALL).suggest(context(obs), 3, candidates=cands)
     picked = np.array([p.mixture for p in first])
     pending = observations(30, 10, seed=7, pending=picked, pending_params=HIGH)
-    again = BayesOptMethod(SMALL, "cpu").suggest(context(pending), 3, candidates=cands)
+    again = BayesOptMethod(SMALL).suggest(context(pending), 3, candidates=cands)
     got = np.array([p.mixture for p in again])
     assert len(again) == 3
     assert np.abs(got[:, None, :] - picked[None, :, :]).sum(axis=2).min() > 1e-9
@@ -67,11 +67,11 @@ def test_pending_pool_points_are_not_suggested_again() -> None:
 
 def test_pending_runs_steer_continuous_suggestions_away() -> None:
     obs = observations(30, 10, seed=8)
-    first = BayesOptMethod(SMALL, "cpu").suggest(context(obs, seed=1), 1)[0]
+    first = BayesOptMethod(SMALL).suggest(context(obs, seed=1), 1)[0]
     pending = observations(
         30, 10, seed=8, pending=first.mixture[None], pending_params=float(first.fidelity[0])
     )
-    again = BayesOptMethod(SMALL, "cpu").suggest(context(pending, seed=1), 1)[0]
+    again = BayesOptMethod(SMALL).suggest(context(pending, seed=1), 1)[0]
     same_point = np.abs(again.mixture - first.mixture).sum() < 0.02 and again.fidelity[0] == first.fidelity[0]
     assert not same_point
     assert again.details["information_nats"] <= first.details["information_nats"] + 1e-9
@@ -79,8 +79,8 @@ def test_pending_runs_steer_continuous_suggestions_away() -> None:
 
 def test_single_fidelity_baseline_uses_and_proposes_only_the_target() -> None:
     obs = observations(30, 12, seed=9)
-    props = SingleFidelityBayesOptMethod(SMALL, "cpu").suggest(context(obs), 4)
-    rec = SingleFidelityBayesOptMethod(SMALL, "cpu").recommend(context(obs))
+    props = SingleFidelityBayesOptMethod(SMALL).suggest(context(obs), 4)
+    rec = SingleFidelityBayesOptMethod(SMALL).recommend(context(obs))
     assert [p.fidelity.tolist() for p in props] == [[HIGH]] * 4
     assert rec.n_runs == 12
 
@@ -122,14 +122,14 @@ def assert_distinct_new_runs(props: list[Proposal], obs: Observations) -> None:
 @pytest.mark.parametrize("pending", [None, VERTEX], ids=["nothing-pending", "vertex-pending"])
 def test_a_vertex_optimum_still_gets_a_full_batch_of_distinct_runs(pending: np.ndarray | None) -> None:
     ctx = vertex_context(pending)
-    props = BayesOptMethod(SMALL, "cpu").suggest(ctx, 3)
+    props = BayesOptMethod(SMALL).suggest(ctx, 3)
     assert len(props) == 3
     assert_distinct_new_runs(props, ctx.observations)
 
 
 def test_a_batch_larger_than_the_batch_pool_is_filled() -> None:
     obs = observations(30, 10, seed=10)
-    props = BayesOptMethod(SMALL, "cpu").suggest(context(obs), SMALL.n_batch_pool + 6, np.array([HIGH]))
+    props = BayesOptMethod(SMALL).suggest(context(obs), SMALL.n_batch_pool + 6, np.array([HIGH]))
     assert len(props) == SMALL.n_batch_pool + 6
     assert_distinct_new_runs(props, obs)
 
@@ -143,7 +143,7 @@ def test_pool_repeats_count_once_and_a_short_pool_gives_all_it_has() -> None:
     cands = Candidates(pool, np.full((len(pool), 1), HIGH))
     obs = observations(30, 10, seed=11, pending=others[:1], pending_params=HIGH)
     eligible = 1 + len(others) - 1  # OPT once, and every other mixture but the pending one
-    props = BayesOptMethod(SMALL, "cpu").suggest(context(obs), eligible, candidates=cands)
+    props = BayesOptMethod(SMALL).suggest(context(obs), eligible, candidates=cands)
     assert len(props) == eligible
     assert_distinct_new_runs(props, obs)
-    assert len(BayesOptMethod(SMALL, "cpu").suggest(context(obs), eligible + 1, candidates=cands)) == eligible
+    assert len(BayesOptMethod(SMALL).suggest(context(obs), eligible + 1, candidates=cands)) == eligible

@@ -7,15 +7,20 @@ so its best mixtures are the target's worst.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+import pytest
+import torch
 
 from mixing.bo import engine
 from mixing.bo.device import bo_device
-from mixing.methods.bo import BayesOptMethod
+from mixing.compute import Compute, Device
+from mixing.methods.bo import TARGET_DESIGN, BayesOptMethod
 from mixing.problem import Candidates, Observations
 from tests.mixing.bo.synthetic import HIGH, LOW, OPT, SMALL, context, problem
 
-CPU = bo_device("cpu")
+CPU = bo_device(Device.CPU)
 
 
 def bowl(w: np.ndarray) -> np.ndarray:
@@ -57,7 +62,7 @@ def test_with_misleading_proxies_forecasts_from_them_do_not_overrule_the_measure
     obs = runs(np.concatenate([cheap, measured]), np.concatenate([np.full(40, LOW), np.full(6, HIGH)]), -1.0)
     pool = np.concatenate([measured, cheap[:20]])  # candidates: the measured six and twenty only run cheaply
     ctx = context(obs)
-    method = BayesOptMethod(SMALL, device="cpu")
+    method = BayesOptMethod(SMALL)
     rec = method.recommend(ctx, pool)
     assert rec.details["proxies_distrusted"]
     assert np.allclose(rec.mixture, measured[np.argmin(bowl(measured))])
@@ -74,7 +79,7 @@ def test_bo_reaches_the_target_optimum_when_cheap_runs_are_anticorrelated() -> N
     pool_mix = np.concatenate([mixtures, at_target])
     pool_fid = np.concatenate([np.full((60, 1), LOW), np.full((20, 1), HIGH)])
     taken = list(range(8))  # a cheap design
-    method = BayesOptMethod(SMALL, device="cpu")
+    method = BayesOptMethod(SMALL)
     hints: dict = {}
     spent = 8.0
     while spent < 150.0:
@@ -90,3 +95,71 @@ def test_bo_reaches_the_target_optimum_when_cheap_runs_are_anticorrelated() -> N
             spent += 10.0 if p.fidelity[0] == HIGH else 1.0
     rec = method.recommend(context(runs(pool_mix[taken], pool_fid[taken], -1.0), hints=hints), at_target)
     assert np.allclose(rec.mixture, best)
+
+
+def nested_pool(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every one of 60 mixtures cheap, the first 20 also at the target: (mixtures, fidelities)."""
+    mixtures = np.random.default_rng(seed).dirichlet(np.ones(4), 60)
+    return (np.concatenate([mixtures, mixtures[:20]]),
+            np.concatenate([np.full((60, 1), LOW), np.full((20, 1), HIGH)]))
+
+
+def test_before_trusting_the_proxies_bo_buys_their_favourites_and_spread_out_runs_at_the_target() -> None:
+    """Once the cheap runs have cost as much as one target run (and not before), the next batch opens with
+    target runs: the mixture the model predicts best at the target (with one target run made, one such),
+    then mixtures far apart; the target design stops at TARGET_DESIGN target runs."""
+    pool_mix, pool_fid = nested_pool(3)
+    method = BayesOptMethod(SMALL)
+
+    def observed(rows: list[int]) -> Observations:
+        obs = runs(pool_mix[rows], pool_fid[rows], 1.0)
+        return dataclasses.replace(obs, costs=np.where(obs.fidelities[:, 0] == LOW, 1.0, 10.0))
+
+    def suggest(rows: list[int]) -> list:
+        free = np.setdiff1d(np.arange(len(pool_mix)), rows)
+        return method.suggest(context(observed(rows)), 4, None, Candidates(pool_mix[free], pool_fid[free]))
+
+    assert not any(p.details.get("target_design") for p in suggest([*range(8), 60]))  # 8 cheap < one target run
+    taken = [*range(12), 60]
+    props = suggest(taken)
+    assert all(p.fidelity[0] == HIGH and p.details["target_design"] for p in props)
+    s = engine.fit_surrogate(problem(), observed(taken), CPU, np.random.default_rng(0), None, SMALL)
+    unrun = pool_mix[61:]
+    mean, _ = s.predict(unrun, np.array([HIGH]))
+    assert np.allclose(props[0].mixture, unrun[np.argmin(mean)])
+    taken += [int(np.flatnonzero((np.abs(pool_mix - p.mixture).sum(axis=1) < 1e-12) & (pool_fid[:, 0] == HIGH))[0])
+              for p in props]
+    assert sum(bool(p.details.get("target_design")) for p in suggest(taken)) == TARGET_DESIGN - 5
+
+
+def test_once_the_proxies_are_measured_to_mislead_bo_proposes_target_runs_only() -> None:
+    """Anti-correlated cheap runs: with the trust measured, every suggestion is at the target and comes from
+    the target-only model; with agreeing cheap runs the search still chooses among both levels."""
+    pool_mix, pool_fid = nested_pool(4)
+    taken = [*range(24), 60, 61, 62, 63, 64, 65]  # 24 cheap runs and 6 target runs
+    free = np.setdiff1d(np.arange(len(pool_mix)), taken)
+    cands = Candidates(pool_mix[free], pool_fid[free])
+    levels = {}
+    for sign in (-1.0, 1.0):
+        props = BayesOptMethod(SMALL).suggest(context(runs(pool_mix[taken], pool_fid[taken], sign)), 4, None, cands)
+        assert props[0].details["proxies_distrusted"] is (sign < 0)
+        levels[sign] = props[0].details["fidelity_levels"]
+        if sign < 0:
+            assert all(p.fidelity[0] == HIGH for p in props)
+    assert levels[-1.0] == [[]]  # the target-only model has no fidelity axis
+    assert levels[1.0] == [[LOW], [HIGH]]
+
+
+def test_bo_calls_run_with_the_callers_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads come from the SearchContext (the service's settings), not from the environment."""
+    seen = []
+    real = engine.suggest
+
+    def spy(*args: object, **kwargs: object) -> list:
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "suggest", spy)
+    obs = runs(np.random.default_rng(5).dirichlet(np.ones(4), 12), np.full(12, LOW), 1.0)
+    BayesOptMethod(SMALL).suggest(context(obs, compute=Compute(Device.CPU, 2)), 1, np.array([LOW]))
+    assert seen == [2]
