@@ -36,9 +36,10 @@ from sklearn.model_selection import KFold
 from mixing.errors import MixingError, NotEnoughDataError
 from mixing.laws import DEFAULT_LAWS, law_spec, make_law
 from mixing.laws.base import MixingLaw, as_mixtures, as_targets
+from mixing.laws.ensemble import ENSEMBLE, stack_weights
 from mixing.laws.observed import EmptyMetricError, empty_columns, fit_observed
 from mixing.laws.threads import single_threaded
-from mixing.selection import ENSEMBLE, nested_stack, select_law, stack_weights
+from mixing.selection import nested_stack, select_law
 from mixing.simplex import FloatArray
 
 FROM_METRICS = "from_metrics"

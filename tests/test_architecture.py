@@ -29,11 +29,6 @@ ALLOWED = {
 }
 
 
-#: Module cycles not yet broken. Each entry is a debt: the test fails once it is paid, so the entry goes too.
-#: mixing.laws.make_law("ensemble") imports mixing.selection, which builds its ensembles with make_law.
-KNOWN_CYCLES = [["mixing.laws", "mixing.selection"]]
-
-
 def modules() -> dict[str, Path]:
     """Dotted module name -> file, for every module of :data:`PACKAGES`."""
     out = {}
@@ -132,7 +127,7 @@ def test_no_cycle_between_top_level_packages() -> None:
 
 
 def test_no_cycle_between_modules() -> None:
-    assert cycles(graph()) == KNOWN_CYCLES
+    assert cycles(graph()) == []
 
 
 def test_the_checks_see_a_cycle() -> None:

@@ -24,13 +24,13 @@ from mixing.errors import NotEnoughDataError
 from mixing.evaluation import evaluate_laws
 from mixing.laws import UnknownLawError, law_spec, make_law
 from mixing.laws.base import MixingLaw
+from mixing.laws.ensemble import ENSEMBLE
 from mixing.laws.gp import NORMAL_Q90
 from mixing.laws.threads import single_threaded
 from mixing.methods.base import SearchContext
 from mixing.methods.common import SAME_POINT_L1, best_candidate, chunked, exclude_taken, nearest_fidelity_rows
 from mixing.optimize import candidate_pool, optimize_mixture
 from mixing.problem import Candidates, Prediction, Problem, Proposal, Recommendation
-from mixing.selection import ENSEMBLE
 from mixing.simplex import FloatArray
 
 CONFORMAL_FOLDS = 5

@@ -7,9 +7,9 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 from mixing.evaluation import DIRECT, FROM_METRICS, EvaluationReport, evaluate_laws, score
+from mixing.laws.ensemble import ENSEMBLE
 from mixing.laws.observed import EmptyMetricError, fit_observed
 from mixing.laws.regmix import RegMixLinear
-from mixing.selection import ENSEMBLE
 from tests.mixing.laws.synthetic import exp_law, mixtures
 
 C = np.array([2.0, 1.5, 1.8, 2.2])

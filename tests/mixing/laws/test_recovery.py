@@ -12,10 +12,10 @@ from mixing.laws import DEFAULT_LAWS, LAWS, UnknownLawError, law_spec, make_law
 from mixing.laws.aioli import AioliLogLinear
 from mixing.laws.bimix import BiMixLaw
 from mixing.laws.data_mixing_law import DataMixingLaw
+from mixing.laws.ensemble import StackedEnsemble
 from mixing.laws.gp import SimplexGP
 from mixing.laws.regmix import RegMixLightGBM, RegMixLinear
 from mixing.laws.scaling import ScalingAdditiveLaw, ScalingJointLaw, ScalingMixingLaw
-from mixing.selection import StackedEnsemble
 from tests.mixing.laws.synthetic import exp_law, mixtures, power_law
 
 C = np.array([2.0, 1.5, 3.0])
