@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, Protocol
+
 from pydantic import Field
 
 from service.schemas import STORED, BudgetSpec, DomainSpec, FidelityAxis, ObjectiveSpec, SearchSpec, Strict
-from service.store.models import Experiment
 
 
 class ExperimentSpec(Strict):
@@ -25,6 +27,20 @@ class ExperimentSpec(Strict):
     def domain_names(self) -> list[str]:
         return [d.name for d in self.domains]
 
+    @property
+    def axis_names(self) -> list[str]:
+        return [a.name for a in self.fidelities]
 
-def spec_of(exp: Experiment) -> ExperimentSpec:
-    return ExperimentSpec.model_validate(exp.spec, context=STORED)
+
+class HasSpec(Protocol):
+    """A stored experiment (``service.store.models.Experiment``): its spec column as JSON."""
+
+    spec: dict[str, Any]
+
+
+def parse_spec(stored: Mapping[str, Any]) -> ExperimentSpec:
+    return ExperimentSpec.model_validate(stored, context=STORED)
+
+
+def spec_of(exp: HasSpec) -> ExperimentSpec:
+    return parse_spec(exp.spec)

@@ -10,7 +10,6 @@ import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -20,38 +19,36 @@ from mixing.methods import method_names
 from mixing.problem import Candidates, FidelitySpace, Problem
 from mixing.simplex import SUM_TOLERANCE, SimplexConstraints
 from service.errors import ErrorCode, InvalidInput
-from service.schemas import CandidateIn
+from service.schemas import CandidateIn, ObjectiveSpec
+from service.spec import ExperimentSpec
 
 #: Mixtures must sum to 1 within this tolerance (after the client's own rounding: the Python client
 #: renormalises rows it reads from CSV; see README "Mixture tolerance").
 MIXTURE_SUM_TOLERANCE = SUM_TOLERANCE
 
 
-def constraints_from_spec(spec: dict[str, Any]) -> SimplexConstraints:
-    domains = spec["domains"]
-    budget = spec.get("budget") or {}
-    tokens = [d.get("tokens_available") for d in domains]
+def constraints_from_spec(spec: ExperimentSpec) -> SimplexConstraints:
+    tokens = [d.tokens_available for d in spec.domains]
     has_tokens = any(t is not None for t in tokens)
     try:
         return SimplexConstraints.from_spec(
-            len(domains),
-            min_weight=[d.get("min_weight", 0.0) for d in domains],
-            max_weight=[d.get("max_weight", 1.0) for d in domains],
+            len(spec.domains),
+            min_weight=[d.min_weight for d in spec.domains],
+            max_weight=[d.max_weight for d in spec.domains],
             tokens_available=[math.nan if t is None else t for t in tokens] if has_tokens else None,
-            max_epochs=budget.get("max_epochs"),
-            target_tokens=budget.get("target_tokens"),
+            max_epochs=spec.budget.max_epochs,
+            target_tokens=spec.budget.target_tokens,
         )
     except InfeasibleConstraintsError as exc:
         raise InvalidInput(f"no mixture satisfies the domain bounds: {exc}", field="domains",
                            code=ErrorCode.infeasible_constraints) from exc
 
 
-def metric_weights(objective: dict[str, Any]) -> np.ndarray:
-    """The objective's metric weights, summing to 1."""
-    k = len(objective["metrics"])
-    if objective.get("aggregate") == "weighted_mean":
-        return scaled_to_sum_one(objective["weights"])
-    return np.full(k, 1.0 / k)
+def metric_weights(objective: ObjectiveSpec) -> np.ndarray:
+    """The objective's metric weights, summing to 1 (a weighted mean's ``weights`` are required at creation)."""
+    if objective.aggregate == "weighted_mean" and objective.weights is not None:
+        return scaled_to_sum_one(objective.weights)
+    return np.full(len(objective.metrics), 1.0 / len(objective.metrics))
 
 
 def scaled_to_sum_one(values: Sequence[float]) -> np.ndarray:
@@ -65,30 +62,29 @@ def scaled_to_sum_one(values: Sequence[float]) -> np.ndarray:
     return w / w.sum()
 
 
-def problem_from_spec(spec: dict[str, Any]) -> Problem:
-    domains = spec["domains"]
-    priors = [d.get("prior") for d in domains]
+def problem_from_spec(spec: ExperimentSpec) -> Problem:
+    priors = [d.prior for d in spec.domains]
     given = [p or 0.0 for p in priors]
     prior = None if all(p is None for p in priors) or max(given) <= 0 else scaled_to_sum_one(given)
-    axes = spec.get("fidelities") or []
+    axes = spec.fidelities
     return Problem(
-        domains=tuple(d["name"] for d in domains),
+        domains=tuple(spec.domain_names),
         constraints=constraints_from_spec(spec),
-        metric_names=tuple(spec["objective"]["metrics"]),
-        metric_weights=metric_weights(spec["objective"]),
-        goal=spec["objective"].get("goal", "minimize"),
+        metric_names=tuple(spec.objective.metrics),
+        metric_weights=metric_weights(spec.objective),
+        goal=spec.objective.goal,
         prior=prior,
         fidelity=FidelitySpace(
-            names=tuple(a["name"] for a in axes),
-            lower=np.array([a["min"] for a in axes], dtype=np.float64),
-            upper=np.array([a["max"] for a in axes], dtype=np.float64),
-            target=np.array([a["target"] for a in axes], dtype=np.float64),
+            names=tuple(spec.axis_names),
+            lower=np.array([a.min for a in axes], dtype=np.float64),
+            upper=np.array([a.max for a in axes], dtype=np.float64),
+            target=np.array([a.target for a in axes], dtype=np.float64),
         ),
     )
 
 
-def default_fidelity(spec: dict[str, Any]) -> list[float]:
-    return [float(a["default"] if a.get("default") is not None else a["min"]) for a in spec.get("fidelities") or []]
+def default_fidelity(spec: ExperimentSpec) -> list[float]:
+    return [float(a.default if a.default is not None else a.min) for a in spec.fidelities]
 
 
 def check_bounds(constraints: SimplexConstraints, domains: Sequence[str], vector: list[float], field: str) -> None:
@@ -134,13 +130,12 @@ class ReportRules:
                            pick if len(self.domains) > 1 else lambda m: (pick(m),))
 
     @classmethod
-    def of(cls, spec: dict[str, Any]) -> ReportRules:
-        names = tuple(d["name"] for d in spec["domains"])
-        axes = spec.get("fidelities") or []
+    def of(cls, spec: ExperimentSpec) -> ReportRules:
+        names = tuple(spec.domain_names)
         return cls(domains=names, domain_set=frozenset(names),
-                   axes=tuple((a["name"], a["min"], a["max"]) for a in axes),
-                   axis_set=frozenset(a["name"] for a in axes),
-                   default_fidelity=tuple(default_fidelity(spec)), metrics=tuple(spec["objective"]["metrics"]))
+                   axes=tuple((a.name, a.min, a.max) for a in spec.fidelities),
+                   axis_set=frozenset(spec.axis_names),
+                   default_fidelity=tuple(default_fidelity(spec)), metrics=tuple(spec.objective.metrics))
 
     def mixture(self, mixture: dict[str, float], field: str) -> list[float]:
         """The mixture as a list in domain order, renormalised to sum exactly to 1."""
@@ -228,7 +223,7 @@ def feasible_mixture(rules: ReportRules, constraints: SimplexConstraints, given:
     return vec
 
 
-def candidate_pool(spec: dict[str, Any], given: list[CandidateIn]) -> Candidates:
+def candidate_pool(spec: ExperimentSpec, given: list[CandidateIn]) -> Candidates:
     """Validated pool as arrays in domain and axis order; NaN where a candidate gives no fidelity (the
     method chooses). Filled row by row: lists of Python floats cost ~15 times the array."""
     rules = ReportRules.of(spec)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.schemas import STORED, ExperimentOut, JobOut, PredictionOut, RunCounts, RunOut
+from service.spec import ExperimentSpec
 from service.store.models import Experiment, Job, Run
 from service.validation import metric_weights
 
@@ -24,11 +25,11 @@ def experiment_out(exp: Experiment, counts: dict[str, int]) -> ExperimentOut:
 class RunPresenter:
     """Formats runs of one experiment; built once per request so the spec is parsed once."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.domains = [d["name"] for d in spec["domains"]]
-        self.axes = [a["name"] for a in spec.get("fidelities") or []]
-        self.metrics = spec["objective"]["metrics"]
-        self.weights = metric_weights(spec["objective"]).tolist()
+    def __init__(self, spec: ExperimentSpec) -> None:
+        self.domains = spec.domain_names
+        self.axes = spec.axis_names
+        self.metrics = spec.objective.metrics
+        self.weights = metric_weights(spec.objective).tolist()
 
     def objective(self, metrics: dict[str, float]) -> float | None:
         if not metrics or any(m not in metrics for m in self.metrics):

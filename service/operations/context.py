@@ -13,6 +13,7 @@ from mixing.methods.base import SearchContext
 from mixing.problem import Prediction
 from service.schemas import MAX_COST, MAX_METRIC
 from service.settings import get_settings
+from service.spec import spec_of
 from service.store import Snapshot, Store
 from service.store.models import Experiment
 from service.validation import problem_from_spec
@@ -24,7 +25,7 @@ def search_context(store: Store, exp: Experiment, seed: int | None = None) -> tu
     """The method's view of the experiment: its problem, and the runs a model may fit (:func:`fittable`)."""
     snap = fittable(store.snapshot(exp), exp.id)
     ctx = SearchContext(
-        problem=problem_from_spec(exp.spec),
+        problem=problem_from_spec(spec_of(exp)),
         observations=snap.observations,
         rng=np.random.default_rng(seed),
         hints=dict(exp.hints or {}),

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from service import validation as v
 from service.errors import ErrorCode
+from service.spec import parse_spec
 from service.store.errors import RecordConflict, RecordNotFound
 from service.store.models import Experiment, ExperimentState, Run, new_id, utcnow
 from service.store.paging import page
@@ -75,7 +76,7 @@ def _duplicate_name(name: str | None) -> RecordConflict:
 class Experiments(Repository):
     def create_experiment(self, body: ExperimentDraft, project: str = "default") -> Experiment:
         spec = body.model_dump(mode="json", exclude={"name", "metadata"})
-        v.constraints_from_spec(spec)
+        v.constraints_from_spec(parse_spec(spec))
         exp = Experiment(id=new_id("exp"), project=project, name=body.name, spec=spec,
                          metadata_=dict(body.metadata), state=ExperimentState.active.value, data_version=0,
                          hints={})
@@ -112,7 +113,7 @@ class Experiments(Repository):
                     spec["budget"] = patch.budget.model_dump(mode="json")
                 if patch.search is not None:
                     spec["search"] = patch.search.model_dump(mode="json")
-                v.constraints_from_spec(spec)
+                v.constraints_from_spec(parse_spec(spec))
                 exp.spec = spec
                 if patch.name is not None:
                     exp.name = patch.name

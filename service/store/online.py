@@ -20,6 +20,7 @@ from mixing import online
 from mixing.online import OnlineInputError
 from service.errors import ErrorCode
 from service.locks import experiment_lock
+from service.spec import parse_spec, spec_of
 from service.store import Store
 from service.store.errors import InvalidRecord, RecordConflict, RecordNotFound
 from service.store.models import Experiment, OnlineObservation, OnlineSession, new_id, utcnow
@@ -55,7 +56,7 @@ class Observation(Protocol):
 
 
 def _domains(exp: Experiment) -> list[str]:
-    return [d["name"] for d in exp.spec["domains"]]
+    return spec_of(exp).domain_names
 
 
 def _vector(domains: list[str], values: Mapping[str, float], field: str) -> np.ndarray:
@@ -157,7 +158,7 @@ class OnlineSessions:
                 self.store.get_experiment(experiment_id, project)
                 raise RecordNotFound(f"online session {session_id!r} not found", field="session_id")
             ses, spec = row
-            domains = [d["name"] for d in spec["domains"]]
+            domains = parse_spec(spec).domain_names
             losses = _vector(domains, body.losses, "losses")
             if ses.last_step is not None and body.step <= ses.last_step:
                 repeat = s.scalar(select(OnlineObservation).where(OnlineObservation.session_id == session_id,

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mixing.problem import same_fidelity
 from service import validation as v
 from service.errors import ErrorCode
+from service.spec import ExperimentSpec, spec_of
 from service.store.errors import InvalidRecord, RecordConflict, RecordNotFound
 from service.store.experiments import bump_version, load_experiment, require_active
 from service.store.models import FINAL_STATES, Experiment, Run, RunState, new_id, utcnow
@@ -111,10 +112,10 @@ class Reports(Repository):
         #: is validated against (domains, fidelity axes, objective metrics) never changes after creation,
         #: and there is no delete, so an entry never goes stale; whether the experiment is still active is
         #: checked by the insert itself.
-        self._report_specs: dict[tuple[str, str], tuple[dict[str, Any], v.ReportRules]] = {}
+        self._report_specs: dict[tuple[str, str], tuple[ExperimentSpec, v.ReportRules]] = {}
 
     def report_run(self, experiment_id: str, body: RunReportFields, project: str = "default"
-                   ) -> tuple[Run, bool, dict[str, Any]]:
+                   ) -> tuple[Run, bool, ExperimentSpec]:
         """Store one report; returns (run, created, the experiment's spec). Retries never duplicate.
 
         For an experiment seen before, a new run and a plain result for a pending run are one round trip
@@ -129,25 +130,26 @@ class Reports(Repository):
             if done is not None:
                 return done
 
-        def general(s: Session, _attempt: int) -> tuple[Run, bool, Experiment, v.ReportRules]:
+        def general(s: Session, _attempt: int) -> tuple[Run, bool, ExperimentSpec, v.ReportRules]:
             exp = load_experiment(s, experiment_id, project)
             require_active(exp)
-            rules = v.ReportRules.of(exp.spec)
+            spec = spec_of(exp)
+            rules = v.ReportRules.of(spec)
             run, created, changed = self._apply_report(s, exp, validate_report(rules, body, ""), "")
             if changed:
                 bump_version(s, exp.id)
-            return run, created, exp, rules
+            return run, created, spec, rules
 
         # A concurrent report with the same client_run_id may win the insert: the retry reads it back and
         # applies this one to it.
-        run, created, exp, rules = with_retries(self.factory, general)
+        run, created, spec, rules = with_retries(self.factory, general)
         if len(self._report_specs) >= REPORT_SPEC_CACHE_SIZE:
             self._report_specs.clear()
-        self._report_specs[key] = (exp.spec, rules)
-        return run, created, exp.spec
+        self._report_specs[key] = (spec, rules)
+        return run, created, spec
 
     def _report_fast(self, experiment_id: str, body: RunReportFields, project: str,
-                     cached: tuple[dict[str, Any], v.ReportRules]) -> tuple[Run, bool, dict[str, Any]] | None:
+                     cached: tuple[ExperimentSpec, v.ReportRules]) -> tuple[Run, bool, ExperimentSpec] | None:
         """The one-statement writes of ``run_writes``, or None when the general path must decide."""
         spec, rules = cached
         try:
@@ -172,7 +174,7 @@ class Reports(Repository):
         with self.factory() as s:
             exp = load_experiment(s, experiment_id, project)
         require_active(exp)
-        rules = v.ReportRules.of(exp.spec)
+        rules = v.ReportRules.of(spec_of(exp))
         writes = [validate_report(rules, b, f"runs[{i}]") for i, b in enumerate(bodies)]
         seen: dict[str, int] = {}
         for i, w in enumerate(writes):

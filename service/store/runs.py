@@ -13,6 +13,7 @@ import numpy as np
 from sqlalchemy import func, select, update
 
 from mixing.problem import Observations, same_fidelity
+from service.spec import spec_of
 from service.store.errors import RecordNotFound
 from service.store.experiments import bump_version, load_experiment
 from service.store.models import (
@@ -129,8 +130,9 @@ class Runs(Repository):
 
     def snapshot(self, exp: Experiment) -> Snapshot:
         """Completed runs with every objective metric, plus pending points, as arrays."""
-        metrics = exp.spec["objective"]["metrics"]
-        d, m = len(exp.spec["domains"]), len(exp.spec.get("fidelities") or [])
+        spec = spec_of(exp)
+        metrics = spec.objective.metrics
+        d, m = len(spec.domains), len(spec.fidelities)
         with self.factory() as s:
             version = s.scalar(select(Experiment.data_version).where(Experiment.id == exp.id)) or 0
             rows = s.execute(select(Run.id, Run.mixture, Run.fidelity, Run.metrics, Run.cost, Run.state)

@@ -21,7 +21,7 @@ from service.api.dashboard.progress import best_observed, improvement_points, pr
 from service.operations.recommend import recommend
 from service.settings import Settings
 from service.validation import problem_from_spec
-from tests.service.helpers import create, seed_runs, spec, wait_for_job
+from tests.service.helpers import create, seed_runs, stored_spec, wait_for_job
 
 
 def observations(losses: np.ndarray, levels: np.ndarray, costs: np.ndarray) -> Observations:
@@ -31,7 +31,7 @@ def observations(losses: np.ndarray, levels: np.ndarray, costs: np.ndarray) -> O
                         pending_mixtures=np.zeros((0, 4)), pending_fidelities=np.zeros((0, 1)))
 
 
-PROBLEM = problem_from_spec(spec())  # objective: mean of two metrics; fidelity params 1e6..1e9
+PROBLEM = problem_from_spec(stored_spec())  # objective: mean of two metrics; fidelity params 1e6..1e9
 
 
 @given(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=300), st.integers(2, 50))
@@ -77,7 +77,7 @@ def test_progress_at_10000_runs_is_bounded_per_level_and_exact_at_the_end() -> N
 
 
 def test_progress_counts_runs_when_a_cost_is_missing_and_respects_maximize() -> None:
-    problem = problem_from_spec(spec(objective={"metrics": ["acc/a", "acc/b"], "goal": "maximize"}))
+    problem = problem_from_spec(stored_spec(objective={"metrics": ["acc/a", "acc/b"], "goal": "maximize"}))
     losses = np.array([0.1, 0.3, 0.2, 0.5])
     obs = observations(losses, np.full(4, 1e6), np.array([1.0, np.nan, 1.0, 1.0]))
     p = progress(problem, obs)

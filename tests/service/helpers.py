@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 from fastapi.testclient import TestClient
 
+from service.spec import ExperimentSpec, parse_spec
+
 DOMAINS = ["web", "code", "papers", "math"]
 
 
@@ -21,6 +23,13 @@ def spec(name: str = "exp", **overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def stored_spec(**overrides: Any) -> ExperimentSpec:
+    """:func:`spec` as the store keeps it (without the name), parsed."""
+    body = spec(**overrides)
+    del body["name"]
+    return parse_spec(body)
 
 
 def create(api: TestClient, **overrides: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from service.api.dashboard.schemas import BestObserved, CurveOut, Overview, Prog
 from service.api.deps import AppState
 from service.api.presenters import RunPresenter
 from service.schemas import RecommendationOut
+from service.spec import spec_of
 from service.store.models import Experiment
 from service.validation import problem_from_spec
 
@@ -65,7 +66,7 @@ def observe(st: AppState, exp: Experiment, present: RunPresenter, max_points: in
     if hit is not None:
         return hit
     snap = st.store.snapshot(exp)
-    problem = problem_from_spec(exp.spec)
+    problem = problem_from_spec(spec_of(exp))
     best = best_observed(problem, snap.observations)
     prog = progress(problem, snap.observations, max_points)
     out = Observed(
@@ -87,7 +88,7 @@ def build_overview(st: AppState, exp: Experiment, max_points: int) -> Overview:
     demo's is) picks its law by a quick selection and stores no fits, and the law card would contradict a
     list that counted it as a refit.
     """
-    present = RunPresenter(exp.spec)
+    present = RunPresenter(spec_of(exp))
     observed = observe(st, exp, present, max_points)
     prop = st.store.latest_recommendation(exp.id)
     recommendation = None

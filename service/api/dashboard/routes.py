@@ -31,6 +31,7 @@ from service.api.request_body import CheckedRoute
 from service.api.routers.runs import fidelity_filter
 from service.errors import InvalidInput, NotFound
 from service.schemas import RunStateName
+from service.spec import spec_of
 from service.store.errors import RecordNotFound
 from service.store.models import Experiment, Run
 
@@ -140,7 +141,7 @@ def csv_lines(exp: Experiment, pages: Callable[[], Iterable[list[Run]]]) -> Iter
     the file stays linear in the data however many distinct metric names the runs use (a column for
     every name made each row as wide as all runs' names together).
     """
-    present = RunPresenter(exp.spec)
+    present = RunPresenter(spec_of(exp))
     reported: Counter[str] = Counter()
     n_runs = 0
     for page in pages():

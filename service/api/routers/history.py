@@ -20,6 +20,7 @@ from service.api.request_body import CheckedRoute
 from service.errors import NotFound
 from service.operations.reoptimize import queue_refit
 from service.schemas import JobAccepted, PredictionOut, Strict
+from service.spec import spec_of
 from service.store.models import Fit, Proposal, ReoptPolicy
 from service.validation import check_laws, check_method
 
@@ -126,7 +127,7 @@ def history(experiment_id: str, st: State, project: Project,
     laws and recommendation, and every stored recommendation.
     """
     exp = st.store.get_experiment(experiment_id, project)
-    present = RunPresenter(exp.spec)
+    present = RunPresenter(spec_of(exp))
     recs = st.store.proposals(exp.id, "recommendation", limit=limit * 4)[::-1]
     rec_by_job = {p.job_id: p for p in recs if p.job_id}
     groups: dict[tuple[str | None, int], list[Fit]] = defaultdict(list)

@@ -18,6 +18,7 @@ from service.schemas_online import (
     OnlineSessionOut,
     TrajectoryPoint,
 )
+from service.spec import spec_of
 from service.store.models import OnlineSession
 from service.store.online import OnlineSessions, current_directive
 
@@ -45,10 +46,6 @@ def session_out(domains: list[str], ses: OnlineSession) -> OnlineSessionOut:
                             created_at=ses.created_at, updated_at=ses.updated_at)
 
 
-def _domains(spec: dict[str, Any]) -> list[str]:
-    return [d["name"] for d in spec["domains"]]
-
-
 @router.post("", status_code=201, response_model=OnlineSessionOut)
 def create_session(experiment_id: str, body: OnlineSessionCreate, response: Response, st: State,
                    project: Project) -> OnlineSessionOut:
@@ -58,7 +55,7 @@ def create_session(experiment_id: str, body: OnlineSessionCreate, response: Resp
     ses, created = OnlineSessions(st.store).create(experiment_id, body, project)
     if not created:
         response.status_code = 200
-    return session_out(_domains(st.store.get_experiment(experiment_id, project).spec), ses)
+    return session_out(spec_of(st.store.get_experiment(experiment_id, project)).domain_names, ses)
 
 
 @router.get("", response_model=OnlineSessionList)
@@ -66,7 +63,7 @@ def list_sessions(experiment_id: str, st: State, project: Project, page_size: Pa
                   page_token: str | None = None) -> OnlineSessionList:
     """The experiment's online-mixing sessions, paged."""
     exp, rows, token = OnlineSessions(st.store).list(experiment_id, project, page_size, page_token)
-    domains = _domains(exp.spec)
+    domains = spec_of(exp).domain_names
     return OnlineSessionList(sessions=[session_out(domains, s) for s in rows], next_page_token=token)
 
 
@@ -77,7 +74,7 @@ def get_session(experiment_id: str, session_id: str, st: State, project: Project
     """
     sessions = OnlineSessions(st.store)
     exp, ses = sessions.get(experiment_id, session_id, project)
-    domains = _domains(exp.spec)
+    domains = spec_of(exp).domain_names
     points = [TrajectoryPoint(step=o.step, split=o.split, losses=_named(domains, o.losses),
                               weights=_named(domains, o.directive["weights"]),
                               mixture=_named(domains, o.directive["mixture"]), phase=o.directive["phase"])

@@ -11,6 +11,7 @@ from service.api.presenters import RunPresenter
 from service.api.request_body import CheckedRoute
 from service.errors import ErrorCode, InvalidInput
 from service.schemas import BatchResult, RunBatch, RunList, RunOut, RunReport, RunStateName
+from service.spec import spec_of
 from service.store.models import Experiment
 from service.validation import ReportRules
 
@@ -54,7 +55,7 @@ def list_runs(experiment_id: str, st: State, project: Project, page_size: PageSi
     """
     exp = st.store.get_experiment(experiment_id, project)
     rows, token = st.store.list_runs(exp, page_size, page_token, state or (), fidelity_filter(exp, fidelity))
-    present = RunPresenter(exp.spec)
+    present = RunPresenter(spec_of(exp))
     return RunList(runs=[present.run(r) for r in rows], next_page_token=token)
 
 
@@ -74,11 +75,11 @@ def fidelity_filter(exp: Experiment, fidelity: list[str] | None) -> list[float] 
             sep = ""
         if not sep:
             raise InvalidInput(f"expected axis=value, got {item!r}", field="fidelity", code=ErrorCode.invalid_fidelity)
-    return ReportRules.of(exp.spec).fidelity(given, "fidelity", allow_partial=False)
+    return ReportRules.of(spec_of(exp)).fidelity(given, "fidelity", allow_partial=False)
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
 def get_run(experiment_id: str, run_id: str, st: State, project: Project) -> RunOut:
     """One run: its mixture, fidelity, state, metrics, objective, cost and the prediction it was suggested with."""
     run = st.store.get_run(experiment_id, run_id, project)
-    return RunPresenter(st.store.get_experiment(experiment_id, project).spec).run(run)
+    return RunPresenter(spec_of(st.store.get_experiment(experiment_id, project))).run(run)

@@ -25,7 +25,7 @@ from service.schemas import (
     SuggestionRequest,
     SuggestionResponse,
 )
-from service.spec import spec_of
+from service.spec import ExperimentSpec, spec_of
 from service.validation import ReportRules, check_method, constraints_from_spec, feasible_mixture
 
 router = APIRouter(prefix="/v1/experiments/{experiment_id}", tags=["optimization"], route_class=CheckedRoute)
@@ -51,7 +51,7 @@ def suggest(experiment_id: str, body: SuggestionRequest, response: Response, st:
         assert out.job is not None
         return JSONResponse(JobAccepted(job=job_out(out.job)).model_dump(mode="json"), 202)
     response.status_code = _STATUS[out.served]
-    present = RunPresenter(exp.spec)
+    present = RunPresenter(spec_of(exp))
     return SuggestionResponse(runs=[present.run(r) for r in out.runs])
 
 
@@ -64,7 +64,7 @@ def recommendation(experiment_id: str, st: State, project: Project,
     `refresh=true`); 409 `not_enough_data` before there are enough runs.
     """
     exp = st.store.get_experiment(experiment_id, project)
-    return _recommendation_out(exp.spec, current_recommendation(st.store, exp, st.settings.seed, refresh))
+    return _recommendation_out(spec_of(exp), current_recommendation(st.store, exp, st.settings.seed, refresh))
 
 
 @router.post("/recommendation", response_model=RecommendationOut)
@@ -77,15 +77,16 @@ def recommendation_among(experiment_id: str, body: RecommendationRequest, st: St
     """
     exp = st.store.get_experiment(experiment_id, project)
     method_name = check_method(body.method or "auto")
-    rules = ReportRules.of(exp.spec)
-    constraints = constraints_from_spec(exp.spec)
+    spec = spec_of(exp)
+    rules = ReportRules.of(spec)
+    constraints = constraints_from_spec(spec)
     candidates = np.array([feasible_mixture(rules, constraints, m, f"candidates[{i}]")
                            for i, m in enumerate(body.candidates)])
     seed = body.seed if body.seed is not None else st.settings.seed
-    return _recommendation_out(exp.spec, recommend_among(st.store, exp, method_name, seed, candidates))
+    return _recommendation_out(spec, recommend_among(st.store, exp, method_name, seed, candidates))
 
 
-def _recommendation_out(spec: dict[str, Any], rec: RecommendationResult) -> RecommendationOut:
+def _recommendation_out(spec: ExperimentSpec, rec: RecommendationResult) -> RecommendationOut:
     present = RunPresenter(spec)
     return RecommendationOut(mixture=present.mixture(rec.payload["mixture"]),
                              fidelity=present.fidelity(rec.payload["fidelity"]),
@@ -105,13 +106,14 @@ def predict(experiment_id: str, body: PredictRequest, st: State, project: Projec
     """
     exp = st.store.get_experiment(experiment_id, project)
     method_name = check_method(body.method or "auto")
-    rules = ReportRules.of(exp.spec)
+    spec = spec_of(exp)
+    rules = ReportRules.of(spec)
     x = np.array([rules.mixture(m, f"mixtures[{i}]") for i, m in enumerate(body.mixtures)])
     fid = np.asarray(rules.fidelity(body.fidelity, "fidelity", allow_partial=True)) \
         if body.fidelity is not None else None
     seed = body.seed if body.seed is not None else st.settings.seed
     out = predict_mixtures(st.store, exp, method_name, x, fid, seed)
-    names = spec_of(exp).objective.metrics if out.metrics.shape[1] else []  # objective-only models: none
+    names = spec.objective.metrics if out.metrics.shape[1] else []  # objective-only models: none
     points = [PredictedPoint(objective=float(o), lower=float(o - h), upper=float(o + h),
                              metrics={n: float(v) for n, v in zip(names, row, strict=True)})
               for o, h, row in zip(out.objective, out.halfwidth, out.metrics, strict=True)]
