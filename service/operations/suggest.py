@@ -76,10 +76,11 @@ def suggest(store: Store, dispatcher: Dispatcher, exp: Experiment, body: Suggest
 def _checked(exp: Experiment, body: SuggestionRequest, seed: int | None) -> _Ask:
     if exp.state != ExperimentState.active.value:
         raise Conflict(f"experiment {exp.id} is archived", field="experiment_id", code=ErrorCode.experiment_archived)
-    method = check_method(body.method or spec_of(exp).search.default_method or "auto")
-    fidelity = ReportRules.of(spec_of(exp)).fidelity(body.fidelity, "fidelity", allow_partial=True) \
+    spec = spec_of(exp)
+    method = check_method(body.method or spec.search.default_method or "auto")
+    fidelity = ReportRules.of(spec).fidelity(body.fidelity, "fidelity", allow_partial=True) \
         if body.fidelity is not None else None
-    candidates = candidate_pool(spec_of(exp), body.candidates) if body.candidates is not None else None
+    candidates = candidate_pool(spec, body.candidates) if body.candidates is not None else None
     if candidates is not None and len(candidates.mixtures) == 0:
         raise InvalidInput("candidates must not be empty", field="candidates")
     return _Ask(count=body.count, client_id=body.client_id, method=method, fidelity=fidelity,
