@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,23 +32,13 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.server_process import free_port, peak_rss_mib  # noqa: E402
+from bench.server_process import mixopt_serve, peak_rss_mib  # noqa: E402
 from tests.service.helpers import DOMAINS, spec, synthetic_losses  # noqa: E402
 
 N_CANDIDATES = 200_000
 RUN_COUNTS = (0, 100, 300)
 COUNT = 4
 OUT = ROOT / "bench" / "results"
-
-
-def wait_ready(client: httpx.Client, proc: subprocess.Popen[bytes]) -> None:
-    while proc.poll() is None:
-        try:
-            if client.get("/healthz").status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)  # the server is still starting: this waits on its socket, not on a result
-    raise RuntimeError(f"server exited with {proc.returncode}")
 
 
 def candidates_body(seed: int = 0) -> bytes:
@@ -72,36 +61,27 @@ def seed_runs(client: httpx.Client, exp_id: str, n: int) -> None:
 def measure(n_runs: int, body: bytes) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"
-        port = free_port()
-        env = {**os.environ, "MIXOPT_DATABASE_URL": url, "MIXOPT_PORT": str(port), "MIXOPT_SEED": "7",
-               "PYTHONPATH": str(ROOT), "MIXOPT_LOG_LEVEL": "WARNING", "MIXOPT_JOB_PROCESSES": "false"}
-        serve = [sys.executable, "-c", "from service.cli import main; main()", "serve"]
-        proc = subprocess.Popen(serve, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
-                wait_ready(client, proc)
-                exp = client.post("/v1/experiments", json=spec(name="pool")).json()
-                seed_runs(client, exp["id"], n_runs)
-                before = peak_rss_mib(proc.pid)
-                t0 = time.perf_counter()
-                r = client.post(f"/v1/experiments/{exp['id']}/suggestions", content=body,
-                                headers={"content-type": "application/json"})
-                r.raise_for_status()
-                if r.status_code == 202:  # past the sync budget: follow the job to its end
-                    job = r.json()["job"]
-                    while job["state"] in ("queued", "running"):
-                        time.sleep(0.5)
-                        job = client.get(f"/v1/jobs/{job['id']}").json()
-                    assert job["state"] == "succeeded", job
-                    method, suggested = job["result"]["method"], len(job["result"]["run_ids"])
-                else:
-                    runs = r.json()["runs"]
-                    method, suggested = runs[0]["method"], len(runs)
-                seconds = time.perf_counter() - t0
-                after = peak_rss_mib(proc.pid)
-        finally:
-            proc.terminate()
-            proc.wait()
+        env = {"MIXOPT_DATABASE_URL": url, "MIXOPT_SEED": "7", "MIXOPT_JOB_PROCESSES": "false"}
+        with mixopt_serve(env, ROOT) as (base, proc), httpx.Client(base_url=base, timeout=600) as client:
+            exp = client.post("/v1/experiments", json=spec(name="pool")).json()
+            seed_runs(client, exp["id"], n_runs)
+            before = peak_rss_mib(proc.pid)
+            t0 = time.perf_counter()
+            r = client.post(f"/v1/experiments/{exp['id']}/suggestions", content=body,
+                            headers={"content-type": "application/json"})
+            r.raise_for_status()
+            if r.status_code == 202:  # past the sync budget: follow the job to its end
+                job = r.json()["job"]
+                while job["state"] in ("queued", "running"):
+                    time.sleep(0.5)
+                    job = client.get(f"/v1/jobs/{job['id']}").json()
+                assert job["state"] == "succeeded", job
+                method, suggested = job["result"]["method"], len(job["result"]["run_ids"])
+            else:
+                runs = r.json()["runs"]
+                method, suggested = runs[0]["method"], len(runs)
+            seconds = time.perf_counter() - t0
+            after = peak_rss_mib(proc.pid)
         engine = sa.create_engine(url)
         with engine.connect() as conn:
             params_bytes = sum(len(str(v)) for v in conn.scalars(sa.text("SELECT params FROM jobs")))

@@ -13,16 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-from bench.server_process import free_port, peak_rss_mib
+from bench.server_process import mixopt_serve, peak_rss_mib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,31 +79,15 @@ def main() -> None:
     runs = [{"mixture": {"a": 0.5, "b": 0.5}, "metrics": {"loss": 3.0}, "client_run_id": f"r{i}"}
             for i in range(args.mib * 1024 * 1024 // 80)]
     body = json.dumps({"runs": runs}).encode()[: args.mib * 1024 * 1024]
-    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "PYTHONPATH": str(args.repo), "MIXOPT_DATABASE_URL": f"sqlite:///{tmp}/b.db",
-               "MIXOPT_AUTH": "required", "MIXOPT_LOG_LEVEL": "WARNING", "MIXOPT_RATE_LIMIT_PER_S": "0"}
-        server = subprocess.Popen([sys.executable, "-c", "from service.cli import main; main()", "serve",
-                                   "--port", str(port)], cwd=args.repo, env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise SystemExit("the server did not start") from None
-                    time.sleep(0.2)
+        env = {"MIXOPT_DATABASE_URL": f"sqlite:///{tmp}/b.db", "MIXOPT_AUTH": "required",
+               "MIXOPT_RATE_LIMIT_PER_S": "0"}
+        with mixopt_serve(env, args.repo) as (url, server):
             baseline = peak_rss_mib(server.pid)
-            result = asyncio.run(measure(port, body, args.concurrent))
+            result = asyncio.run(measure(httpx.URL(url).port or 80, body, args.concurrent))
             result.update(body_mib=round(len(body) / 2**20, 1), concurrent=args.concurrent,
                           rss_peak_mib_before=round(baseline), rss_peak_mib_after=round(peak_rss_mib(server.pid)),
                           repo=str(args.repo))
-        finally:
-            server.terminate()
-            server.wait(30)
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
