@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the headless backend
 
-COLOURS = plt.get_cmap("tab10").colors
+COLOURS = matplotlib.colormaps["tab10"].colors  # type: ignore[attr-defined]  # a ListedColormap
 #: The final runs' colours, apart from the domains' (which take tab10 from the start).
 FINAL_COLOURS = {"recommended": "#222222", "uniform": "#8c8c8c", "natural": "#bcbd22"}
 
