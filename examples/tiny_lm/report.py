@@ -238,6 +238,8 @@ def study_tables(s: dict[str, Any]) -> str:
         by: dict[str, list[float]] = {}
         for r in n["runs"]:
             by.setdefault(r["label"], []).append(r["objective"])
+        per_mixture = n["summary"]["per_mixture"]
+        gap = per_mixture["natural"]["mean"] - per_mixture["uniform"]["mean"]
         out += [
             f"### Seed noise at the target size ({sizes[-1]}, {plan['seeds']} seeds)",
             "",
@@ -251,17 +253,23 @@ def study_tables(s: dict[str, Any]) -> str:
             ),
             "",
             f"Pooled seed-to-seed SD {n['summary']['pooled_sd']:.4f}; spread of the means "
-            f"{n['summary']['spread']:.4f}; spread / SD = **{n['summary']['ratio']:.1f}**. "
+            f"{n['summary']['spread']:.4f}; spread / SD = **{n['summary']['ratio']:.1f}**. Between the two "
+            f"baselines alone, natural − uniform = {gap:+.4f} = {gap / n['summary']['pooled_sd']:.1f} SD. "
             f"Load average during these runs: {_loads(n['runs'])}.",
             "",
         ]
     if "correlation" in s:
         c = s["correlation"]
         obj = {(r["label"], r["size"]): r["objective"] for r in c["runs"]}
+        mix = {r["label"]: r["mixture"] for r in c["runs"]}
         out += [
             "### Rank correlation between sizes (one seed per mixture)",
             "",
-            _table(["mixture", *sizes], [[lab, *(f"{obj[(lab, sz)]:.4f}" for sz in sizes)] for lab in c["labels"]]),
+            _table(
+                ["mixture", *names, *sizes],
+                [[lab, *_mixture_cells(mix[lab], names), *(f"{obj[(lab, sz)]:.4f}" for sz in sizes)]
+                 for lab in c["labels"]],
+            ),
             "",
             _table(["Spearman", *sizes], [[a, *(f"{c['spearman'][a][b]:.2f}" for b in sizes)] for a in sizes]),
             "",
