@@ -180,7 +180,8 @@ def study_verdict(s: dict[str, Any]) -> list[str]:
     for ref in ("regmix", "random"):
         c = cmp[ref]
         verdict = (
-            "at least as good (lower or equal mean)" if c["diff"] <= 0 else
+            "**better by more than 2 SE**" if c["better"] else
+            "at least as good (lower or equal mean), within 2 SE" if c["diff"] <= 0 else
             "worse, but within 2 SE" if c["diff"] <= 2 * c["se"] else "**worse by more than 2 SE**"
         )
         lines.append(f"- service − {ref}: {c['diff']:+.4f} ± {c['se']:.4f}: {verdict}")
@@ -284,8 +285,7 @@ def study_tables(s: dict[str, Any]) -> str:
             f"### Search: {key.split('/')[1]}",
             "",
             f"{len(sr['runs'])} runs ({counts}), {sr['cost_s']:.0f} device-seconds, "
-            f"{sr['wall_s'] / 60:.1f} minutes wall (including the service's model fits), load "
-            f"{_loads(sr['runs']) if any('load' in r for r in sr['runs']) else '–'}. "
+            f"{sr['wall_s'] / 60:.1f} minutes wall (including the service's model fits). "
             f"Recommendation ({rec['method']}): "
             + ", ".join(f"{n} {rec['mixture'][n]:.3f}" for n in names)
             + (f"; predicted {rec['predicted']['value']:.4f} [{_f(rec['predicted'].get('lower'))}, "

@@ -69,6 +69,7 @@ class StudyPlan:
     objective_domains: tuple[str, ...] = ("pydoc", "code", "legal")
     held_out: tuple[str, ...] = ("pydoc",)
     seeds: int = 3
+    final_seeds: int = 0  # seeds of the recommendations, uniform and natural in the finals (0: ``seeds``)
     random_mixtures: int = 4
     budget_s: float = 240.0
     initial: int = 8
@@ -360,10 +361,17 @@ class Study:
         })
 
     def finals(self) -> None:
+        """The recommendations at the target size, and uniform and natural topped up to as many seeds."""
+        seeds = self.plan.final_seeds or self.plan.seeds
+        mixtures = {s: self.data[f"search/{s}"]["recommendation"]["mixture"] for s in STRATEGIES}
+        mixtures |= {k: m for k, m in baseline_mixtures(self.names, self.natural).items()
+                     if k in ("uniform", "natural")}
+        done = {(r["label"], r["seed"]) for r in self.data["noise"]["runs"]}
         runs = [
-            self.run(self.data[f"search/{s}"]["recommendation"]["mixture"], self.plan.target, FINAL_SEED + k, s)
-            for s in STRATEGIES
-            for k in range(self.plan.seeds)
+            self.run(m, self.plan.target, FINAL_SEED + k, label)
+            for label, m in mixtures.items()
+            for k in range(seeds)
+            if (label, FINAL_SEED + k) not in done
         ]
         objectives: dict[str, list[float]] = {}
         for r in [*self.data["noise"]["runs"], *runs]:
@@ -460,6 +468,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--per-round", type=int, default=3)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="keep the phases already in OUT/study.json")
+    p.add_argument("--final-seeds", type=int, default=0, help="seeds in the finals (default: --seeds)")
+    p.add_argument("--redo", default="", help="comma-separated phases to drop from OUT/study.json and rerun")
     p.add_argument("--phases", default=None, help="comma-separated subset of the phases to run")
     p.add_argument("--out", type=Path, default=Path("tiny-lm-study"))
     return p.parse_args(argv)
@@ -486,11 +496,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         sizes=sizes, tokens=tokens, objective_domains=tuple(args.objective_domains.split(",")),
         held_out=tuple(args.held_out.split(",")) if args.held_out else (), seeds=args.seeds,
         random_mixtures=args.random_mixtures, budget_s=args.budget_s, per_round=args.per_round,
+        final_seeds=args.final_seeds,
         base=TrainConfig(sizes[0], tokens[0], context=args.context, batch=args.batch,
                          eval_windows=args.eval_windows),
     )
     path = args.out / "study.json"
     data = json.loads(path.read_text()) if args.resume and path.exists() else None
+    for phase in filter(None, args.redo.split(",")):
+        (data or {}).pop(phase, None)
     with connection.connect(args.url, args.token) as client:
         study = Study(client, domains, plan, device, args.out, data)
         return study.run_all(args.phases.split(",") if args.phases else None)
