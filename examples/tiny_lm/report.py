@@ -365,7 +365,7 @@ def study_tables(s: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-FINAL_SEEDS_NOTE = "(the same seeds for every mixture)"
+FINAL_SEEDS_NOTE = "(seeds 1000, 1001, ...: the k-th seed is the same for every mixture)"
 
 
 def _reverse(d: dict[str, Any] | None) -> dict[str, Any] | None:
