@@ -13,32 +13,14 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.mixing.laws.synthetic import cmr_losses, cmr_runs, true_cmr
+from tests.mixing.laws.synthetic import cmr_runs, true_cmr
+from tests.service.helpers import CPT_BASE, CPT_TARGET, CPT_TOL, continual_runs, continual_spec
 
-BASE = float(cmr_losses(np.zeros(1), np.array([1e8]))[0, 0])
-TOL = 0.02
-TARGET = 4e9
-CONTINUAL: dict[str, Any] = {
-    "domain_group": ["finance"], "general_metrics": ["loss/general"], "domain_metrics": ["loss/finance"],
-    "tokens_axis": "tokens", "base_general_loss": BASE, "tolerance": TOL,
-}
-
-
-def continual_spec(name: str = "cpt", **continual: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "domains": [{"name": "web"}, {"name": "books"}, {"name": "finance"}],
-        "objective": {"metrics": ["loss/general", "loss/finance"], "aggregate": "mean"},
-        "fidelities": [{"name": "tokens", "min": 1e8, "max": 1e10, "target": TARGET}],
-        "continual": {**CONTINUAL, **continual},
-    }
+BASE, TOL, TARGET = CPT_BASE, CPT_TOL, CPT_TARGET
 
 
 def report_runs(api: TestClient, exp_id: str, ratios: np.ndarray, tokens: np.ndarray, losses: np.ndarray) -> None:
-    runs = [{"mixture": {"web": 0.6 * (1 - r), "books": 0.4 * (1 - r), "finance": r}, "fidelity": {"tokens": t},
-             "metrics": {"loss/general": g, "loss/finance": d}, "client_run_id": f"cpt-{i}"}
-            for i, (r, t, (g, d)) in enumerate(zip(ratios.tolist(), tokens.tolist(), losses.tolist(), strict=True))]
-    r = api.post(f"/v1/experiments/{exp_id}/runs:batch", json={"runs": runs})
+    r = api.post(f"/v1/experiments/{exp_id}/runs:batch", json={"runs": continual_runs(ratios, tokens, losses)})
     assert r.status_code == 200, r.text
 
 
