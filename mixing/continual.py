@@ -5,7 +5,7 @@ Inputs everywhere: ``ratios (n,)`` the domain share ``r`` of each run, ``tokens 
 
 * :func:`critical_mixture_ratio`: the CMR at the target tokens and the losses predicted there, each with a
   percentile interval from a residual bootstrap (seeded): fitted losses plus resampled residuals of the
-  same group, inflated by ``sqrt(n / (n - p))`` for the degrees of freedom the fit used, refitted from the
+  same group, each divided by ``sqrt(1 - leverage)`` for what the fit absorbed of it, refitted from the
   point estimate. Resampling residuals rather than runs keeps every bootstrap sample on the design's
   (r, T) grid, which a few runs per token count would not survive.
 * :func:`validate_cmr_law`: K-fold cross-validated error, and the error on the runs at the largest token
@@ -23,7 +23,7 @@ from sklearn.base import clone
 from sklearn.model_selection import KFold
 
 from mixing.errors import InputShapeError, MixingError
-from mixing.laws.cmr import N_PARAMS, CMRLaw, CriticalRatio, GroupParams, ToleranceKind
+from mixing.laws.cmr import CMRLaw, CriticalRatio, GroupParams, ToleranceKind
 from mixing.simplex import FloatArray
 
 
@@ -88,14 +88,17 @@ def critical_mixture_ratio(ratios: ArrayLike, tokens: ArrayLike, losses: ArrayLi
     point = fitted.critical_ratio(base_general_loss, tolerance, target_tokens, kind)
     at = np.array([[1.0 - point.ratio, point.ratio]]), np.array([[target_tokens]])
     pred = fitted.predict(x, t)
-    resid = y - pred
-    resid = (resid - resid.mean(axis=0)) * np.sqrt(len(y) / max(len(y) - N_PARAMS, 1))
+    # Residuals divided by sqrt(1 - leverage), then centred: raw residuals of a fit are smaller than its
+    # errors, most at the runs that pull their fitted value (Davison & Hinkley's modified residuals).
+    resid = (y - pred) / np.sqrt(np.clip(1.0 - fitted.leverage(x, t), 1e-3, None))
+    resid = resid - resid.mean(axis=0)
     rng = np.random.default_rng(seed)
-    warm = copy.deepcopy(fitted).set_params(warm_start=True)
+    start = copy.deepcopy(fitted).set_params(warm_start=True)
     draws = []
     for _ in range(n_bootstrap):
         idx = rng.integers(0, len(y), size=(len(y), 2))
         sample = pred + np.take_along_axis(resid, idx, axis=0)
+        warm = copy.deepcopy(start)  # each refit starts from the point estimate, not from the previous draw
         try:
             warm.fit(x, t, sample)
         except MixingError:

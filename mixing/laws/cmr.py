@@ -196,6 +196,18 @@ class CMRLaw(MixingLaw):
             _law(self.theta_[g], u, np.log(q[:, g] + self.offset)) for g in (GENERAL, DOMAIN)
         ])
 
+    def leverage(self, mixtures: FloatArray, fidelity: FloatArray) -> FloatArray:
+        """Hat-matrix diagonal ``(n, 2)`` of each group's fit at these runs (the runs it was fitted on): how
+        much each run's loss pulls its own fitted value, from the Jacobian at the solution."""
+        x, f = self._check_predict_inputs(mixtures, fidelity)
+        q, log_t = self._inputs(x, f)
+        u = log_t - self.log_t_ref_
+        out = np.empty((len(x), 2))
+        for g in (GENERAL, DOMAIN):
+            jac = _jacobian(self.theta_[g], np.empty(0), u, np.log(q[:, g] + self.offset))
+            out[:, g] = np.sum(jac * np.linalg.lstsq(jac.T @ jac, jac.T, rcond=None)[0].T, axis=1)
+        return out
+
     def params(self) -> dict[str, GroupParams]:
         """Each group's fitted law, ``A`` rescaled to raw token counts."""
         return {name: GroupParams(E=float(th[0]), A=float(np.exp(th[1] + np.exp(th[2]) * self.log_t_ref_)),

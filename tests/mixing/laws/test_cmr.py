@@ -185,3 +185,11 @@ def test_every_hyperparameter_is_validated_at_fit_naming_it() -> None:
 def test_the_offset_is_the_one_the_synthetic_truth_uses() -> None:
     """The recovery tests compare like with like: the default offset is the generator's."""
     assert CMRLaw().offset == CMR_OFFSET
+
+
+def test_leverages_sum_to_the_parameters_of_each_group() -> None:
+    """The hat matrix's trace is its rank: four parameters per group, each leverage in [0, 1]."""
+    x, t, _ = design(*cmr_runs(0.005, 0))
+    h = fitted().leverage(x, t)
+    assert h.shape == (len(x), 2) and (h >= -1e-9).all() and (h <= 1 + 1e-9).all()
+    assert np.allclose(h.sum(axis=0), 4.0, atol=1e-6)
