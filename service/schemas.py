@@ -151,6 +151,27 @@ class SearchSpec(Strict):
         return name
 
 
+class ContinualSpec(Strict):
+    """Continual pretraining of a base model: general data replayed with the domain data of ``domain_group``
+    (README "Continual pretraining"); names are checked against the experiment in :mod:`service.validation`."""
+
+    domain_group: list[Name] = Field(min_length=1, max_length=1024, description="the domains of the new data; "
+                                     "every other domain is general data replayed. A run's domain ratio is "
+                                     "its mixture's total weight on these")
+    general_metrics: list[Name] = Field(min_length=1, max_length=1024, description="objective metrics whose "
+                                        "mean is a run's general loss")
+    domain_metrics: list[Name] = Field(min_length=1, max_length=1024, description="objective metrics whose "
+                                       "mean is a run's domain loss")
+    tokens_axis: Name = Field(description="the fidelity axis that counts a run's training tokens")
+    base_general_loss: Metric = Field(description="the base model's general loss, before continual pretraining")
+    tolerance: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True), within(0, MAX_METRIC)] = Field(
+        description="the general-loss increase allowed over base_general_loss")
+    tolerance_kind: Literal["absolute", "relative"] = Field(default="absolute", description="absolute: in loss "
+                                          "units; relative: a fraction of base_general_loss")
+    target_tokens: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True), within(1, MAX_SCALE)] | None = (
+        Field(default=None, description="tokens of the planned run (default: the tokens axis' target)"))
+
+
 class ExperimentCreate(Strict):
     name: Name
     domains: list[DomainSpec] = Field(min_length=2, max_length=1024)
@@ -158,6 +179,7 @@ class ExperimentCreate(Strict):
     fidelities: list[FidelityAxis] = Field(default_factory=list, max_length=8)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     search: SearchSpec = Field(default_factory=SearchSpec)
+    continual: ContinualSpec | None = None
     metadata: dict[Text, Text] = Field(default_factory=dict)
 
     @field_validator("domains")
@@ -202,6 +224,7 @@ class ExperimentOut(BaseModel):
     fidelities: list[FidelityAxis]
     budget: BudgetSpec
     search: SearchSpec
+    continual: ContinualSpec | None = None
     metadata: dict[str, str]
     run_counts: RunCounts
     data_version: int

@@ -7,7 +7,16 @@ from typing import Any, Protocol
 
 from pydantic import Field
 
-from service.schemas import STORED, BudgetSpec, DomainSpec, FidelityAxis, ObjectiveSpec, SearchSpec, Strict
+from service.schemas import (
+    STORED,
+    BudgetSpec,
+    ContinualSpec,
+    DomainSpec,
+    FidelityAxis,
+    ObjectiveSpec,
+    SearchSpec,
+    Strict,
+)
 
 
 class ExperimentSpec(Strict):
@@ -22,6 +31,7 @@ class ExperimentSpec(Strict):
     fidelities: list[FidelityAxis] = Field(default_factory=list)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     search: SearchSpec = Field(default_factory=SearchSpec)
+    continual: ContinualSpec | None = None
 
     @property
     def domain_names(self) -> list[str]:

@@ -215,6 +215,34 @@ def check_laws(names: list[str] | None) -> list[str] | None:
     return names
 
 
+def check_continual(spec: ExperimentSpec) -> None:
+    """A ``continual`` block names the experiment's own domains (leaving some general), objective metrics
+    and a tokens axis of positive values; else a 422 naming the field."""
+    block = spec.continual
+    if block is None:
+        return
+    domains, metrics = set(spec.domain_names), set(spec.objective.metrics)
+    for key, names, known, what in (("domain_group", block.domain_group, domains, "domain"),
+                                    ("general_metrics", block.general_metrics, metrics, "objective metric"),
+                                    ("domain_metrics", block.domain_metrics, metrics, "objective metric")):
+        for i, name in enumerate(names):
+            if name not in known:
+                raise InvalidInput(f"{name!r} is not a {what} of the experiment; known: {sorted(known)}",
+                                   field=f"continual.{key}[{i}]")
+        if len(set(names)) != len(names):
+            raise InvalidInput(f"{key} must not repeat a name", field=f"continual.{key}")
+    if set(block.domain_group) == domains:
+        raise InvalidInput("domain_group takes every domain: leave at least one for the general data",
+                           field="continual.domain_group")
+    axis = next((a for a in spec.fidelities if a.name == block.tokens_axis), None)
+    if axis is None:
+        raise InvalidInput(f"{block.tokens_axis!r} is not a fidelity axis of the experiment; known: "
+                           f"{spec.axis_names}", field="continual.tokens_axis")
+    if axis.min <= 0:
+        raise InvalidInput(f"the tokens axis {axis.name!r} must count tokens (min > 0), got min {axis.min:g}",
+                           field="continual.tokens_axis")
+
+
 def feasible_mixture(rules: ReportRules, constraints: SimplexConstraints, given: dict[str, float],
                      field: str) -> list[float]:
     """A candidate mixture in domain order, valid and within the experiment's bounds (else a 422 on ``field``)."""

@@ -269,6 +269,11 @@ class MixoptClient:
         return self.request("GET", f"/v1/experiments/{experiment_id}/recommendation",
                             params={"refresh": "true"} if refresh else None).json()
 
+    def cmr(self, experiment_id: str) -> dict[str, Any]:
+        """The critical mixture ratio of a continual-pretraining experiment, with its interval and the losses
+        predicted there (``GET /v1/experiments/{id}/cmr``)."""
+        return self.request("GET", f"/v1/experiments/{experiment_id}/cmr").json()
+
     def recommendation_among(self, experiment_id: str, candidates: Sequence[Mapping[str, float]], *,
                              method: str | None = None, seed: int | None = None) -> dict[str, Any]:
         """The best of ``candidates`` at the target fidelity for the current data (computed, not stored)."""

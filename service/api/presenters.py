@@ -17,6 +17,7 @@ def experiment_out(exp: Experiment, counts: dict[str, int]) -> ExperimentOut:
     return ExperimentOut.model_validate(dict(
         id=exp.id, name=exp.name, state=exp.state, domains=spec["domains"], objective=spec["objective"],
         fidelities=spec.get("fidelities") or [], budget=spec.get("budget") or {}, search=spec.get("search") or {},
+        continual=spec.get("continual"),
         metadata=exp.metadata_ or {}, run_counts=RunCounts(**counts), data_version=exp.data_version,
         created_at=exp.created_at, updated_at=exp.updated_at,
     ), context=STORED)

@@ -76,7 +76,9 @@ def _duplicate_name(name: str | None) -> RecordConflict:
 class Experiments(Repository):
     def create_experiment(self, body: ExperimentDraft, project: str = "default") -> Experiment:
         spec = body.model_dump(mode="json", exclude={"name", "metadata"})
-        v.constraints_from_spec(parse_spec(spec))
+        parsed = parse_spec(spec)
+        v.constraints_from_spec(parsed)
+        v.check_continual(parsed)
         exp = Experiment(id=new_id("exp"), project=project, name=body.name, spec=spec,
                          metadata_=dict(body.metadata), state=ExperimentState.active.value, data_version=0,
                          hints={})

@@ -22,6 +22,8 @@ import service.operations.refit
 from tests.browser.conftest import Live, Tab
 from tests.browser.seed import experiment_spec, regmix_runs, start_online_session
 from tests.conftest import REGMIX_DATA
+from tests.mixing.laws.synthetic import cmr_runs
+from tests.service.helpers import continual_runs, continual_spec
 
 pytestmark = pytest.mark.browser
 
@@ -350,6 +352,21 @@ def test_model_sections_follow_the_server(tab: Tab, live: Live, monkeypatch: pyt
         assert tab.page.locator("[data-testid=online] path.area").count() == len(detail["domains"])
     else:
         tab.page.wait_for_selector("[data-testid=online] >> text=not available on this server")
+
+
+def test_a_continual_experiment_shows_its_critical_mixture_ratio(tab: Tab, live: Live) -> None:
+    """The CMR card appears for experiments declared continual only, and shows what the API answers."""
+    exp = live.client.create_experiment(continual_spec("cpt-dashboard"))
+    tab.goto(f"/dashboard/experiments/{exp['id']}", "[data-testid=cmr] [data-testid=empty]")
+    live.client.import_runs(exp["id"], continual_runs(*cmr_runs(0.005, 0)))
+    tab.page.wait_for_selector("[data-testid=cmr-value]", timeout=POLL_WAIT_MS)
+    answer = live.client.cmr(exp["id"])
+    value = tab.page.inner_text("[data-testid=cmr-value] .value")
+    assert value == f"{100 * answer['cmr']:.1f}%", (value, answer["cmr"])
+    assert f"{100 * answer['interval']['lower']:.1f}%" in tab.page.inner_text("[data-testid=cmr-value] .sub")
+    assert "held out at" in tab.page.inner_text("[data-testid=cmr-validation]")
+    tab.goto(f"/dashboard/experiments/{live.exp['id']}", "[data-testid=progress-chart] circle.pt")
+    assert tab.page.locator("[data-testid=cmr]").count() == 0  # not a continual experiment
 
 
 def test_law_card_agrees_with_a_recommendation_made_without_a_refit(tab: Tab, live: Live,

@@ -86,3 +86,18 @@ def test_the_command_line_loop_runs(live: str, tmp_path: Path) -> None:
     assert run["state"] == "completed" and run["metrics"] == {"loss/pile_cc": 3.21}
     assert f"from 1 runs: predicted {run['objective']:.4f}" in done.stdout
     assert f"pile-4 ({exp['id']})" in done.stdout and "runs: 1 completed" in done.stdout
+
+
+def test_the_continual_pretraining_example_finds_the_critical_ratio(live: str) -> None:
+    require(all(shutil.which(tool) for tool in ("curl", "jq")), "curl and jq are needed by the README's example")
+    line = "MIXOPT=http://127.0.0.1:8000"
+    done = run_bash(bash_block(line).replace(line, f"MIXOPT={live}", 1))
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["feasible"] and abs(answer["cmr"] - 0.64) < 0.01, answer  # as the README says
+    assert answer["interval"]["lower"] <= answer["cmr"] <= answer["interval"]["upper"]
+    assert abs(answer["general_loss"]["value"] - 3.858) < 1e-3
+    with MixoptClient(live) as client:
+        [exp] = [e for e in client.iter_experiments() if e["name"] == "finance-cpt"]
+        assert client.cmr(exp["id"])["cmr"] == answer["cmr"]
+        assert len(client.list_runs(exp["id"])) == 12

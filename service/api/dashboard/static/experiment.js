@@ -6,11 +6,12 @@
 
 import { ApiError, api, has } from "./api.js";
 import { PALETTE, hbars, legend, lines } from "./charts.js";
+import { cmrSection } from "./continual.js";
 import { fitsSection, historySection, onlineSection } from "./models.js";
 import { pendingSection, runsSection } from "./runs.js";
 import {
   ago, authWidget, badge, canWrite, card, empty, errorText, fidelityLabel, h, interval, num, objectiveLabel, pct, poll,
-  replace, si, stateCounts, url,
+  replace, si, stat, stateCounts, url,
 } from "./ui.js";
 
 const POLL_MS = 2000;
@@ -45,6 +46,7 @@ const pending = pendingSection(ctx);
 const fits = fitsSection(ctx);
 const history = historySection(ctx);
 const online = onlineSection(ctx);
+const cmr = cmrSection(ctx);
 const actionMsg = h("span", { class: "muted small", "data-testid": "action-status" });
 
 const totalRuns = () => Object.values(exp.run_counts).reduce((a, b) => a + b, 0);
@@ -138,11 +140,6 @@ function renderRecommendation() {
     legend(series.map((s) => ({ name: s.name, color: s.color }))));
 }
 
-function stat({ label, value, sub, testid }) {
-  return h("div", { class: "stat", "data-testid": testid }, h("div", { class: "label" }, label), h("div", { class: "value" }, value),
-    h("div", { class: "sub muted" }, sub));
-}
-
 /**
  * GET /recommendation: the public read, which fits a model when the stored one is out of date. Only on
  * request: a page view never starts a model fit by itself (a multi-fidelity BO fit can take minutes).
@@ -190,7 +187,7 @@ async function refreshData() {
   renderRecommendation();
   renderProgress();
   runs.syncLevels();
-  await Promise.all([runs.refresh(), pending.refresh()]);
+  await Promise.all([runs.refresh(), pending.refresh(), exp.continual ? cmr.refresh() : null]);
 }
 
 const refreshModels = () => Promise.all([fits.refresh(), history.refresh(), online.refresh()]);
@@ -221,6 +218,7 @@ async function start() {
   document.title = `${exp.name} · mixopt`;
   replace(main, headSlot, emptySlot,
     h("div", { class: "row" }, recCard, progressCard),
+    exp.continual ? cmr.card : null,
     runs.card, pending.card,
     h("div", { class: "row" }, ...fits.cards),
     h("div", { class: "row" }, history.card, online.card));
