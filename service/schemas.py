@@ -91,11 +91,41 @@ class DomainSpec(Strict):
         return self
 
 
+#: ``relative_to`` of an outcome constraint naming the experiment's natural mixture (the domains' priors).
+PRIOR_BASELINE = "prior"
+
+
+class OutcomeConstraintSpec(Strict):
+    """A bound a recommended mixture's predicted metric must meet at the target fidelity (README: Outcome
+    constraints): absolute (``bound``), or relative to a baseline (``relative_to`` with ``slack``)."""
+
+    metric: Name = Field(description="a metric every completed run reports (it becomes required)")
+    op: Literal["<=", ">="]
+    bound: Metric | None = None
+    relative_to: Name | None = Field(
+        default=None, description=f'"{PRIOR_BASELINE}" (the mixture the domains\' priors give) or the id of a '
+                                  "run of this experiment: the bound is that mixture's value of the metric")
+    slack: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True), within(0, 1e3)] = Field(
+        default=0.0, description="relative: <= allows value*(1+slack), >= value*(1-slack) (for positive values)")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> OutcomeConstraintSpec:
+        if (self.bound is None) == (self.relative_to is None):
+            raise ValueError("give exactly one of bound and relative_to")
+        if self.bound is not None and self.slack:
+            raise ValueError("slack is only allowed with relative_to")
+        return self
+
+
 class ObjectiveSpec(Strict):
     metrics: list[Name] = Field(min_length=1, max_length=1024)
     aggregate: Literal["single", "mean", "weighted_mean"] = "mean"
     weights: list[Annotated[float, Field(ge=0, allow_inf_nan=False), within(0, MAX_WEIGHT)]] | None = None
     goal: Literal["minimize", "maximize"] = "minimize"
+    constraints: list[OutcomeConstraintSpec] = Field(
+        default_factory=list, max_length=64, description="outcome constraints a recommendation must meet")
+    feasibility_probability: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False, strict=True)] = Field(
+        default=0.9, description="the predicted probability of meeting every constraint a recommendation needs")
 
     @model_validator(mode="after")
     def _consistent(self) -> ObjectiveSpec:
@@ -306,6 +336,19 @@ class JobAccepted(BaseModel):
     job: JobOut
 
 
+class OutcomeOut(BaseModel):
+    """An outcome constraint at the recommended mixture: the absolute bound it resolved to, the metric's
+    predicted value with its 90% interval, and the probability that the bound holds."""
+
+    metric: str
+    op: Literal["<=", ">="]
+    bound: float
+    value: float
+    lower: float
+    upper: float
+    probability: float
+
+
 class RecommendationOut(BaseModel):
     mixture: dict[str, float]
     fidelity: dict[str, float]
@@ -314,6 +357,8 @@ class RecommendationOut(BaseModel):
     n_runs: int
     data_version: int
     details: dict[str, Any] = Field(default_factory=dict)
+    #: One per outcome constraint of the objective, in its order (empty without constraints).
+    constraints: list[OutcomeOut] = Field(default_factory=list)
     created_at: datetime
 
 

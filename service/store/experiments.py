@@ -77,6 +77,7 @@ class Experiments(Repository):
     def create_experiment(self, body: ExperimentDraft, project: str = "default") -> Experiment:
         spec = body.model_dump(mode="json", exclude={"name", "metadata"})
         v.constraints_from_spec(parse_spec(spec))
+        v.check_outcome_constraints(parse_spec(spec))
         exp = Experiment(id=new_id("exp"), project=project, name=body.name, spec=spec,
                          metadata_=dict(body.metadata), state=ExperimentState.active.value, data_version=0,
                          hints={})

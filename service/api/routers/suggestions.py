@@ -92,7 +92,7 @@ def _recommendation_out(spec: ExperimentSpec, rec: RecommendationResult) -> Reco
                              fidelity=present.fidelity(rec.payload["fidelity"]),
                              predicted=rec.payload["predicted"], method=rec.method, n_runs=rec.n_runs,
                              data_version=rec.data_version, details=rec.payload.get("details", {}),
-                             created_at=rec.created_at)
+                             constraints=rec.payload.get("outcomes", []), created_at=rec.created_at)
 
 
 @router.post("/predict", response_model=PredictResponse)
@@ -113,7 +113,7 @@ def predict(experiment_id: str, body: PredictRequest, st: State, project: Projec
         if body.fidelity is not None else None
     seed = body.seed if body.seed is not None else st.settings.seed
     out = predict_mixtures(st.store, exp, method_name, x, fid, seed)
-    names = spec.objective.metrics if out.metrics.shape[1] else []  # objective-only models: none
+    names = spec.model_metrics if out.metrics.shape[1] else []  # objective-only models: none
     points = [PredictedPoint(objective=float(o), lower=float(o - h), upper=float(o + h),
                              metrics={n: float(v) for n, v in zip(names, row, strict=True)})
               for o, h, row in zip(out.objective, out.halfwidth, out.metrics, strict=True)]

@@ -1,0 +1,133 @@
+"""Outcome constraints over the API: the spec, its validation, and recommendations that honour them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from service.spec import parse_spec
+from tests.service.helpers import DOMAINS, create, spec
+
+PRIOR = np.array([0.5, 0.2, 0.2, 0.1])
+#: code loss falls as code grows, web loss rises with it: the constraint on web caps the code share.
+CONSTRAINED = {"metrics": ["loss/code"], "aggregate": "single",
+               "constraints": [{"metric": "loss/web", "op": "<=", "relative_to": "prior", "slack": 0.01}]}
+
+
+def losses(w: np.ndarray) -> dict[str, float]:
+    return {"loss/code": float(3.5 - 1.5 * w[1] + 0.5 * w[1] ** 2 - 0.2 * w[2]),
+            "loss/web": float(3.0 + 0.8 * w[1] + 0.5 * w[1] ** 2 + 0.1 * w[3])}
+
+
+def bound() -> float:
+    """The constraint's absolute bound: 1% above the prior mixture's web loss."""
+    return losses(PRIOR)["loss/web"] * 1.01
+
+
+def seeded(api: TestClient, objective: dict[str, Any], n: int = 40, name: str = "exp") -> str:
+    exp = create(api, name=name, objective=objective, fidelities=[])
+    rng = np.random.default_rng(0)
+    runs = [{"mixture": dict(zip(DOMAINS, w.tolist(), strict=True)), "metrics": losses(w)}
+            for w in rng.dirichlet(np.ones(4), n)]
+    r = api.post(f"/v1/experiments/{exp['id']}/runs:batch", json={"runs": runs})
+    assert r.status_code == 200, r.text
+    return str(exp["id"])
+
+
+def test_constraints_are_stored_and_old_specs_still_parse(api: TestClient) -> None:
+    exp = create(api, objective=CONSTRAINED)
+    got = api.get(f"/v1/experiments/{exp['id']}").json()["objective"]
+    assert got["constraints"] == [{"metric": "loss/web", "op": "<=", "bound": None, "relative_to": "prior",
+                                   "slack": 0.01}]
+    assert got["feasibility_probability"] == 0.9
+    old = parse_spec({"domains": [{"name": "a"}, {"name": "b"}], "objective": {"metrics": ["m"]}})
+    assert old.objective.constraints == [] and old.model_metrics == ["m"]
+
+
+@pytest.mark.parametrize(("constraint", "field"), [
+    ({"metric": "loss/web", "op": "<=", "bound": 3.0, "relative_to": "prior"}, "objective.constraints[0]"),
+    ({"metric": "loss/web", "op": "<="}, "objective.constraints[0]"),
+    ({"metric": "loss/web", "op": "<", "bound": 3.0}, "objective.constraints[0].op"),
+    ({"metric": "loss/web", "op": "<=", "relative_to": "prior", "slack": -0.1}, "objective.constraints[0].slack"),
+    ({"metric": "loss/web", "op": "<=", "bound": 3.0, "slack": 0.1}, "objective.constraints[0]"),
+    ({"metric": "loss/web", "op": "<=", "bound": float("1e300")}, "objective.constraints[0].bound"),
+])
+def test_invalid_constraints_are_a_422_naming_the_field(api: TestClient, constraint: dict[str, Any],
+                                                        field: str) -> None:
+    r = api.post("/v1/experiments", json=spec(objective={"metrics": ["loss/code"], "constraints": [constraint]}))
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == field
+    assert api.get("/v1/experiments").json()["experiments"] == []
+
+
+def test_relative_to_prior_needs_priors_and_probability_lies_in_0_1(api: TestClient) -> None:
+    r = api.post("/v1/experiments", json=spec(domains=[{"name": "a"}, {"name": "b"}], objective=CONSTRAINED))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "objective.constraints[0].relative_to"
+    r = api.post("/v1/experiments", json=spec(objective={**CONSTRAINED, "feasibility_probability": 1.0}))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "objective.feasibility_probability"
+
+
+def test_a_completed_run_must_report_the_constrained_metric(api: TestClient) -> None:
+    exp = create(api, objective=CONSTRAINED, fidelities=[])
+    r = api.post(f"/v1/experiments/{exp['id']}/runs", json={
+        "mixture": dict(zip(DOMAINS, PRIOR.tolist(), strict=True)), "metrics": {"loss/code": 3.0}})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "metrics.loss/web"
+    assert r.json()["error"]["code"] == "missing_metric"
+
+
+@pytest.mark.parametrize("method", ["law", "regmix"])
+def test_the_recommendation_is_the_best_feasible_mixture(api: TestClient, method: str) -> None:
+    exp_id = seeded(api, CONSTRAINED)
+    free = api.post(f"/v1/experiments/{exp_id}/recommendation",
+                    json={"candidates": [dict(zip(DOMAINS, [0.0, 1.0, 0.0, 0.0], strict=True))], "method": method})
+    assert free.status_code == 409 and free.json()["error"]["code"] == "no_feasible_mixture", free.text
+    pool = np.random.default_rng(1).dirichlet(np.ones(4), 300)
+    r = api.post(f"/v1/experiments/{exp_id}/recommendation",
+                 json={"candidates": [dict(zip(DOMAINS, w.tolist(), strict=True)) for w in pool], "method": method})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    w = np.array([body["mixture"][d] for d in DOMAINS])
+    (c,) = body["constraints"]
+    assert c["metric"] == "loss/web" and c["op"] == "<=" and c["probability"] >= 0.9
+    assert c["lower"] <= c["value"] <= c["upper"] <= c["bound"] + 1e-9 or c["value"] <= c["bound"]
+    assert c["bound"] == pytest.approx(bound(), rel=0.02)
+    assert losses(w)["loss/web"] <= bound() + 0.01
+    # it still optimises: better than most of the candidates that truly meet the bound
+    feasible = [losses(x)["loss/code"] for x in pool if losses(x)["loss/web"] <= bound()]
+    assert losses(w)["loss/code"] < np.quantile(feasible, 0.25)
+
+
+def test_get_recommendation_honours_constraints_and_says_when_none_is_feasible(api: TestClient) -> None:
+    exp_id = seeded(api, CONSTRAINED)
+    r = api.get(f"/v1/experiments/{exp_id}/recommendation")
+    assert r.status_code == 200, r.text
+    w = np.array([r.json()["mixture"][d] for d in DOMAINS])
+    assert r.json()["constraints"][0]["probability"] >= 0.9
+    assert losses(w)["loss/web"] <= bound() + 0.01
+    impossible = {**CONSTRAINED, "constraints": [{"metric": "loss/web", "op": "<=", "bound": 2.0}]}
+    exp_id = seeded(api, impossible, name="impossible")
+    r = api.get(f"/v1/experiments/{exp_id}/recommendation")
+    assert r.status_code == 409, r.text
+    err = r.json()["error"]
+    assert err["code"] == "no_feasible_mixture" and err["field"] == "objective.constraints"
+    assert err["details"]["feasibility_probability"] == 0.9
+
+
+def test_a_bound_relative_to_a_run_uses_that_run(api: TestClient) -> None:
+    """A baseline named by client_run_id before it is reported: 409 on the field until it exists."""
+    by_run = {**CONSTRAINED, "constraints": [{"metric": "loss/web", "op": "<=", "relative_to": "baseline",
+                                              "slack": 0.01}]}
+    exp_id = seeded(api, by_run)
+    r = api.get(f"/v1/experiments/{exp_id}/recommendation")
+    assert r.status_code == 409 and r.json()["error"]["field"] == "objective.constraints[0].relative_to"
+    r = api.post(f"/v1/experiments/{exp_id}/runs", json={
+        "client_run_id": "baseline", "mixture": dict(zip(DOMAINS, PRIOR.tolist(), strict=True)),
+        "metrics": losses(PRIOR)})
+    assert r.status_code == 201, r.text
+    r = api.get(f"/v1/experiments/{exp_id}/recommendation")
+    assert r.status_code == 200, r.text
+    # measured at the target (no fidelity axes): the bound is the baseline run's own loss + 1%
+    assert r.json()["constraints"][0]["bound"] == pytest.approx(bound())
