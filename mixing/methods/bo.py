@@ -14,6 +14,12 @@ bought and buys no more cheap runs while the measured trust stays low. What chan
 proposed, not the acquisition's credit for a cheap run: capping that credit by the measured trust made
 ``bo`` slower on the pools it was meant to help (``bench/RESULTS.md``).
 
+Outcome constraints (:mod:`mixing.outcomes`): one GP per constrained metric, on every run at every level
+with the objective's kernel, judges them at the target. Suggestions weight each run's information per unit
+cost by the probability that its mixture is feasible at the target (the constrained acquisition; the
+factor is BoTorch's probability of feasibility, a test checks it against ``LogConstrainedExpectedImprovement``);
+the recommendation is the posterior-mean optimum among mixtures feasible with the required probability.
+
 Warm start: the GP hyperparameters of the previous fit arrive in ``ctx.hints["bo_state"]`` and the new ones
 leave in ``details["bo_state"]`` of every proposal and recommendation (a small JSON-able dict; the target-only
 fit's, when there is one, under its key ``"target_only"``).
@@ -34,6 +40,7 @@ from mixing.bo.engine import BOSettings, Surrogate
 from mixing.errors import UnsupportedFidelityError
 from mixing.methods.base import SearchContext
 from mixing.methods.design import DesignMethod
+from mixing.outcomes import ResolvedConstraints, resolve
 from mixing.problem import (
     Candidates,
     FidelitySpace,
@@ -54,6 +61,8 @@ from mixing.simplex import FloatArray
 TRUST_MIN = 0.5
 #: Key of the target-only fit's hyperparameters inside ``bo_state``.
 TARGET_ONLY = "target_only"
+#: Key of the outcome-constraint GPs' hyperparameters (a list, in constraint order) inside ``bo_state``.
+OUTCOMES = "outcomes"
 #: Target-fidelity runs bought before the proxies are relied on (see :meth:`BayesOptMethod.target_design`):
 #: as many as the trust needs to be measured at all.
 TARGET_DESIGN = engine.MIN_TRUST_RUNS
@@ -71,6 +80,10 @@ class FittedBO:
     #: The target-only fit and its runs; None unless every cheaper level is distrusted.
     target: tuple[Surrogate, Observations] | None
     state: dict[str, Any]
+    #: One GP per constrained metric (all runs, every level), and the outcome constraints judged by them
+    #: at the target.
+    outcome_fits: list[Surrogate]
+    outcomes: ResolvedConstraints
 
     @property
     def distrusted(self) -> bool:
@@ -121,13 +134,17 @@ class BayesOptMethod:
         device = bo_device(ctx.compute.device)
         surrogate = engine.fit_surrogate(problem, obs, device, ctx.rng, state, self.settings)
         trust = engine.level_trust(surrogate, obs)
-        kept = {TARGET_ONLY: state[TARGET_ONLY]} if TARGET_ONLY in state else {}
-        fitted = FittedBO(surrogate, obs, trust, None, {**surrogate.gp.state, **kept})
+        fits = engine.fit_outcomes(problem, obs, device, ctx.rng, state.get(OUTCOMES), self.settings)
+        outcomes = resolve(problem, obs, engine.outcome_model(fits, problem.fidelity.target))
+        kept = {k: state[k] for k in (TARGET_ONLY,) if k in state}
+        if fits:
+            kept[OUTCOMES] = [f.gp.state for f in fits]
+        fitted = FittedBO(surrogate, obs, trust, None, {**surrogate.gp.state, **kept}, fits, outcomes)
         if not with_target_only or not fitted.distrusted:
             return fitted
         t_problem, t_obs = target_view(problem, obs)
         t_fit = engine.fit_surrogate(t_problem, t_obs, device, ctx.rng, state.get(TARGET_ONLY), self.settings)
-        return FittedBO(surrogate, obs, trust, (t_fit, t_obs), {**surrogate.gp.state, TARGET_ONLY: t_fit.gp.state})
+        return dataclasses.replace(fitted, target=(t_fit, t_obs), state={**fitted.state, TARGET_ONLY: t_fit.gp.state})
 
     def suggest(
         self,
@@ -154,7 +171,8 @@ class BayesOptMethod:
             levels = engine.fidelity_levels(problem, obs, at)
             cost_model = fit_cost_model(obs.fidelities, obs.costs)
             picks = engine.suggest(
-                surrogate, obs, count - len(design), levels, cost_model, ctx.rng, self.settings, pool
+                surrogate, obs, count - len(design), levels, cost_model, ctx.rng, self.settings, pool,
+                fitted.outcomes.probability if fitted.outcomes.active else None,
             )
         common = {
             **self._details(surrogate, fitted),
@@ -238,7 +256,8 @@ class BayesOptMethod:
         with cpu_threads(ctx.compute.threads):
             fitted = self.fit(ctx)
             surrogate, obs = fitted.for_target()
-            mixture, mean, sd = engine.recommend(surrogate, obs, ctx.rng, self.settings, candidates)
+            mixture, mean, sd = engine.recommend(surrogate, obs, ctx.rng, self.settings, candidates, fitted.outcomes)
+            outcomes = fitted.outcomes.report(mixture)
         return Recommendation(
             mixture=mixture,
             fidelity=ctx.problem.fidelity.target.copy(),
@@ -246,6 +265,7 @@ class BayesOptMethod:
             method=self.name,
             n_runs=fitted.obs.n,
             details={**self._details(surrogate, fitted), "posterior_sd": sd},
+            outcomes=outcomes,
         )
 
     def predictor(self, ctx: SearchContext, fidelity: FloatArray | None = None) -> BOPredictor:
