@@ -388,3 +388,41 @@ class PredictResponse(BaseModel):
     method: str
     n_runs: int
 
+
+
+class ParetoAxisOut(BaseModel):
+    """One axis of a front: ``objective`` or a metric, its direction, and the bound of the outcome constraint
+    on it (absolute, as resolved for the current data), if any."""
+
+    name: str
+    goal: Literal["minimize", "maximize"]
+    bound: float | None = None
+
+
+class ParetoPointOut(BaseModel):
+    """A predicted point of the front: the mixture, its predicted value on each axis with a 90% interval, and
+    the probability that it meets every outcome constraint."""
+
+    mixture: dict[str, float]
+    values: list[float]
+    lower: list[float]
+    upper: list[float]
+    feasibility: float
+
+
+class ObservedPointOut(BaseModel):
+    """A completed run on the same axes; ``on_front`` when no other observed run dominates it."""
+
+    run_id: str
+    values: list[float]
+    on_front: bool
+
+
+class ParetoOut(BaseModel):
+    axes: list[ParetoAxisOut]
+    front: list[ParetoPointOut] = Field(description="non-dominated predictions over the candidates, by the first axis")
+    observed: list[ObservedPointOut] = Field(description="completed runs at the fidelity level the model fitted")
+    method: str
+    n_candidates: int
+    n_runs: int
+    data_version: int

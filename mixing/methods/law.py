@@ -70,9 +70,11 @@ class FittedLaw:
             return NORMAL_Q90 * std
         return np.full(len(mixtures), self.halfwidth)
 
-    def metric_intervals(self, problem: Problem, mixtures: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Predicted values and 90% half-widths ``(n, c)`` of the constrained metrics (an OutcomeModel)."""
-        cols = problem.constrained_metrics
+    def metric_intervals(self, problem: Problem, mixtures: FloatArray,
+                         columns: np.ndarray | None = None) -> tuple[FloatArray, FloatArray]:
+        """Predicted values and 90% half-widths ``(n, c)`` of the metric ``columns`` (default: the
+        constrained ones, which makes this an :data:`~mixing.outcomes.OutcomeModel`)."""
+        cols = problem.constrained_metrics if columns is None else columns
         x = np.atleast_2d(np.asarray(mixtures, dtype=np.float64))
         values = self.metrics(x)[:, cols]
         if not self.law.provides_intervals:

@@ -43,10 +43,19 @@ class FittedRegMix:
     def loss(self, ctx: SearchContext, mixtures: FloatArray) -> FloatArray:
         return ctx.problem.loss(self.law.predict(mixtures))
 
-    def metric_intervals(self, problem: Problem, mixtures: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Predicted values and 90% half-widths ``(n, c)`` of the constrained metrics (an OutcomeModel)."""
-        cols = problem.constrained_metrics
-        values = self.law.predict(np.atleast_2d(mixtures))[:, cols]
+    def metrics(self, mixtures: FloatArray) -> FloatArray:
+        return self.law.predict(np.atleast_2d(mixtures))
+
+    def halfwidths(self, problem: Problem, mixtures: FloatArray) -> FloatArray:
+        """90% half-widths of the objective at each mixture (one conformal width for all)."""
+        return np.full(len(np.atleast_2d(mixtures)), self.halfwidth)
+
+    def metric_intervals(self, problem: Problem, mixtures: FloatArray,
+                         columns: np.ndarray | None = None) -> tuple[FloatArray, FloatArray]:
+        """Predicted values and 90% half-widths ``(n, c)`` of the metric ``columns`` (default: the
+        constrained ones, which makes this an :data:`~mixing.outcomes.OutcomeModel`)."""
+        cols = problem.constrained_metrics if columns is None else columns
+        values = self.metrics(mixtures)[:, cols]
         return values, np.broadcast_to(self.metric_halfwidth[cols], values.shape).copy()
 
     def outcomes(self, ctx: SearchContext) -> ResolvedConstraints:

@@ -131,3 +131,35 @@ def test_a_bound_relative_to_a_run_uses_that_run(api: TestClient) -> None:
     assert r.status_code == 200, r.text
     # measured at the target (no fidelity axes): the bound is the baseline run's own loss + 1%
     assert r.json()["constraints"][0]["bound"] == pytest.approx(bound())
+
+
+@pytest.mark.parametrize("method", ["law", "regmix"])
+def test_pareto_front_trades_the_objective_against_the_constrained_metric(api: TestClient, method: str) -> None:
+    exp_id = seeded(api, CONSTRAINED)
+    r = api.get(f"/v1/experiments/{exp_id}/pareto", params={"method": method, "candidates": 2000, "seed": 1})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [a["name"] for a in body["axes"]] == ["objective", "loss/web"]
+    assert [a["goal"] for a in body["axes"]] == ["minimize", "minimize"]
+    assert body["axes"][1]["bound"] == pytest.approx(bound(), rel=0.02) and body["axes"][0]["bound"] is None
+    front = np.array([p["values"] for p in body["front"]])
+    assert len(front) >= 2 and np.all(np.diff(front[:, 0]) >= 0) and np.all(np.diff(front[:, 1]) <= 1e-12)
+    assert all(lo <= v <= hi for p in body["front"] for lo, v, hi in zip(p["lower"], p["values"], p["upper"],
+                                                                         strict=True))
+    assert all(set(p["mixture"]) == set(DOMAINS) and 0 <= p["feasibility"] <= 1 for p in body["front"])
+    observed = body["observed"]
+    assert len(observed) == 40 and 1 <= sum(o["on_front"] for o in observed) < 40
+    assert body["method"] == method and body["n_candidates"] == 2000 and body["n_runs"] == 40
+
+
+def test_pareto_without_constraints_uses_the_objectives_metrics_and_refuses_bad_queries(api: TestClient) -> None:
+    exp_id = seeded(api, {"metrics": ["loss/code", "loss/web"]})
+    r = api.get(f"/v1/experiments/{exp_id}/pareto", params={"candidates": 500})
+    assert r.status_code == 200, r.text
+    assert [a["name"] for a in r.json()["axes"]] == ["loss/code", "loss/web"]
+    for params, field in [({"candidates": 5}, "query.candidates"), ({"method": "bo"}, "query.method")]:
+        r = api.get(f"/v1/experiments/{exp_id}/pareto", params=params)
+        assert r.status_code == 422 and r.json()["error"]["field"] == field, r.text
+    empty = create(api, name="empty", objective=CONSTRAINED)
+    r = api.get(f"/v1/experiments/{empty['id']}/pareto")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "not_enough_data"
