@@ -8,8 +8,9 @@ posterior (BO, the GP law), a Gaussian approximation for the conformal widths of
 RegMix. Constraints are taken as independent, so a mixture's probability of feasibility is the product.
 
 Relative bounds are resolved here, in one place (:func:`resolve`): the baseline's value of the metric is
-the mean of the completed runs of the baseline mixture at the target fidelity when there are any, else
-the model's prediction there.
+the mean of the completed runs of the baseline mixture at the fidelity the model predicts at (the target,
+unless a single-level model was fitted on a cheaper level) when there are any, else the model's
+prediction there -- so bound and predictions are always on the same scale.
 """
 
 from __future__ import annotations
@@ -82,11 +83,13 @@ def _z(mean: FloatArray, half: FloatArray, sign: FloatArray, bound: FloatArray) 
     return np.asarray(z, dtype=np.float64)
 
 
-def resolve(problem: Problem, obs: Observations, model: OutcomeModel) -> ResolvedConstraints:
-    """Absolute bounds for the problem's outcome constraints (see the module docstring for baselines)."""
+def resolve(problem: Problem, obs: Observations, model: OutcomeModel, level: FloatArray | None = None
+            ) -> ResolvedConstraints:
+    """Absolute bounds for the problem's outcome constraints, for a ``model`` that predicts at fidelity
+    ``level`` (default: the target); see the module docstring for baselines."""
     cons = problem.outcome_constraints
     bounds = np.empty(len(cons))
-    target_rows = obs.at_fidelity(problem.fidelity.target)
+    target_rows = obs.at_fidelity(problem.fidelity.target if level is None else level)
     predicted: dict[bytes, FloatArray] = {}
     for j, c in enumerate(cons):
         if c.bound is not None:

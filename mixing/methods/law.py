@@ -48,6 +48,8 @@ class FittedLaw:
     rows: np.ndarray
     #: Normalised fidelity coordinates to predict at (None for single-fidelity fits).
     at: FloatArray | None
+    #: The raw fidelity the law predicts at: the one asked for when it models fidelity, else its runs' level.
+    level: FloatArray
     halfwidth: float
     #: Conformal 90% half-width of each metric ``(k,)`` (NaN for laws with their own intervals).
     metric_halfwidth: FloatArray
@@ -85,7 +87,7 @@ class FittedLaw:
 
     def outcomes(self, ctx: SearchContext) -> ResolvedConstraints:
         """The problem's outcome constraints resolved against this fit (see :mod:`mixing.outcomes`)."""
-        return resolve(ctx.problem, ctx.observations, lambda m: self.metric_intervals(ctx.problem, m))
+        return resolve(ctx.problem, ctx.observations, lambda m: self.metric_intervals(ctx.problem, m), self.level)
 
     def interval_fn(self, ctx: SearchContext) -> Callable[[FloatArray], tuple[FloatArray, FloatArray]]:
         def interval(mixtures: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -136,6 +138,7 @@ class LawMethod:
             law=clone(law).fit(x, f, y),
             rows=rows,
             at=at,
+            level=target if at is not None or problem.fidelity.n_axes == 0 else obs.fidelities[rows[0]],
             halfwidth=halfwidth,
             metric_halfwidth=metric_halfwidth,
             interval_source=source,

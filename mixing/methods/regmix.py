@@ -60,7 +60,8 @@ class FittedRegMix:
 
     def outcomes(self, ctx: SearchContext) -> ResolvedConstraints:
         """The problem's outcome constraints resolved against this fit (see :mod:`mixing.outcomes`)."""
-        return resolve(ctx.problem, ctx.observations, lambda m: self.metric_intervals(ctx.problem, m))
+        return resolve(ctx.problem, ctx.observations, lambda m: self.metric_intervals(ctx.problem, m),
+                       self.fidelity)
 
     def prediction(self, ctx: SearchContext, loss: float) -> Prediction:
         value = ctx.problem.sign * loss

@@ -12,7 +12,7 @@ from mixing.methods.law import LawMethod
 from mixing.methods.regmix import RegMixMethod
 from mixing.outcomes import probability_of
 from mixing.pareto import front_axes, hypervolume, non_dominated, predicted_front
-from mixing.problem import Observations, OutcomeConstraint, Problem
+from mixing.problem import FidelitySpace, Observations, OutcomeConstraint, Problem
 from mixing.sampling import prior_candidates
 from mixing.simplex import SimplexConstraints
 
@@ -90,3 +90,21 @@ def test_the_predicted_front_trades_the_objective_against_the_constrained_metric
     assert np.all(front.lower <= front.values) and np.all(front.values <= front.upper)
     assert front.observed.shape == (60, 2) and 1 <= front.observed_front.sum() < 60
     assert np.all((front.feasibility >= 0) & (front.feasibility <= 1))
+
+
+def test_a_relative_bound_is_on_the_scale_of_the_level_the_model_predicts_at() -> None:
+    """A single-level fit on cheap runs resolves the baseline at that level, not from a target run of another
+    scale: bound and predictions must be comparable."""
+    prob, obs = _synthetic()
+    space = FidelitySpace(("params",), np.array([1e6]), np.array([1e9]), np.array([1e9]))
+    base = obs.mixtures[3]
+    runs = Observations(np.vstack([obs.mixtures, base]), np.r_[np.full((60, 1), 1e6), [[1e9]]],
+                        np.vstack([obs.metrics, obs.metrics[3] - 1.0]), np.ones(61), np.zeros((0, 3)),
+                        np.zeros((0, 1)))
+    rel = Problem(prob.domains, prob.constraints, prob.metric_names, prob.metric_weights, fidelity=space,
+                  outcome_constraints=(OutcomeConstraint(metric=1, upper=True, baseline=base),))
+    ctx = SearchContext(rel, runs, np.random.default_rng(0))
+    fitted = RegMixMethod(n_estimators=100).fit(ctx)
+    assert fitted.outcomes(ctx).bound[0] == pytest.approx(obs.metrics[3, 1])  # its 1M run, not the 1B one
+    law = LawMethod().fit(ctx)  # a law that models fidelity predicts at the target: the 1B run is its scale
+    assert law.outcomes(ctx).bound[0] == pytest.approx(obs.metrics[3, 1] - (1.0 if law.at is not None else 0.0))
