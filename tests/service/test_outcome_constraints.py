@@ -163,3 +163,19 @@ def test_pareto_without_constraints_uses_the_objectives_metrics_and_refuses_bad_
     empty = create(api, name="empty", objective=CONSTRAINED)
     r = api.get(f"/v1/experiments/{empty['id']}/pareto")
     assert r.status_code == 409 and r.json()["error"]["code"] == "not_enough_data"
+
+
+def test_bo_across_fidelities_recommends_a_feasible_mixture(api: TestClient) -> None:
+    """With two fidelity levels ``auto`` recommends with BO, which judges the constraint with its own GP."""
+    exp = create(api, name="mf", objective=CONSTRAINED)
+    rng = np.random.default_rng(0)
+    runs = [{"mixture": dict(zip(DOMAINS, w.tolist(), strict=True)), "fidelity": {"params": p},
+             "metrics": {k: v + (0.3 if p < 1e9 else 0.0) for k, v in losses(w).items()}, "cost": p / 1e6}
+            for p, n in ((1e6, 30), (1e9, 6)) for w in rng.dirichlet(np.ones(4), n)]
+    assert api.post(f"/v1/experiments/{exp['id']}/runs:batch", json={"runs": runs}).status_code == 200
+    r = api.get(f"/v1/experiments/{exp['id']}/recommendation")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["method"] == "bo" and body["constraints"][0]["probability"] >= 0.9
+    w = np.array([body["mixture"][d] for d in DOMAINS])
+    assert losses(w)["loss/web"] <= bound() + 0.02
