@@ -1,8 +1,9 @@
 """Trade-off fronts: the mixtures no other beats on every axis, predicted over a candidate sample and
 observed among the runs, and the hypervolume that scores a front.
 
-The axes (:func:`front_axes`): the objective and each constrained metric (the trade-off a constraint
-cuts); without constraints, the objective's own metrics when it averages several. Each axis has a
+The axes (:func:`front_axes`): the objective, each constrained metric (the trade-off a constraint cuts)
+and each further objective (:class:`~mixing.problem.TradeOff`); without either, the objective's own
+metrics when it averages several. Each axis has a
 direction: the objective's goal, ``<=`` constraints lower, ``>=`` higher. Internally every axis is turned
 into *lower is better* (``sign``) so one dominance test serves all.
 """
@@ -71,11 +72,16 @@ class Front:
 
 
 def front_axes(problem: Problem) -> list[FrontAxis]:
-    """The objective, then each constrained metric; without constraints, the objective's metrics."""
+    """The objective, then each constrained metric and each trade-off (a metric once, its first direction);
+    without either, the objective's metrics."""
+    named = [(c.metric, c.upper) for c in problem.outcome_constraints] + \
+        [(t.metric, t.minimize) for t in problem.trade_offs]
+    if named:
+        firsts = {m: minimize for m, minimize in reversed(named)}
+        order = list(dict.fromkeys(m for m, _ in named))
+        return [FrontAxis("objective", None, problem.goal == "minimize")] + \
+            [FrontAxis(problem.metric_names[m], m, firsts[m]) for m in order]
     objective = FrontAxis("objective", None, problem.goal == "minimize")
-    if problem.outcome_constraints:
-        return [objective] + [FrontAxis(problem.metric_names[c.metric], c.metric, c.upper)
-                              for c in problem.outcome_constraints]
     used = np.flatnonzero(problem.metric_weights > 0)
     if len(used) < 2:
         return [objective]

@@ -97,6 +97,14 @@ class OutcomeConstraint:
 
 
 @dataclass(frozen=True)
+class TradeOff:
+    """A further objective for trade-off fronts only: metric column and direction."""
+
+    metric: int
+    minimize: bool = True
+
+
+@dataclass(frozen=True)
 class Problem:
     """What is being optimised: domains, feasible mixtures, the objective and the fidelity axes.
 
@@ -114,6 +122,8 @@ class Problem:
     fidelity: FidelitySpace = field(default_factory=FidelitySpace)
     outcome_constraints: tuple[OutcomeConstraint, ...] = ()
     feasibility_probability: float = 0.9
+    #: Further objectives that trade-off fronts show (:mod:`mixing.pareto`); no method optimises them.
+    trade_offs: tuple[TradeOff, ...] = ()
 
     def __post_init__(self) -> None:
         w = np.asarray(self.metric_weights, dtype=np.float64).reshape(-1)
@@ -122,8 +132,9 @@ class Problem:
             raise ValueError("one objective weight per metric is required")
         if len(self.domains) != self.constraints.n_domains:
             raise ValueError("constraints must have one bound per domain")
-        if any(not 0 <= c.metric < w.size for c in self.outcome_constraints):
-            raise ValueError("an outcome constraint names a metric column the problem does not have")
+        columns = [c.metric for c in self.outcome_constraints] + [t.metric for t in self.trade_offs]
+        if any(not 0 <= j < w.size for j in columns):
+            raise ValueError("an outcome constraint or trade-off names a metric column the problem does not have")
         if not 0.0 < self.feasibility_probability < 1.0:
             raise ValueError("feasibility_probability must lie in (0, 1)")
 

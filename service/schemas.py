@@ -117,6 +117,14 @@ class OutcomeConstraintSpec(Strict):
         return self
 
 
+class TradeOffSpec(Strict):
+    """A further objective for trade-off fronts (``GET …/pareto``): a metric with its own goal. It shapes
+    the front only; the recommendation optimises the objective."""
+
+    metric: Name = Field(description="a metric every completed run reports (it becomes required)")
+    goal: Literal["minimize", "maximize"] = "minimize"
+
+
 class ObjectiveSpec(Strict):
     metrics: list[Name] = Field(min_length=1, max_length=1024)
     aggregate: Literal["single", "mean", "weighted_mean"] = "mean"
@@ -126,6 +134,9 @@ class ObjectiveSpec(Strict):
         default_factory=list, max_length=64, description="outcome constraints a recommendation must meet")
     feasibility_probability: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False, strict=True)] = Field(
         default=0.9, description="the predicted probability of meeting every constraint a recommendation needs")
+    tradeoffs: list[TradeOffSpec] = Field(
+        default_factory=list, max_length=16, description="further objectives, each with its goal, that "
+                                                         "trade-off fronts show against the objective")
 
     @model_validator(mode="after")
     def _consistent(self) -> ObjectiveSpec:

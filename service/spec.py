@@ -34,8 +34,9 @@ class ExperimentSpec(Strict):
     @property
     def model_metrics(self) -> list[str]:
         """Every metric a completed run must report and models fit: the objective's, then those only its
-        outcome constraints name."""
-        extra = [c.metric for c in self.objective.constraints if c.metric not in self.objective.metrics]
+        outcome constraints and trade-offs name."""
+        named = [c.metric for c in self.objective.constraints] + [t.metric for t in self.objective.tradeoffs]
+        extra = [m for m in named if m not in self.objective.metrics]
         return [*self.objective.metrics, *dict.fromkeys(extra)]
 
 

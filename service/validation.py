@@ -16,7 +16,7 @@ import numpy as np
 from mixing.errors import InfeasibleConstraintsError
 from mixing.laws import LAWS
 from mixing.methods import method_names
-from mixing.problem import Candidates, FidelitySpace, OutcomeConstraint, Problem
+from mixing.problem import Candidates, FidelitySpace, OutcomeConstraint, Problem, TradeOff
 from mixing.simplex import SUM_TOLERANCE, SimplexConstraints
 from service.errors import ErrorCode, InvalidInput
 from service.schemas import PRIOR_BASELINE, CandidateIn, ObjectiveSpec
@@ -101,6 +101,8 @@ def problem_from_spec(spec: ExperimentSpec, baseline_runs: Mapping[str, Sequence
         ),
         outcome_constraints=tuple(outcomes),
         feasibility_probability=spec.objective.feasibility_probability,
+        trade_offs=tuple(TradeOff(metric=names.index(t.metric), minimize=t.goal == "minimize")
+                         for t in spec.objective.tradeoffs),
     )
 
 

@@ -12,7 +12,7 @@ from mixing.methods.law import LawMethod
 from mixing.methods.regmix import RegMixMethod
 from mixing.outcomes import probability_of
 from mixing.pareto import front_axes, hypervolume, non_dominated, predicted_front
-from mixing.problem import FidelitySpace, Observations, OutcomeConstraint, Problem
+from mixing.problem import FidelitySpace, Observations, OutcomeConstraint, Problem, TradeOff
 from mixing.sampling import prior_candidates
 from mixing.simplex import SimplexConstraints
 
@@ -108,3 +108,13 @@ def test_a_relative_bound_is_on_the_scale_of_the_level_the_model_predicts_at() -
     assert fitted.outcomes(ctx).bound[0] == pytest.approx(obs.metrics[3, 1])  # its 1M run, not the 1B one
     law = LawMethod().fit(ctx)  # a law that models fidelity predicts at the target: the 1B run is its scale
     assert law.outcomes(ctx).bound[0] == pytest.approx(obs.metrics[3, 1] - (1.0 if law.at is not None else 0.0))
+
+
+def test_front_axes_name_each_metric_once_with_its_first_direction() -> None:
+    prob, _ = _synthetic()
+    both = Problem(prob.domains, prob.constraints, ("m0", "m1", "m2"), np.array([0.5, 0.5, 0.0]),
+                   outcome_constraints=(OutcomeConstraint(metric=1, upper=True, bound=3.0),),
+                   trade_offs=(TradeOff(metric=1, minimize=False), TradeOff(metric=2, minimize=False)))
+    assert [(a.name, a.minimize) for a in front_axes(both)] == [("objective", True), ("m1", True), ("m2", False)]
+    plain = Problem(prob.domains, prob.constraints, ("m0", "m1", "m2"), np.array([0.5, 0.5, 0.0]))
+    assert [a.name for a in front_axes(plain)] == ["m0", "m1"]

@@ -179,3 +179,25 @@ def test_bo_across_fidelities_recommends_a_feasible_mixture(api: TestClient) -> 
     assert body["method"] == "bo" and body["constraints"][0]["probability"] >= 0.9
     w = np.array([body["mixture"][d] for d in DOMAINS])
     assert losses(w)["loss/web"] <= bound() + 0.02
+
+
+def test_tradeoffs_add_axes_with_their_own_goal_to_the_front(api: TestClient) -> None:
+    objective = {"metrics": ["loss/code"], "aggregate": "single",
+                 "tradeoffs": [{"metric": "loss/web", "goal": "maximize"}]}
+    exp = create(api, name="trade", objective=objective, fidelities=[])
+    r = api.post(f"/v1/experiments/{exp['id']}/runs", json={
+        "mixture": dict(zip(DOMAINS, PRIOR.tolist(), strict=True)), "metrics": {"loss/code": 3.0}})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "metrics.loss/web"
+    exp_id = seeded(api, objective, name="trade-seeded")
+    r = api.get(f"/v1/experiments/{exp_id}/pareto", params={"method": "regmix", "candidates": 1000, "seed": 0})
+    assert r.status_code == 200, r.text
+    axes = r.json()["axes"]
+    assert [(a["name"], a["goal"], a["bound"]) for a in axes] == [("objective", "minimize", None),
+                                                                   ("loss/web", "maximize", None)]
+    front = np.array([p["values"] for p in r.json()["front"]])
+    # along a (minimise, maximise) front sorted by the objective, web loss must rise with it, or the point
+    # before would dominate the next
+    assert len(front) >= 2 and np.all(np.diff(front[:, 1]) >= -1e-12)
+    bad = api.post("/v1/experiments", json=spec(name="bad", objective={**objective, "tradeoffs": [{"metric": "x",
+                                                                                                   "goal": "up"}]}))
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "objective.tradeoffs[0].goal"

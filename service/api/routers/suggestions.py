@@ -107,7 +107,7 @@ def pareto(experiment_id: str, st: State, project: Project,
            seed: Annotated[int | None, Query(ge=0, lt=2**63, description="fixed seed: same data, same front")] = None,
            ) -> ParetoOut:
     """The predicted trade-off front at the target fidelity: the objective against each metric an outcome
-    constraint names (or, without constraints, the objective's own metrics), over a sample of feasible
+    constraint or a trade-off names (without either, the objective's own metrics), over a sample of feasible
     mixtures, with 90% intervals and each point's probability of meeting the constraints; and the completed
     runs on the same axes, marked where no other run dominates them. Computed now, not stored; 409
     `not_enough_data` before the model can fit.

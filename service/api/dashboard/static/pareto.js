@@ -32,10 +32,13 @@ export function paretoSection(ctx) {
   function renderIdle(note) {
     const exp = ctx.exp();
     const cons = exp.objective.constraints || [];
+    const trades = exp.objective.tradeoffs || [];
     replace(slot,
       cons.length ? h("p", { "data-testid": "constraints" }, "Outcome constraints: ", cons.map(constraintLabel).join("; "),
         ` (met with probability ≥ ${pct(exp.objective.feasibility_probability)})`)
-        : h("p", { class: "muted" }, "No outcome constraints: the front trades the objective's metrics against each other."),
+        : h("p", { class: "muted" }, trades.length ? "No outcome constraints."
+          : "No outcome constraints: the front trades the objective's metrics against each other."),
+      trades.length ? h("p", { "data-testid": "tradeoffs" }, "Trade-offs: ", trades.map((t) => `${t.metric} (${t.goal})`).join("; ")) : null,
       note || null,
       h("div", { class: "center" }, h("button", { "data-testid": "compute-pareto", onclick: compute, disabled: computing },
         computing ? "Fitting…" : "Compute front")));
