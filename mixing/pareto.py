@@ -41,14 +41,17 @@ class FrontAxis:
 
 
 class MetricModel(Protocol):
-    """A fit that predicts every metric and 90% half-widths (laws and RegMix; see their ``fit``)."""
+    """A fit that predicts the objective and metrics with 90% half-widths at the target (the laws' and
+    RegMix's fits; BO's :meth:`~mixing.methods.bo.BayesOptMethod.front_model`)."""
 
-    def metrics(self, mixtures: FloatArray) -> FloatArray: ...
-
-    def halfwidths(self, problem: Problem, mixtures: FloatArray) -> FloatArray: ...
+    def objective_intervals(self, problem: Problem, mixtures: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The objective in the user's orientation and its half-width, ``(n,)`` each."""
+        ...
 
     def metric_intervals(self, problem: Problem, mixtures: FloatArray,
-                         columns: np.ndarray | None = None) -> tuple[FloatArray, FloatArray]: ...
+                         columns: np.ndarray | None = None) -> tuple[FloatArray, FloatArray]:
+        """Values and half-widths ``(n, c)`` of the metric ``columns`` (default: the constrained ones)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -147,8 +150,8 @@ def predicted_front(ctx: SearchContext, fitted: MetricModel, pool: FloatArray) -
 
     def predict(x: FloatArray) -> FloatArray:
         """Values then half-widths per axis, ``(n, 2m)``."""
-        metrics = fitted.metrics(x)
-        values, half = [problem.objective(metrics)[:, None]], [fitted.halfwidths(problem, x)[:, None]]
+        objective, objective_half = fitted.objective_intervals(problem, x)
+        values, half = [objective[:, None]], [objective_half[:, None]]
         if len(cols):
             v, hw = fitted.metric_intervals(problem, x, cols)
             values.append(v)

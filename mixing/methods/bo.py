@@ -40,7 +40,8 @@ from mixing.bo.engine import BOSettings, Surrogate
 from mixing.errors import UnsupportedFidelityError
 from mixing.methods.base import SearchContext
 from mixing.methods.design import DesignMethod
-from mixing.outcomes import ResolvedConstraints, resolve
+from mixing.outcomes import Z90, ResolvedConstraints, resolve
+from mixing.pareto import front_axes
 from mixing.problem import (
     Candidates,
     FidelitySpace,
@@ -110,6 +111,32 @@ class BOPredictor:
         with cpu_threads(self.threads):
             mean, sd = self.surrogate.predict(mixtures, self.fidelity)
         return np.zeros((len(mixtures), 0)), self.surrogate.problem.sign * mean, self.interval_z * sd
+
+
+@dataclass
+class BOFront:
+    """BO's GPs at the target, as a :class:`~mixing.pareto.MetricModel`: the objective's and one per metric
+    axis of the front (``fits`` by metric column); half-widths are the 90% ones of the Gaussian posterior."""
+
+    surrogate: Surrogate
+    fits: dict[int, Surrogate]
+    at: FloatArray
+    threads: int
+
+    def objective_intervals(self, problem: Problem, mixtures: FloatArray) -> tuple[FloatArray, FloatArray]:
+        with cpu_threads(self.threads):
+            mean, sd = self.surrogate.predict(np.atleast_2d(mixtures), self.at)
+        return problem.sign * mean, Z90 * sd
+
+    def metric_intervals(self, problem: Problem, mixtures: FloatArray,
+                         columns: np.ndarray | None = None) -> tuple[FloatArray, FloatArray]:
+        cols = problem.constrained_metrics if columns is None else columns
+        x = np.atleast_2d(mixtures)
+        with cpu_threads(self.threads):
+            pairs = [self.fits[int(j)].predict(x, self.at) for j in cols]
+        if not pairs:
+            return np.zeros((len(x), 0)), np.zeros((len(x), 0))
+        return np.stack([m for m, _ in pairs], axis=1), Z90 * np.stack([sd for _, sd in pairs], axis=1)
 
 
 class BayesOptMethod:
@@ -277,6 +304,20 @@ class BayesOptMethod:
         with cpu_threads(ctx.compute.threads):
             surrogate = self.fit(ctx, with_target_only=False).surrogate
         return BOPredictor(surrogate, at, self.settings.interval_z, ctx.compute.threads)
+
+    def front_model(self, ctx: SearchContext) -> BOFront:
+        """The GPs a trade-off front needs (:func:`mixing.pareto.predicted_front`): the objective's, the
+        constrained metrics', and one more per metric axis of the front, all over every fidelity."""
+        problem, obs = self.view(ctx)
+        with cpu_threads(ctx.compute.threads):
+            fitted = self.fit(ctx, with_target_only=False)
+            fits = {c.metric: f for c, f in zip(problem.outcome_constraints, fitted.outcome_fits, strict=True)}
+            device = bo_device(ctx.compute.device)
+            for axis in front_axes(problem):
+                if axis.metric is not None and axis.metric not in fits:
+                    fits[axis.metric] = engine.fit_surrogate(problem, obs, device, ctx.rng, None, self.settings,
+                                                             values=obs.metrics[:, axis.metric])
+        return BOFront(fitted.surrogate, fits, problem.fidelity.target, ctx.compute.threads)
 
     def model_fidelity(self, ctx: SearchContext, fidelity: FloatArray) -> FloatArray:
         """A fidelity as the model's inputs see it (all axes here; none for the single-fidelity view)."""

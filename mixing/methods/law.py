@@ -72,6 +72,11 @@ class FittedLaw:
             return NORMAL_Q90 * std
         return np.full(len(mixtures), self.halfwidth)
 
+    def objective_intervals(self, problem: Problem, mixtures: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The objective (user's orientation) and its 90% half-width ``(n,)`` each."""
+        x = np.atleast_2d(np.asarray(mixtures, dtype=np.float64))
+        return problem.objective(self.metrics(x)), self.halfwidths(problem, x)
+
     def metric_intervals(self, problem: Problem, mixtures: FloatArray,
                          columns: np.ndarray | None = None) -> tuple[FloatArray, FloatArray]:
         """Predicted values and 90% half-widths ``(n, c)`` of the metric ``columns`` (default: the

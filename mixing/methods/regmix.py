@@ -50,6 +50,10 @@ class FittedRegMix:
         """90% half-widths of the objective at each mixture (one conformal width for all)."""
         return np.full(len(np.atleast_2d(mixtures)), self.halfwidth)
 
+    def objective_intervals(self, problem: Problem, mixtures: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The objective (user's orientation) and its 90% half-width ``(n,)`` each."""
+        return problem.objective(self.metrics(mixtures)), self.halfwidths(problem, mixtures)
+
     def metric_intervals(self, problem: Problem, mixtures: FloatArray,
                          columns: np.ndarray | None = None) -> tuple[FloatArray, FloatArray]:
         """Predicted values and 90% half-widths ``(n, c)`` of the metric ``columns`` (default: the

@@ -179,6 +179,10 @@ def test_bo_across_fidelities_recommends_a_feasible_mixture(api: TestClient) -> 
     assert body["method"] == "bo" and body["constraints"][0]["probability"] >= 0.9
     w = np.array([body["mixture"][d] for d in DOMAINS])
     assert losses(w)["loss/web"] <= bound() + 0.02
+    r = api.get(f"/v1/experiments/{exp['id']}/pareto", params={"method": "bo", "candidates": 1000, "seed": 0})
+    assert r.status_code == 200, r.text
+    assert r.json()["method"] == "bo" and [a["name"] for a in r.json()["axes"]] == ["objective", "loss/web"]
+    assert len(r.json()["front"]) >= 2 and len(r.json()["observed"]) == 6  # the target runs
 
 
 def test_tradeoffs_add_axes_with_their_own_goal_to_the_front(api: TestClient) -> None:

@@ -90,8 +90,8 @@ def test_the_command_line_loop_runs(live: str, tmp_path: Path) -> None:
 
 def test_the_outcome_constraint_example_recommends_a_feasible_mixture_and_a_front(live: str) -> None:
     require(all(shutil.which(tool) for tool in ("curl", "jq")), "curl and jq are needed by the README's example")
-    line = "API=http://127.0.0.1:8000"
-    script = bash_block('  "name": "code-within-web",').replace(line, f"API={live}", 1)
+    line = "API=http://localhost:8000"
+    script = bash_block(line).replace(line, f"API={live}", 1)
     done = run_bash(script)
     assert done.returncode == 0, done.stderr
     created, rec, front = (json.loads(doc) for doc in re.split(r"\n(?=[{0-9])", done.stdout.strip()))

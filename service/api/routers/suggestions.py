@@ -102,7 +102,7 @@ def _recommendation_out(spec: ExperimentSpec, rec: RecommendationResult) -> Reco
 
 @router.get("/pareto", response_model=ParetoOut)
 def pareto(experiment_id: str, st: State, project: Project,
-           method: Annotated[Literal["law", "regmix"], Query(description="the model of every metric")] = "law",
+           method: Annotated[Literal["law", "regmix", "bo"], Query(description="the models of the axes")] = "law",
            candidates: Annotated[int, Query(ge=100, le=100_000, description="mixtures sampled")] = 20_000,
            seed: Annotated[int | None, Query(ge=0, lt=2**63, description="fixed seed: same data, same front")] = None,
            ) -> ParetoOut:

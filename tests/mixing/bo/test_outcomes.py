@@ -84,3 +84,19 @@ def test_suggestions_favour_mixtures_likely_to_be_feasible_at_every_fidelity() -
     p_picked = fitted.outcomes.probability(np.array([p.mixture for p in picked]))
     assert p_picked.mean() > p_free.mean()
     assert {float(p.fidelity[0]) for p in picked} <= {LOW, HIGH}
+
+
+def test_the_bo_front_trades_the_objective_against_the_constrained_metric() -> None:
+    from mixing.pareto import non_dominated, predicted_front
+    from mixing.sampling import prior_candidates
+
+    prob, obs = constrained()
+    ctx = context(obs, prob)
+    front = predicted_front(ctx, BayesOptMethod(SMALL).front_model(ctx),
+                            prior_candidates(2000, prob.constraints, None, np.random.default_rng(0)))
+    assert [a.name for a in front.axes] == ["objective", "share"] and front.axes[1].bound == BOUND
+    assert len(front.values) >= 5 and non_dominated(front.values).all()
+    assert np.all(front.lower < front.values) and np.all(front.values < front.upper)
+    # along the front the objective falls as the share rises towards the unconstrained optimum's a = 0.4
+    assert np.all(np.diff(front.values[:, 0]) >= 0) and front.values[-1, 1] < front.values[0, 1]
+    assert front.observed.shape == (10, 2)  # the runs at the target level
