@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +53,9 @@ RESULTS = ROOT / "bench" / "results" / "pareto_regmix.json"
 DATA = Path(os.environ.get("MIXOPT_REGMIX_DATA", ROOT.parent / "shared" / "data" / "regmix"))
 SLACK = 0.01
 RANDOM_DRAWS = 2000
-METHODS = {
-    "regmix": lambda: RegMixMethod(),
-    "data_mixing_law": lambda: LawMethod(),
+METHODS: dict[str, Callable[[], RegMixMethod | LawMethod]] = {
+    "regmix": RegMixMethod,
+    "data_mixing_law": LawMethod,
 }
 HINTS = {"regmix": {}, "data_mixing_law": {"selected_law": "data_mixing_law"}}
 
@@ -107,7 +108,7 @@ def run_domain(domain: str, data: Path, seed: int) -> dict[str, Any]:
                 res[label] = {"error": f"{type(exc).__name__}: {exc}"}
                 continue
             i = int(np.argmin(np.abs(pool - rec.mixture).sum(axis=1)))
-            entry = {"index": i, "predicted": rec.predicted.value, "objective_60m": float(m60[i, 0]),
+            entry: dict[str, Any] = {"index": i, "predicted": rec.predicted.value, "objective_60m": float(m60[i, 0]),
                      "others_60m": float(m60[i, 1]), "meets_at_60m": bool(m60[i, 1] <= bound60)}
             if rec.outcomes:
                 o = rec.outcomes[0]
