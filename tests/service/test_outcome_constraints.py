@@ -157,7 +157,7 @@ def test_pareto_without_constraints_uses_the_objectives_metrics_and_refuses_bad_
     r = api.get(f"/v1/experiments/{exp_id}/pareto", params={"candidates": 500})
     assert r.status_code == 200, r.text
     assert [a["name"] for a in r.json()["axes"]] == ["loss/code", "loss/web"]
-    for params, field in [({"candidates": 5}, "query.candidates"), ({"method": "bo"}, "query.method")]:
+    for params, field in [({"candidates": 5}, "query.candidates"), ({"method": "design"}, "query.method")]:
         r = api.get(f"/v1/experiments/{exp_id}/pareto", params=params)
         assert r.status_code == 422 and r.json()["error"]["field"] == field, r.text
     empty = create(api, name="empty", objective=CONSTRAINED)
