@@ -91,11 +91,52 @@ class DomainSpec(Strict):
         return self
 
 
+#: ``relative_to`` of an outcome constraint naming the experiment's natural mixture (the domains' priors).
+PRIOR_BASELINE = "prior"
+
+
+class OutcomeConstraintSpec(Strict):
+    """A bound a recommended mixture's predicted metric must meet at the target fidelity (README: Outcome
+    constraints): absolute (``bound``), or relative to a baseline (``relative_to`` with ``slack``)."""
+
+    metric: Name = Field(description="a metric every completed run reports (it becomes required)")
+    op: Literal["<=", ">="]
+    bound: Metric | None = None
+    relative_to: Name | None = Field(
+        default=None, description=f'"{PRIOR_BASELINE}" (the mixture the domains\' priors give) or the id of a '
+                                  "run of this experiment: the bound is that mixture's value of the metric")
+    slack: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True), within(0, 1e3)] = Field(
+        default=0.0, description="relative: <= allows value*(1+slack), >= value*(1-slack) (for positive values)")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> OutcomeConstraintSpec:
+        if (self.bound is None) == (self.relative_to is None):
+            raise ValueError("give exactly one of bound and relative_to")
+        if self.bound is not None and self.slack:
+            raise ValueError("slack is only allowed with relative_to")
+        return self
+
+
+class TradeOffSpec(Strict):
+    """A further objective for trade-off fronts (``GET …/pareto``): a metric with its own goal. It shapes
+    the front only; the recommendation optimises the objective."""
+
+    metric: Name = Field(description="a metric every completed run reports (it becomes required)")
+    goal: Literal["minimize", "maximize"] = "minimize"
+
+
 class ObjectiveSpec(Strict):
     metrics: list[Name] = Field(min_length=1, max_length=1024)
     aggregate: Literal["single", "mean", "weighted_mean"] = "mean"
     weights: list[Annotated[float, Field(ge=0, allow_inf_nan=False), within(0, MAX_WEIGHT)]] | None = None
     goal: Literal["minimize", "maximize"] = "minimize"
+    constraints: list[OutcomeConstraintSpec] = Field(
+        default_factory=list, max_length=64, description="outcome constraints a recommendation must meet")
+    feasibility_probability: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False, strict=True)] = Field(
+        default=0.9, description="the predicted probability of meeting every constraint a recommendation needs")
+    tradeoffs: list[TradeOffSpec] = Field(
+        default_factory=list, max_length=16, description="further objectives, each with its goal, that "
+                                                         "trade-off fronts show against the objective")
 
     @model_validator(mode="after")
     def _consistent(self) -> ObjectiveSpec:
@@ -329,6 +370,19 @@ class JobAccepted(BaseModel):
     job: JobOut
 
 
+class OutcomeOut(BaseModel):
+    """An outcome constraint at the recommended mixture: the absolute bound it resolved to, the metric's
+    predicted value with its 90% interval, and the probability that the bound holds."""
+
+    metric: str
+    op: Literal["<=", ">="]
+    bound: float
+    value: float
+    lower: float
+    upper: float
+    probability: float
+
+
 class RecommendationOut(BaseModel):
     mixture: dict[str, float]
     fidelity: dict[str, float]
@@ -337,6 +391,8 @@ class RecommendationOut(BaseModel):
     n_runs: int
     data_version: int
     details: dict[str, Any] = Field(default_factory=dict)
+    #: One per outcome constraint of the objective, in its order (empty without constraints).
+    constraints: list[OutcomeOut] = Field(default_factory=list)
     created_at: datetime
 
 
@@ -366,3 +422,41 @@ class PredictResponse(BaseModel):
     method: str
     n_runs: int
 
+
+
+class ParetoAxisOut(BaseModel):
+    """One axis of a front: ``objective`` or a metric, its direction, and the bound of the outcome constraint
+    on it (absolute, as resolved for the current data), if any."""
+
+    name: str
+    goal: Literal["minimize", "maximize"]
+    bound: float | None = None
+
+
+class ParetoPointOut(BaseModel):
+    """A predicted point of the front: the mixture, its predicted value on each axis with a 90% interval, and
+    the probability that it meets every outcome constraint."""
+
+    mixture: dict[str, float]
+    values: list[float]
+    lower: list[float]
+    upper: list[float]
+    feasibility: float
+
+
+class ObservedPointOut(BaseModel):
+    """A completed run on the same axes; ``on_front`` when no other observed run dominates it."""
+
+    run_id: str
+    values: list[float]
+    on_front: bool
+
+
+class ParetoOut(BaseModel):
+    axes: list[ParetoAxisOut]
+    front: list[ParetoPointOut] = Field(description="non-dominated predictions over the candidates, by the first axis")
+    observed: list[ObservedPointOut] = Field(description="completed runs at the fidelity level the model fitted")
+    method: str
+    n_candidates: int
+    n_runs: int
+    data_version: int

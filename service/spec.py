@@ -41,6 +41,14 @@ class ExperimentSpec(Strict):
     def axis_names(self) -> list[str]:
         return [a.name for a in self.fidelities]
 
+    @property
+    def model_metrics(self) -> list[str]:
+        """Every metric a completed run must report and models fit: the objective's, then those only its
+        outcome constraints and trade-offs name."""
+        named = [c.metric for c in self.objective.constraints] + [t.metric for t in self.objective.tradeoffs]
+        extra = [m for m in named if m not in self.objective.metrics]
+        return [*self.objective.metrics, *dict.fromkeys(extra)]
+
 
 class HasSpec(Protocol):
     """A stored experiment (``service.store.models.Experiment``): its spec column as JSON."""

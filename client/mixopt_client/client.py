@@ -281,6 +281,12 @@ class MixoptClient:
         return self.request("POST", f"/v1/experiments/{experiment_id}/recommendation",
                             json=_with_options(body, method=method, seed=seed)).json()
 
+    def pareto(self, experiment_id: str, *, method: str = "law", candidates: int | None = None,
+               seed: int | None = None) -> dict[str, Any]:
+        """The predicted trade-off front at the target fidelity, with the observed runs (computed, not stored)."""
+        params = _with_options({"method": method}, candidates=candidates, seed=seed)
+        return self.request("GET", f"/v1/experiments/{experiment_id}/pareto", params=params).json()
+
     def predict(self, experiment_id: str, mixtures: Sequence[Mapping[str, float]],
                 fidelity: Mapping[str, float] | None = None, *, method: str | None = None,
                 seed: int | None = None) -> dict[str, Any]:

@@ -79,6 +79,7 @@ class Experiments(Repository):
         parsed = parse_spec(spec)
         v.constraints_from_spec(parsed)
         v.check_continual(parsed)
+        v.check_outcome_constraints(parsed)
         exp = Experiment(id=new_id("exp"), project=project, name=body.name, spec=spec,
                          metadata_=dict(body.metadata), state=ExperimentState.active.value, data_version=0,
                          hints={})

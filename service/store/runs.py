@@ -50,6 +50,15 @@ class Runs(Repository):
             raise RecordNotFound(f"run {run_id!r} not found", field="run_id")
         return run
 
+    def run_by_key(self, experiment_id: str, key: str) -> Run | None:
+        """The experiment's run whose id or ``client_run_id`` is ``key`` (the id first); None if none is."""
+        with self.factory() as s:
+            for column in (Run.id, Run.client_run_id):
+                run = s.scalar(select(Run).where(Run.experiment_id == experiment_id, column == key))
+                if run is not None:
+                    return run
+        return None
+
     def list_runs(self, exp: Experiment, page_size: int, page_token: str | None,
                   states: Sequence[str] = (), fidelity: list[float] | None = None) -> tuple[list[Run], str | None]:
         """A page of the experiment's runs, optionally only those in ``states`` and at ``fidelity``."""
@@ -129,9 +138,10 @@ class Runs(Repository):
                                        Run.claimed_at.is_(None), Job.kind == job_kind)) or 0)
 
     def snapshot(self, exp: Experiment) -> Snapshot:
-        """Completed runs with every objective metric, plus pending points, as arrays."""
+        """Completed runs with every metric models fit (:attr:`ExperimentSpec.model_metrics`), plus pending
+        points, as arrays."""
         spec = spec_of(exp)
-        metrics = spec.objective.metrics
+        metrics = spec.model_metrics
         d, m = len(spec.domains), len(spec.fidelities)
         with self.factory() as s:
             version = s.scalar(select(Experiment.data_version).where(Experiment.id == exp.id)) or 0

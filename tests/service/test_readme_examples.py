@@ -101,3 +101,19 @@ def test_the_continual_pretraining_example_finds_the_critical_ratio(live: str) -
         [exp] = [e for e in client.iter_experiments() if e["name"] == "finance-cpt"]
         assert client.cmr(exp["id"])["cmr"] == answer["cmr"]
         assert len(client.list_runs(exp["id"])) == 12
+
+
+def test_the_outcome_constraint_example_recommends_a_feasible_mixture_and_a_front(live: str) -> None:
+    require(all(shutil.which(tool) for tool in ("curl", "jq")), "curl and jq are needed by the README's example")
+    line = "API=http://localhost:8000"
+    script = bash_block(line).replace(line, f"API={live}", 1)
+    done = run_bash(script)
+    assert done.returncode == 0, done.stderr
+    created, rec, front = (json.loads(doc) for doc in re.split(r"\n(?=[{0-9])", done.stdout.strip()))
+    assert created == 30
+    (c,) = rec["constraints"]
+    assert c["metric"] == "loss/web" and c["probability"] >= 0.9
+    # the prior was never run: its web loss (3.26) is the model's prediction, within the runs' spread
+    assert abs(c["bound"] - 1.01 * (3.0 + 0.8 * 0.3 + 0.2 * 0.1)) < 0.03
+    assert 3.0 + 0.8 * rec["mixture"]["code"] + 0.2 * rec["mixture"]["books"] <= c["bound"] + 0.01
+    assert [a["name"] for a in front["axes"]] == ["objective", "loss/web"] and front["front"] >= 2

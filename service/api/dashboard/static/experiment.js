@@ -8,6 +8,7 @@ import { ApiError, api, has } from "./api.js";
 import { PALETTE, hbars, legend, lines } from "./charts.js";
 import { cmrSection } from "./continual.js";
 import { fitsSection, historySection, onlineSection } from "./models.js";
+import { constraintLabel, outcomesList, paretoSection } from "./pareto.js";
 import { pendingSection, runsSection } from "./runs.js";
 import {
   ago, authWidget, badge, canWrite, card, empty, errorText, fidelityLabel, h, interval, num, objectiveLabel, pct, poll,
@@ -47,6 +48,7 @@ const fits = fitsSection(ctx);
 const history = historySection(ctx);
 const online = onlineSection(ctx);
 const cmr = cmrSection(ctx);
+const pareto = paretoSection(ctx);
 const actionMsg = h("span", { class: "muted small", "data-testid": "action-status" });
 
 const totalRuns = () => Object.values(exp.run_counts).reduce((a, b) => a + b, 0);
@@ -62,6 +64,8 @@ function renderHead() {
       h("div", { class: "muted small mono" }, exp.id),
       h("p", { class: "meta" },
         `${exp.domains.length} domains · objective ${objectiveLabel(exp)} (${exp.objective.goal}) · `,
+        (exp.objective.constraints || []).length
+          ? `subject to ${exp.objective.constraints.map(constraintLabel).join(", ")} · ` : "",
         axes ? `fidelity ${axes} · ` : "", `data version ${exp.data_version}`),
       h("div", { "data-testid": "run-counts" }, totalRuns() ? stateCounts(exp.run_counts) : h("span", { class: "muted" }, "no runs"))),
     h("div", { class: "head-tools" },
@@ -136,6 +140,7 @@ function renderRecommendation() {
     stale ? h("p", { class: "note", "data-testid": "rec-stale" },
       `Computed at data version ${rec.data_version}; results have arrived since. `,
       computing ? "Updating…" : h("button", { class: "link", onclick: computeRecommendation }, "Update now")) : null,
+    outcomesList(rec.constraints),
     h("div", { "data-testid": "rec-chart" }, hbars({ categories: order.map((i) => names[i]), series, format: pct })),
     legend(series.map((s) => ({ name: s.name, color: s.color }))));
 }
@@ -151,6 +156,10 @@ async function computeRecommendation() {
   try {
     fresh = await api(`/v1/experiments/${enc}/recommendation`);
   } catch (e) {
+    if (e instanceof ApiError && e.status === 409 && e.code === "no_feasible_mixture") {
+      replace(recSlot, empty("No mixture meets the outcome constraints.", errorText(e)));
+      return;
+    }
     if (!(e instanceof ApiError && e.status === 409)) replace(recSlot, empty("Could not compute a recommendation.", errorText(e)));
   } finally {
     computing = false;
@@ -221,7 +230,9 @@ async function start() {
     exp.continual ? cmr.card : null,
     runs.card, pending.card,
     h("div", { class: "row" }, ...fits.cards),
-    h("div", { class: "row" }, history.card, online.card));
+    h("div", { class: "row" }, history.card, online.card),
+    pareto.card);
+  pareto.refresh();
   renderHead();
   authWidget(() => renderHead());
   await Promise.all([refreshData(), refreshModels()]);
