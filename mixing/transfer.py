@@ -10,8 +10,9 @@ experiment's. Instead:
 2. on this experiment's own runs, each output ``y_j`` (a metric, or the loss) is regressed on the source
    models: ``y_j(x) ~ a_j + sum_s b_sj g_s(x)``, a per-source affine map fitted jointly, ridge-shrunk with
    penalty ``RIDGE / weight_s`` (the request's weight: a larger one trusts the source sooner);
-3. the map is used only where its exact leave-one-out error on the own runs beats the constant (no
-   source): an unrelated or shuffled source then gets no say (:func:`fit_prior` returns no column for it).
+3. the map is used only where its exact leave-one-out error on the own runs is clearly below the
+   constant's (no source), and a source whose model cannot even predict its own runs (a shuffled or
+   noise objective) is left out before: an unrelated source then gets no say (:func:`fit_prior`).
 
 Methods model what the prior leaves: a law fits ``y - prior(x)`` and adds the prior back, BO's GP has the
 prior as its mean function. With one own run per source the map cannot be estimated, so a source starts to
@@ -20,11 +21,14 @@ count after :data:`MIN_OWN_RUNS` runs of this experiment.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from mixing.laws.threads import single_threaded
 from mixing.simplex import FloatArray
 
 #: Own runs below which no affine map is fitted (leave-one-out needs a few, the map 2 parameters a source).
@@ -33,6 +37,12 @@ MIN_OWN_RUNS = 4
 RIDGE = 1.0
 #: Rows a source model is fitted on at most (kernel ridge is cubic in them); a fixed subsample beyond.
 MAX_SOURCE_ROWS = 768
+#: A source whose model explains less of its own runs than this (leave-one-out R^2) carries no usable
+#: signal about mixtures -- a shuffled objective, pure noise -- and gets no say at all.
+MIN_SOURCE_R2 = 0.1
+#: The maps are used only if their leave-one-out error is below this fraction of the constant's: with a
+#: dozen own runs a chance fit of an unrelated source can beat the constant by a little, rarely by more.
+LOO_MARGIN = 0.9
 #: Candidate RBF lengthscales (on ``sqrt(w)``, whose pairwise distances lie in [0, sqrt(2)]) and ridges.
 LENGTHSCALES = (0.25, 0.4, 0.6, 1.0)
 SOURCE_RIDGES = (1e-3, 1e-2, 1e-1, 1.0)
@@ -94,15 +104,35 @@ class SourceModel:
         err, ls, lam = best
         k = _rbf(x, x, ls)
         alpha = np.linalg.solve(k + lam * np.eye(len(x)), y)
-        return cls(x, alpha, ls, lam, 1.0 - err / max(float(np.mean(y**2)), 1e-12))
+        return cls(x, alpha, ls, lam, float(1.0 - err / max(float(np.mean(y**2)), 1e-12)))
 
     def predict(self, mixtures: FloatArray) -> FloatArray:
         x = np.sqrt(np.clip(np.atleast_2d(mixtures), 0.0, 1.0))
         return _rbf(x, self.x, self.lengthscale) @ self.alpha
 
 
+#: Source models of the last few transfer sets, by content: an experiment's transfers change only when a
+#: source is added, while every suggestion refits the methods.
+_FITTED: OrderedDict[bytes, list[SourceModel]] = OrderedDict()
+_FITTED_KEEP = 8
+
+
 def fit_sources(transfers: Transfers) -> list[SourceModel]:
-    """One model per source, on at most :data:`MAX_SOURCE_ROWS` of its runs (a fixed subsample)."""
+    """One model per source, on at most :data:`MAX_SOURCE_ROWS` of its runs (a fixed subsample); the same
+    transfers give the same models, which are kept for the next call."""
+    key = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in (
+        transfers.mixtures, transfers.losses, transfers.sources.astype(np.int64)))).digest()
+    if key in _FITTED:
+        _FITTED.move_to_end(key)
+        return _FITTED[key]
+    models = _fit_sources(transfers)
+    _FITTED[key] = models
+    while len(_FITTED) > _FITTED_KEEP:
+        _FITTED.popitem(last=False)
+    return models
+
+
+def _fit_sources(transfers: Transfers) -> list[SourceModel]:
     models = []
     for s in range(transfers.n_sources):
         rows = np.flatnonzero(transfers.sources == s)
@@ -151,6 +181,7 @@ def _ridge_loo(g: FloatArray, y: FloatArray, penalty: FloatArray) -> tuple[Float
     return coef, (y - x @ coef) / np.maximum(1.0 - h, 1e-9)
 
 
+@single_threaded
 def fit_prior(transfers: Transfers | None, mixtures: FloatArray, targets: FloatArray,
               sources: list[SourceModel] | None = None) -> TransferPrior | None:
     """The per-source affine maps onto each column of ``targets`` (n, k) at the own runs' ``mixtures``.
@@ -169,22 +200,26 @@ def fit_prior(transfers: Transfers | None, mixtures: FloatArray, targets: FloatA
     weights = np.array([transfers.weights[transfers.sources == s].max() for s in range(transfers.n_sources)])
     prior = TransferPrior(models, np.zeros(len(models)), np.zeros((len(models), y.shape[1])),
                           np.zeros(y.shape[1], dtype=bool))
+    informative = np.array([m.loo_r2 >= MIN_SOURCE_R2 for m in models])
     g = prior.features(mixtures[ok])
     prior.g_mean = g.mean(axis=0)
-    gs = g - prior.g_mean
+    gs = (g - prior.g_mean)[:, informative]
     scale = gs.std(axis=0)
     scale = np.where(scale > 1e-12, scale, 1.0)
     errors = []
     for j in range(y.shape[1]):
         yj = y[ok, j]
         ys = yj.std() or 1.0
-        coef, loo = _ridge_loo(gs / scale, (yj - yj.mean()) / ys, RIDGE / weights)
         base = (yj - yj.mean()) / ys * len(yj) / (len(yj) - 1)
-        with_, without = float(np.mean(loo**2)), float(np.mean(base**2))
-        errors.append({"loo_mse_with": with_ * ys**2, "loo_mse_without": without * ys**2})
-        if with_ < without:
-            prior.used[j] = True
-            prior.beta[:, j] = coef[1:] / scale * ys
+        without = float(np.mean(base**2))
+        with_ = without
+        if informative.any():
+            coef, loo = _ridge_loo(gs / scale, (yj - yj.mean()) / ys, RIDGE / weights[informative])
+            with_ = float(np.mean(loo**2))
+            if with_ < LOO_MARGIN * without:
+                prior.used[j] = True
+                prior.beta[informative, j] = coef[1:] / scale * ys
+        errors.append({"loo_mse_with": float(with_ * ys**2), "loo_mse_without": float(without * ys**2)})
     prior.details = {
         "n_sources": len(models),
         "n_transferred": transfers.n,

@@ -25,13 +25,14 @@ from scipy.stats import spearmanr
 from mixing.bo.acquisition import greedy_batch, information_gain, sample_min_values
 from mixing.bo.cost import CostModel
 from mixing.bo.device import DTYPE, as_tensor
-from mixing.bo.encoding import Encoding, encode
+from mixing.bo.encoding import Encoding, decode_mixtures, encode
 from mixing.bo.pool import RADII, global_pool, local_pool
 from mixing.bo.posterior import ExactPosterior, PairedStats
 from mixing.bo.surrogate import FitSettings, FittedGP, fit_gp
 from mixing.methods.common import first_free_distinct, members
 from mixing.problem import Observations, Problem
 from mixing.simplex import FloatArray
+from mixing.transfer import TransferPrior
 
 
 @dataclass(frozen=True)
@@ -105,11 +106,13 @@ def fit_surrogate(
     rng: np.random.Generator,
     state: dict[str, Any] | None,
     settings: BOSettings,
+    prior: TransferPrior | None = None,
 ) -> Surrogate:
     """Fit the GP to the completed runs (objective = ``problem.loss``, lower is better).
 
     Runs whose objective is not finite (a diverged or failed run reported with NaN metrics) carry no
-    information about the loss surface and are left out of the fit rather than failing it.
+    information about the loss surface and are left out of the fit rather than failing it. ``prior``
+    (a warm start's map of related runs onto the loss, :mod:`mixing.transfer`) is the GP's mean function.
     """
     loss = problem.loss(obs.metrics)
     ok = np.isfinite(loss)
@@ -125,8 +128,22 @@ def fit_surrogate(
         state,
         settings.fit,
         signature=settings.encoding,
+        prior_mean=None if prior is None else TransferMean(prior, problem.n_domains, settings.encoding),
     )
     return Surrogate(gp, problem, settings.encoding, device)
+
+
+@dataclass
+class TransferMean:
+    """A transfer prior's loss column as a function of GP inputs (their mixture part decoded)."""
+
+    prior: TransferPrior
+    n_domains: int
+    encoding: Encoding
+
+    def __call__(self, inputs: FloatArray) -> FloatArray:
+        mixtures = decode_mixtures(np.asarray(inputs)[:, : self.n_domains], self.encoding)
+        return self.prior.predict(mixtures)[:, 0]
 
 
 def fidelity_levels(problem: Problem, obs: Observations, fixed: FloatArray | None) -> FloatArray:
@@ -178,6 +195,7 @@ def level_trust(surrogate: Surrogate, obs: Observations, min_runs: int = MIN_TRU
             post.noise,
             surrogate.inputs(obs.mixtures[rows], obs.fidelities[rows]),
             as_tensor((loss[rows] - gp.y_mean) / gp.y_std, surrogate.device),
+            post.mean_fn,
         )
         said, _ = own.mean_var(surrogate.inputs(obs.mixtures[at_target], level))
         rho = spearmanr(said.detach().cpu().numpy(), loss[at_target])[0]

@@ -33,6 +33,7 @@ from mixing.bo.device import bo_device, cpu_threads
 from mixing.bo.engine import BOSettings, Surrogate
 from mixing.errors import UnsupportedFidelityError
 from mixing.methods.base import SearchContext
+from mixing.methods.common import transfer_prior
 from mixing.methods.design import DesignMethod
 from mixing.problem import (
     Candidates,
@@ -45,6 +46,7 @@ from mixing.problem import (
     same_fidelity,
 )
 from mixing.simplex import FloatArray
+from mixing.transfer import TransferPrior
 
 #: Measured trust (Spearman) below which a cheaper level is taken to mislead (see the module docstring).
 #: Not tuned. Measured only on target runs that ``bo`` chose by the proxies, the trust did not separate
@@ -71,6 +73,8 @@ class FittedBO:
     #: The target-only fit and its runs; None unless every cheaper level is distrusted.
     target: tuple[Surrogate, Observations] | None
     state: dict[str, Any]
+    #: The warm start's prior mean (used only where it helped by leave-one-out), None without transfers.
+    transfer: TransferPrior | None = None
 
     @property
     def distrusted(self) -> bool:
@@ -119,15 +123,18 @@ class BayesOptMethod:
         problem, obs = self.view(ctx)
         state = ctx.hints.get("bo_state") or {}
         device = bo_device(ctx.compute.device)
-        surrogate = engine.fit_surrogate(problem, obs, device, ctx.rng, state, self.settings)
+        prior = transfer_prior(ctx.transfers, problem, obs, problem.loss(obs.metrics)[:, None])
+        mean = prior if prior is not None and prior.any_used else None
+        surrogate = engine.fit_surrogate(problem, obs, device, ctx.rng, state, self.settings, mean)
         trust = engine.level_trust(surrogate, obs)
         kept = {TARGET_ONLY: state[TARGET_ONLY]} if TARGET_ONLY in state else {}
-        fitted = FittedBO(surrogate, obs, trust, None, {**surrogate.gp.state, **kept})
+        fitted = FittedBO(surrogate, obs, trust, None, {**surrogate.gp.state, **kept}, prior)
         if not with_target_only or not fitted.distrusted:
             return fitted
         t_problem, t_obs = target_view(problem, obs)
-        t_fit = engine.fit_surrogate(t_problem, t_obs, device, ctx.rng, state.get(TARGET_ONLY), self.settings)
-        return FittedBO(surrogate, obs, trust, (t_fit, t_obs), {**surrogate.gp.state, TARGET_ONLY: t_fit.gp.state})
+        t_fit = engine.fit_surrogate(t_problem, t_obs, device, ctx.rng, state.get(TARGET_ONLY), self.settings, mean)
+        return FittedBO(surrogate, obs, trust, (t_fit, t_obs), {**surrogate.gp.state, TARGET_ONLY: t_fit.gp.state},
+                        prior)
 
     def suggest(
         self,
@@ -290,6 +297,7 @@ class BayesOptMethod:
                 for k, v in fitted.trust.items()
             ],
             "proxies_distrusted": fitted.distrusted,
+            "transfer": None if fitted.transfer is None else fitted.transfer.details,
         }
 
 

@@ -11,7 +11,7 @@ from service.schemas import ExperimentCreate
 from service.store import Store
 from service.store.models import Project
 from service.store.session import transaction
-from tests.service.helpers import create, seed_runs, spec, state_of
+from tests.service.helpers import create, seed_runs, spec, state_of, wait_for_job
 
 
 def _transfer(api: TestClient, target: str, source: str, weight: float = 1.0) -> Any:
@@ -112,3 +112,22 @@ def test_a_source_in_another_project_is_not_found(api: TestClient) -> None:
     target = create(api, name="t")
     r = _transfer(api, target["id"], hidden.id)
     assert r.status_code == 404 and r.json()["error"]["field"] == "experiment_id"
+
+
+def test_refit_reports_the_law_with_and_without_the_transferred_runs(api: TestClient) -> None:
+    source = create(api, name="src")
+    seed_runs(api, source["id"], 30, seed=5)
+    target = create(api, name="tgt", warm_start=[{"experiment_id": source["id"]}])
+    seed_runs(api, target["id"], 12, seed=3)
+    job = api.post(f"/v1/experiments/{target['id']}/refits",
+                   json={"laws": ["regmix_linear", "data_mixing_law"]}).json()["job"]
+    assert wait_for_job(api, job["id"])["state"] == "succeeded"
+    selected, = [f for f in api.get(f"/v1/experiments/{target['id']}/fits", params={"latest": True}).json()["fits"]
+                 if f["selected"]]
+    report = selected["scores"]["transfer"]
+    assert report["law"] == selected["law"] and report["n_transferred"] == 30 and report["n_sources"] == 1
+    assert report["with"]["n"] == report["without"]["n"] == 12
+    assert report["helps"] == (report["mse_with"] < report["mse_without"])
+    rec = api.get(f"/v1/experiments/{target['id']}/recommendation").json()
+    assert rec["n_runs"] <= 12 and ("transfer" in rec["details"])
+    assert state_of(api, target["id"])[1].get("completed") == 12
