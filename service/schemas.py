@@ -168,8 +168,9 @@ class ExperimentCreate(Strict):
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     search: SearchSpec = Field(default_factory=SearchSpec)
     metadata: dict[Text, Text] = Field(default_factory=dict)
+    #: Not part of the stored spec (``exclude``): the transfers it asks for are stored as runs of their own.
     warm_start: list[TransferIn] = Field(
-        default_factory=list, max_length=64,
+        default_factory=list, max_length=64, exclude=True,
         description="earlier experiments (same project) whose completed runs this one starts from "
                     "(README: Warm start)")
 

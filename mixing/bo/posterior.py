@@ -89,6 +89,12 @@ class ExactPosterior:
         var = (self.kernel(z, z, diag=True) - (v * v).sum(0)).clamp_min(_MIN_VAR)
         return self._mean(z) + kxz.T @ self.alpha, var, v
 
+    @torch.no_grad()
+    def loo_residuals(self) -> torch.Tensor:
+        """Exact leave-one-out residuals ``y_i - E[y_i | y_-i]`` at the training rows (same hyperparameters):
+        ``alpha_i / [K^-1]_ii``, with ``K`` including the noise."""
+        return self.alpha / torch.cholesky_inverse(self.chol).diagonal()
+
     @staticmethod
     def _chunks(*tensors: torch.Tensor) -> Iterator[tuple[torch.Tensor, ...]]:
         for i in range(0, tensors[0].shape[0], CHUNK):

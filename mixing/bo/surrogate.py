@@ -58,6 +58,11 @@ class FittedGP:
     state: dict[str, Any]
     info: dict[str, Any] = field(default_factory=dict)
 
+    def loo_mse(self, rows: np.ndarray | None = None) -> float:
+        """Mean squared leave-one-out error at the training runs (or the ``rows`` mask of them), in loss units."""
+        residuals = self.posterior.loo_residuals().detach().cpu().numpy()
+        return float(np.mean(residuals[rows] ** 2 if rows is not None else residuals**2)) * self.y_std**2
+
     def to_loss(self, mean: torch.Tensor, var: torch.Tensor) -> tuple[FloatArray, FloatArray]:
         """(mean, sd) of the latent objective in loss units, as numpy arrays."""
         m = mean.detach().cpu().numpy() * self.y_std + self.y_mean

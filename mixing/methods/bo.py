@@ -123,9 +123,24 @@ class BayesOptMethod:
         problem, obs = self.view(ctx)
         state = ctx.hints.get("bo_state") or {}
         device = bo_device(ctx.compute.device)
-        prior = transfer_prior(ctx.transfers, problem, obs, problem.loss(obs.metrics)[:, None])
-        mean = prior if prior is not None and prior.any_used else None
-        surrogate = engine.fit_surrogate(problem, obs, device, ctx.rng, state, self.settings, mean)
+        loss = problem.loss(obs.metrics)
+        prior = transfer_prior(ctx.transfers, problem, obs, loss[:, None])
+        surrogate = engine.fit_surrogate(problem, obs, device, ctx.rng, state, self.settings)
+        mean = None
+        if prior is not None and prior.any_used:
+            # The GP with the transfer prior as its mean, kept only if it predicts the better half of the own
+            # runs better (exact leave-one-out): the search is decided among good mixtures, and a source
+            # whose objective agrees globally but has its optimum elsewhere misleads exactly there.
+            warm = engine.fit_surrogate(problem, obs, device, ctx.rng, state, self.settings, prior)
+            finite = loss[np.isfinite(loss)]
+            good = finite <= np.median(finite)
+            errors = {"with": warm.gp.loo_mse(good), "without": surrogate.gp.loo_mse(good)}
+            prior.details["gp_loo_mse_better_half"] = errors
+            if errors["with"] < errors["without"]:
+                surrogate, mean = warm, prior
+            else:
+                prior.used[:] = False
+                prior.details["used"] = prior.used.tolist()
         trust = engine.level_trust(surrogate, obs)
         kept = {TARGET_ONLY: state[TARGET_ONLY]} if TARGET_ONLY in state else {}
         fitted = FittedBO(surrogate, obs, trust, None, {**surrogate.gp.state, **kept}, prior)

@@ -72,7 +72,7 @@ class Experiments(Repository):
                             ) -> tuple[Experiment, list[TransferCounts]]:
         """The new experiment and what each ``warm_start`` source brought in (one transaction: a missing
         source stores nothing)."""
-        spec = body.model_dump(mode="json", exclude={"name", "metadata", "warm_start"})
+        spec = body.model_dump(mode="json", exclude={"name", "metadata"})
         v.constraints_from_spec(parse_spec(spec))
         exp = Experiment(id=new_id("exp"), project=project, name=body.name, spec=spec,
                          metadata_=dict(body.metadata), state=ExperimentState.active.value, data_version=0,

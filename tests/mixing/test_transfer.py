@@ -87,7 +87,7 @@ def test_weight_scales_how_far_the_source_is_trusted() -> None:
 def test_methods_predict_better_with_a_related_source_and_alike_with_a_shuffled_one(method: object) -> None:
     probe, _ = own_runs(300, seed=9)
     truth = target(probe)
-    hints = {"selected_law": "regmix_linear"}
+    hints: dict[str, object] = {"selected_law": "regmix_linear"}
 
     def rmse(transfers: Transfers | None) -> float:
         predictor = method.predictor(context(10, transfers, hints))  # type: ignore[attr-defined]

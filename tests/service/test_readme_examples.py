@@ -86,3 +86,16 @@ def test_the_command_line_loop_runs(live: str, tmp_path: Path) -> None:
     assert run["state"] == "completed" and run["metrics"] == {"loss/pile_cc": 3.21}
     assert f"from 1 runs: predicted {run['objective']:.4f}" in done.stdout
     assert f"pile-4 ({exp['id']})" in done.stdout and "runs: 1 completed" in done.stdout
+
+
+def test_the_warm_start_example_runs(live: str) -> None:
+    require(all(shutil.which(tool) for tool in ("curl", "jq")), "curl and jq are needed by the README's example")
+    line = "MIXOPT=http://127.0.0.1:8000"
+    done = run_bash(bash_block(line).replace(line, f"MIXOPT={live}", 1))
+    assert done.returncode == 0, done.stderr
+    batch, counts, first, second, again = (json.loads(x) for x in done.stdout.strip().splitlines())
+    assert batch["created"] == 2
+    assert counts == {"run_counts": {"suggested": 0, "running": 0, "completed": 0, "failed": 0, "abandoned": 0},
+                      "transferred_runs": 2}
+    assert {first["loss"], second["loss"]} == {3.1, 3.6} and first["task"] == "target_objective"
+    assert again["transferred"] == 0 and again["skipped"]["already_transferred"] == 2 and again["weight"] == 0.5

@@ -7,7 +7,7 @@
 import { ApiError, api, has } from "./api.js";
 import { PALETTE, hbars, legend, lines } from "./charts.js";
 import { fitsSection, historySection, onlineSection } from "./models.js";
-import { pendingSection, runsSection } from "./runs.js";
+import { pendingSection, runsSection, transferredSection } from "./runs.js";
 import {
   ago, authWidget, badge, canWrite, card, empty, errorText, fidelityLabel, h, interval, num, objectiveLabel, pct, poll,
   replace, si, stateCounts, url,
@@ -42,6 +42,7 @@ const logToggle = h("label", { class: "small muted" }, logBox, " log x");
 const progressCard = card("Best so far against cumulative cost", { testid: "progress", tools: logToggle }, progressSlot);
 const runs = runsSection(ctx);
 const pending = pendingSection(ctx);
+const transferred = transferredSection(ctx);
 const fits = fitsSection(ctx);
 const history = historySection(ctx);
 const online = onlineSection(ctx);
@@ -61,7 +62,8 @@ function renderHead() {
       h("p", { class: "meta" },
         `${exp.domains.length} domains · objective ${objectiveLabel(exp)} (${exp.objective.goal}) · `,
         axes ? `fidelity ${axes} · ` : "", `data version ${exp.data_version}`),
-      h("div", { "data-testid": "run-counts" }, totalRuns() ? stateCounts(exp.run_counts) : h("span", { class: "muted" }, "no runs"))),
+      h("div", { "data-testid": "run-counts" }, totalRuns() ? stateCounts(exp.run_counts) : h("span", { class: "muted" }, "no runs"),
+        exp.transferred_runs ? badge(`+${exp.transferred_runs} transferred`, "transferred") : null)),
     h("div", { class: "head-tools" },
       h("a", { class: "button secondary", href: url(`/dashboard/compare?${compare}`) }, "Compare mixtures"),
       canWrite() ? actions() : null, actionMsg));
@@ -190,7 +192,7 @@ async function refreshData() {
   renderRecommendation();
   renderProgress();
   runs.syncLevels();
-  await Promise.all([runs.refresh(), pending.refresh()]);
+  await Promise.all([runs.refresh(), pending.refresh(), transferred.refresh()]);
 }
 
 const refreshModels = () => Promise.all([fits.refresh(), history.refresh(), online.refresh()]);
@@ -198,7 +200,7 @@ const refreshModels = () => Promise.all([fits.refresh(), history.refresh(), onli
 async function reloadExperiment(force = false) {
   const next = await api(`/v1/experiments/${enc}`);
   const changed = force || next.data_version !== exp.data_version || JSON.stringify(next.run_counts) !== JSON.stringify(exp.run_counts)
-    || next.state !== exp.state;
+    || next.state !== exp.state || next.transferred_runs !== exp.transferred_runs;
   exp = next;
   if (changed) {
     renderHead();
@@ -221,7 +223,7 @@ async function start() {
   document.title = `${exp.name} · mixopt`;
   replace(main, headSlot, emptySlot,
     h("div", { class: "row" }, recCard, progressCard),
-    runs.card, pending.card,
+    runs.card, pending.card, transferred.card,
     h("div", { class: "row" }, ...fits.cards),
     h("div", { class: "row" }, history.card, online.card));
   renderHead();
