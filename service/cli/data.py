@@ -71,13 +71,14 @@ def import_runs(url: str, experiment_id: str, mixtures: Path, metrics: Path | No
         objective = set(client.get_experiment(experiment_id)["objective"]["metrics"])
         runs: list[dict[str, Any]] = []
         lacking: Counter[str] = Counter()
-        for _, row in table.iterrows():
+        # Ids come from their own column: a row of ``iterrows`` is one dtype, so all-numeric rows turn 1 into 1.0.
+        for run_id, (_, row) in zip(table[id_column], table.iterrows(), strict=True):
             gaps = [names[c] for c in metric_cols if pd.isna(row[c]) and names[c] in objective]
             lacking.update(gaps)
             if gaps:
                 continue
             body = {
-                "client_run_id": f"{mixtures.stem}:{row[id_column]}",
+                "client_run_id": f"{mixtures.stem}:{run_id}",
                 "mixture": {domain: float(row[c]) for c, domain in mix_cols.items()},
                 "metrics": {names[c]: float(row[c]) for c in metric_cols if not pd.isna(row[c])},
                 "state": "completed",

@@ -198,6 +198,7 @@ def test_import_leaves_blank_metric_cells_out_and_skips_rows_lacking_an_objectiv
         assert "not imported: 1 rows with a blank objective metric: loss/web (1 rows)" in result.stderr
         runs = sorted((r["metrics"] for r in client.list_runs(exp["id"])), key=lambda m: m["loss/web"])
         assert runs == [{"loss/web": 3.1, "loss/code": 3.3, "loss/extra": 2.0}, {"loss/web": 3.2, "loss/code": 3.4}]
+        assert sorted(r["client_run_id"] for r in client.list_runs(exp["id"])) == ["gaps:1", "gaps:2"]
         path.write_text("index,mix_web,mix_code,mix_papers,mix_math,loss/web,loss/code\n"
                         "4,0.4,0.3,0.2,0.1,3.1,\n5,0.25,0.25,0.25,0.25,3.2,\n")
         _one_line_error(CliRunner().invoke(main, args), "gaps.csv", "'loss/code' have no value in any row")
