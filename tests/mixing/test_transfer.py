@@ -13,6 +13,7 @@ from mixing.bo.posterior import ExactPosterior
 from mixing.bo.surrogate import FitSettings
 from mixing.evaluation import compare_transfer
 from mixing.laws import make_law
+from mixing.methods import WARM_INITIAL_RUNS, resolve_method
 from mixing.methods.base import SearchContext
 from mixing.methods.bo import BayesOptMethod
 from mixing.methods.law import LawMethod
@@ -140,3 +141,9 @@ def test_decode_inverts_encode(encoding: str) -> None:
     w = np.random.default_rng(0).dirichlet(np.ones(D), 20)
     w[0, 0] = 0.0
     assert np.allclose(decode_mixtures(encode_mixtures(w, encoding), encoding), w)  # type: ignore[arg-type]
+
+
+def test_auto_designs_less_before_models_in_a_warm_started_experiment() -> None:
+    assert resolve_method("auto", context(WARM_INITIAL_RUNS, source("related"))).name != "design"
+    assert resolve_method("auto", context(WARM_INITIAL_RUNS, None)).name == "design"
+    assert resolve_method("auto", context(WARM_INITIAL_RUNS, source("related")), configured_initial=20).name == "design"
