@@ -13,12 +13,13 @@ again adds no row; it only sets the weight.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mixing.transfer import Transfers
@@ -27,12 +28,14 @@ from service.schemas import MAX_METRIC
 from service.spec import ExperimentSpec, spec_of
 from service.store.errors import InvalidRecord, RecordNotFound
 from service.store.loading import bump_version, load_experiment, require_active
-from service.store.models import Experiment, Run, RunState, TransferredRun, TransferTask, new_id
+from service.store.models import Experiment, Run, RunState, TransferredRun, TransferTask, new_id, utcnow
 from service.store.paging import page
 from service.store.repository import Repository
 from service.store.session import transaction
 from service.validation import metric_weights
 
+#: INSERT statements with ``ON CONFLICT``, per dialect.
+_DIALECT_INSERT: dict[str, Callable[..., Any]] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 #: A share below this on a domain the target lacks counts as none (mixtures are stored rounded).
 ZERO_SHARE = 1e-9
 
@@ -85,7 +88,7 @@ def transfer_into(s: Session, target: Experiment, source: TransferSource, projec
     rows = s.execute(select(Run.id, Run.mixture, Run.fidelity, Run.metrics, Run.cost)
                      .where(Run.experiment_id == src.id, Run.state == RunState.completed.value)
                      .order_by(Run.pk)).all()
-    added: list[TransferredRun] = []
+    added: list[dict[str, Any]] = []
     again = foreign = no_objective = 0
     for r in rows:
         if r.id in have:
@@ -107,20 +110,27 @@ def transfer_into(s: Session, target: Experiment, source: TransferSource, projec
         if loss is None:
             no_objective += 1
             continue
-        added.append(TransferredRun(
+        added.append(dict(
             id=new_id("xrun"), experiment_id=target.id, source_experiment_id=src.id, source_run_id=r.id,
             weight=source.weight, task=task.value, mixture=mixture,
             fidelity=dict(zip(axes, (float(x) for x in r.fidelity), strict=False)), metrics=dict(r.metrics),
-            loss=loss, cost=r.cost if r.cost is not None and math.isfinite(r.cost) else None))
-    s.add_all(added)
+            loss=loss, cost=r.cost if r.cost is not None and math.isfinite(r.cost) else None, created_at=utcnow()))
+    written = 0
+    if added:
+        # A concurrent transfer of the same source may have committed since ``have`` was read (SQLite
+        # takes no row lock): its rows are skipped here, not a failure.
+        insert = _DIALECT_INSERT[s.get_bind().dialect.name](TransferredRun).on_conflict_do_nothing(
+            index_elements=["experiment_id", "source_run_id"]).returning(TransferredRun.source_run_id)
+        written = len(s.execute(insert, added).all())
+        again += len(added) - written
     reweighted = (TransferredRun.experiment_id == target.id, TransferredRun.source_experiment_id == src.id,
                   TransferredRun.weight != source.weight)
     changed = s.scalar(select(func.count()).select_from(TransferredRun).where(*reweighted)) or 0
     if changed:
         s.execute(update(TransferredRun).where(*reweighted).values(weight=source.weight))
-    if added or changed:
+    if written or changed:
         bump_version(s, target.id)
-    return TransferCounts(src.id, source.weight, len(added), again, foreign, no_objective)
+    return TransferCounts(src.id, source.weight, written, again, foreign, no_objective)
 
 
 def transfers_of(s: Session, exp: Experiment) -> Transfers | None:

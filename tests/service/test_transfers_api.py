@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -131,3 +132,13 @@ def test_refit_reports_the_law_with_and_without_the_transferred_runs(api: TestCl
     rec = api.get(f"/v1/experiments/{target['id']}/recommendation").json()
     assert rec["n_runs"] <= 12 and ("transfer" in rec["details"])
     assert state_of(api, target["id"])[1].get("completed") == 12
+
+
+def test_concurrent_transfers_of_one_source_add_its_runs_once(api: TestClient) -> None:
+    source, target = create(api, name="s"), create(api, name="t")
+    seed_runs(api, source["id"], 8)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: _transfer(api, target["id"], source["id"]), range(4)))
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    assert sorted(a.json()["transferred"] for a in answers) == [0, 0, 0, 8]
+    assert len(_transferred(api, target["id"])) == 8
