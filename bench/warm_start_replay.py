@@ -30,6 +30,8 @@ cold start; the controls' median cost is at most 10% above the cold start's.
 
 Run: ``nice -n 10 python bench/warm_start_replay.py --seeds 10`` (writes
 ``bench/results/warm_start_replay.json``). One process; torch and BLAS single-threaded.
+``--law-report regmix_linear`` instead measures the refit's with/without comparison of a law on 16, 32 and 64
+random own runs for every source (``bench/results/warm_start_laws.json``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mixing.compute import Compute  # noqa: E402
 from mixing.errors import FitError, NotEnoughDataError  # noqa: E402
+from mixing.evaluation import compare_transfer  # noqa: E402
+from mixing.laws import make_law  # noqa: E402
 from mixing.methods.base import SearchContext  # noqa: E402
 from mixing.methods.bo import BayesOptMethod  # noqa: E402
 from mixing.methods.design import DesignMethod  # noqa: E402
@@ -188,13 +192,43 @@ def summarise(traces: list[Trace]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def law_report(pool: Pool, seeds: int, sizes: tuple[int, ...], law_name: str) -> list[dict[str, Any]]:
+    """The refit's with/without comparison (:func:`mixing.evaluation.compare_transfer`, 5-fold) of one law on
+    ``n`` random own runs of the target, for every source."""
+    rows = []
+    for n in sizes:
+        for seed in range(seeds):
+            own = np.random.default_rng(1000 + seed).choice(len(pool.truth), n, replace=False)
+            for arm, transfers in pool.sources.items():
+                c = compare_transfer(make_law(law_name), pool.mixtures[own], None, pool.truth[own][:, None],
+                                     np.ones(1), transfers, seed=seed)
+                rows.append({"n": n, "seed": seed, "arm": arm, "helps": c.helps,
+                             "mse_ratio": c.mse_with / c.mse_without, "spearman_without": c.without.spearman,
+                             "spearman_with": c.with_transfer.spearman})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--budget", type=int, default=48)
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     parser.add_argument("--out", type=Path, default=OUT / "warm_start_replay.json")
+    parser.add_argument("--law-report", metavar="LAW", help="instead of the replay: the refit's with/without "
+                        "comparison of LAW on random own runs (writes warm_start_laws.json)")
     args = parser.parse_args()
+    if args.law_report:
+        rows = law_report(build_pool(), args.seeds, (16, 32, 64), args.law_report)
+        out = OUT / "warm_start_laws.json"
+        out.write_text(json.dumps(to_jsonable({"law": args.law_report, "rows": rows}), indent=1))
+        for n in (16, 32, 64):
+            for arm in ARMS[1:]:
+                sel = [r for r in rows if r["n"] == n and r["arm"] == arm]
+                print(f"n={n:3d} {arm:22s} helps {sum(r['helps'] for r in sel)}/{len(sel)}  median mse with/without "
+                      f"{np.median([r['mse_ratio'] for r in sel]):.3f}  Spearman "
+                      f"{np.median([r['spearman_without'] for r in sel]):.3f} -> "
+                      f"{np.median([r['spearman_with'] for r in sel]):.3f}")
+        return
     import torch
 
     torch.set_num_threads(1)
