@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -142,3 +143,21 @@ def test_concurrent_transfers_of_one_source_add_its_runs_once(api: TestClient) -
     assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
     assert sorted(a.json()["transferred"] for a in answers) == [0, 0, 0, 8]
     assert len(_transferred(api, target["id"])) == 8
+
+
+def test_the_fitting_snapshot_holds_one_task_per_source_fidelity_and_objective(api: TestClient) -> None:
+    store: Store = api.app.state.mixopt.store  # type: ignore[attr-defined]
+    first, second = create(api, name="a"), create(api, name="b", objective={"metrics": ["acc"], "goal": "maximize"})
+    seed_runs(api, first["id"], 3, params=1e6)
+    seed_runs(api, first["id"], 2, params=1e7, seed=1)
+    api.post(f"/v1/experiments/{second['id']}/runs", json={
+        "mixture": {"web": 0.5, "code": 0.5, "papers": 0.0, "math": 0.0}, "fidelity": {"params": 1e6},
+        "metrics": {"acc": 0.7}})
+    target = create(api, name="t", warm_start=[{"experiment_id": first["id"], "weight": 2.0},
+                                               {"experiment_id": second["id"]}])
+    snap = store.snapshot(store.get_experiment(target["id"]))
+    assert snap.observations.n == 0 and snap.transfers is not None
+    t = snap.transfers
+    assert t.n == 6 and t.n_sources == 3 and sorted(np.bincount(t.sources).tolist()) == [1, 2, 3]
+    assert t.losses[-1] == pytest.approx(-0.7) and t.weights.tolist() == [2.0] * 5 + [1.0]
+    assert np.allclose(t.mixtures.sum(axis=1), 1.0)
