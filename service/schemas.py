@@ -213,6 +213,15 @@ class ContinualSpec(Strict):
         Field(default=None, description="tokens of the planned run (default: the tokens axis' target)"))
 
 
+class TransferIn(Strict):
+    """One source of a warm start: an earlier experiment of the same project and how much to trust it."""
+
+    experiment_id: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+    weight: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True), within(0, MAX_WEIGHT)] = Field(
+        default=1.0, description="> 0; scales how strongly the source's runs pull the models before this "
+                                 "experiment's own runs confirm them (1: as much as the data say)")
+
+
 class ExperimentCreate(Strict):
     name: Name
     domains: list[DomainSpec] = Field(min_length=2, max_length=1024)
@@ -222,6 +231,11 @@ class ExperimentCreate(Strict):
     search: SearchSpec = Field(default_factory=SearchSpec)
     continual: ContinualSpec | None = None
     metadata: dict[Text, Text] = Field(default_factory=dict)
+    #: Not part of the stored spec (``exclude``): the transfers it asks for are stored as runs of their own.
+    warm_start: list[TransferIn] = Field(
+        default_factory=list, max_length=64, exclude=True,
+        description="earlier experiments (same project) whose completed runs this one starts from "
+                    "(README: Warm start)")
 
     @field_validator("domains")
     @classmethod
@@ -268,6 +282,10 @@ class ExperimentOut(BaseModel):
     continual: ContinualSpec | None = None
     metadata: dict[str, str]
     run_counts: RunCounts
+    #: Runs brought in from other experiments (warm start); never among ``run_counts``.
+    transferred_runs: int = 0
+    #: On creation with ``warm_start`` only: what each source brought in.
+    warm_start: list[TransferResult] | None = None
     data_version: int
     created_at: datetime
     updated_at: datetime
@@ -460,3 +478,49 @@ class ParetoOut(BaseModel):
     n_candidates: int
     n_runs: int
     data_version: int
+
+
+class TransferSkips(BaseModel):
+    """Source runs not brought in, by reason."""
+
+    #: Already brought in from this source (its weight is updated, no row is added).
+    already_transferred: int = 0
+    #: The run puts weight on a domain this experiment lacks.
+    domain_not_in_target: int = 0
+    #: The run has neither this experiment's objective metrics nor its own experiment's.
+    no_objective: int = 0
+
+
+class TransferResult(BaseModel):
+    """What one warm-start source brought in (completed runs only: pending and failed ones never come)."""
+
+    source_experiment_id: str
+    weight: float
+    transferred: int
+    skipped: TransferSkips
+
+
+TransferTaskName = Literal["target_objective", "source_objective"]
+
+
+class TransferredRunOut(BaseModel):
+    """A run of another experiment, brought in by a warm start: never one of this experiment's own."""
+
+    id: str
+    experiment_id: str
+    source_experiment_id: str
+    source_run_id: str
+    weight: float
+    #: ``loss`` is this experiment's objective (the run has its metrics), or else the source's own.
+    task: TransferTaskName
+    mixture: dict[str, float]
+    fidelity: dict[str, float]
+    metrics: dict[str, float]
+    loss: float
+    cost: float | None
+    created_at: datetime
+
+
+class TransferredRunList(BaseModel):
+    runs: list[TransferredRunOut]
+    next_page_token: str | None = None

@@ -26,7 +26,7 @@ from scipy.stats import spearmanr
 from mixing.bo.acquisition import greedy_batch, information_gain, sample_min_values
 from mixing.bo.cost import CostModel
 from mixing.bo.device import DTYPE, as_tensor
-from mixing.bo.encoding import Encoding, encode
+from mixing.bo.encoding import Encoding, decode_mixtures, encode
 from mixing.bo.pool import RADII, global_pool, local_pool
 from mixing.bo.posterior import ExactPosterior, PairedStats
 from mixing.bo.surrogate import FitSettings, FittedGP, fit_gp
@@ -34,6 +34,7 @@ from mixing.methods.common import chunked, first_free_distinct, members
 from mixing.outcomes import Z90, OutcomeModel, ResolvedConstraints, best_feasible
 from mixing.problem import Observations, Problem
 from mixing.simplex import FloatArray
+from mixing.transfer import TransferPrior
 
 
 @dataclass(frozen=True)
@@ -108,12 +109,14 @@ def fit_surrogate(
     state: dict[str, Any] | None,
     settings: BOSettings,
     values: FloatArray | None = None,
+    prior: TransferPrior | None = None,
 ) -> Surrogate:
     """Fit the GP to the completed runs (objective = ``problem.loss``, lower is better), or to ``values``
     ``(n,)`` of the runs instead (a constrained metric, see :func:`fit_outcomes`).
 
     Runs whose objective is not finite (a diverged or failed run reported with NaN metrics) carry no
-    information about the loss surface and are left out of the fit rather than failing it.
+    information about the loss surface and are left out of the fit rather than failing it. ``prior``
+    (a warm start's map of related runs onto the loss, :mod:`mixing.transfer`) is the GP's mean function.
     """
     loss = problem.loss(obs.metrics) if values is None else np.asarray(values, dtype=np.float64)
     ok = np.isfinite(loss)
@@ -129,6 +132,7 @@ def fit_surrogate(
         state,
         settings.fit,
         signature=settings.encoding,
+        prior_mean=None if prior is None else TransferMean(prior, problem.n_domains, settings.encoding),
     )
     return Surrogate(gp, problem, settings.encoding, device)
 
@@ -163,6 +167,19 @@ def outcome_model(outcomes: list[Surrogate], at: FloatArray) -> OutcomeModel:
         return mean, Z90 * sd
 
     return model
+
+
+@dataclass
+class TransferMean:
+    """A transfer prior's loss column as a function of GP inputs (their mixture part decoded)."""
+
+    prior: TransferPrior
+    n_domains: int
+    encoding: Encoding
+
+    def __call__(self, inputs: FloatArray) -> FloatArray:
+        mixtures = decode_mixtures(np.asarray(inputs)[:, : self.n_domains], self.encoding)
+        return self.prior.predict(mixtures)[:, 0]
 
 
 def fidelity_levels(problem: Problem, obs: Observations, fixed: FloatArray | None) -> FloatArray:
@@ -214,6 +231,7 @@ def level_trust(surrogate: Surrogate, obs: Observations, min_runs: int = MIN_TRU
             post.noise,
             surrogate.inputs(obs.mixtures[rows], obs.fidelities[rows]),
             as_tensor((loss[rows] - gp.y_mean) / gp.y_std, surrogate.device),
+            post.mean_fn,
         )
         said, _ = own.mean_var(surrogate.inputs(obs.mixtures[at_target], level))
         rho = spearmanr(said.detach().cpu().numpy(), loss[at_target])[0]

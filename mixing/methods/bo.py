@@ -39,6 +39,7 @@ from mixing.bo.device import bo_device, cpu_threads
 from mixing.bo.engine import BOSettings, Surrogate
 from mixing.errors import UnsupportedFidelityError
 from mixing.methods.base import SearchContext
+from mixing.methods.common import transfer_prior
 from mixing.methods.design import DesignMethod
 from mixing.outcomes import Z90, ResolvedConstraints, resolve
 from mixing.pareto import front_axes
@@ -53,6 +54,7 @@ from mixing.problem import (
     same_fidelity,
 )
 from mixing.simplex import FloatArray
+from mixing.transfer import TransferPrior
 
 #: Measured trust (Spearman) below which a cheaper level is taken to mislead (see the module docstring).
 #: Not tuned. Measured only on target runs that ``bo`` chose by the proxies, the trust did not separate
@@ -85,6 +87,8 @@ class FittedBO:
     #: at the target.
     outcome_fits: list[Surrogate]
     outcomes: ResolvedConstraints
+    #: The warm start's prior mean (used only where it helped by leave-one-out), None without transfers.
+    transfer: TransferPrior | None = None
 
     @property
     def distrusted(self) -> bool:
@@ -159,18 +163,36 @@ class BayesOptMethod:
         problem, obs = self.view(ctx)
         state = ctx.hints.get("bo_state") or {}
         device = bo_device(ctx.compute.device)
+        loss = problem.loss(obs.metrics)
+        prior = transfer_prior(ctx.transfers, problem, obs, loss[:, None])
         surrogate = engine.fit_surrogate(problem, obs, device, ctx.rng, state, self.settings)
+        mean = None
+        if prior is not None and prior.any_used:
+            # The GP with the transfer prior as its mean, kept only if it predicts the better half of the own
+            # runs better (exact leave-one-out): the search is decided among good mixtures, and a source
+            # whose objective agrees globally but has its optimum elsewhere misleads exactly there.
+            warm = engine.fit_surrogate(problem, obs, device, ctx.rng, state, self.settings, prior=prior)
+            finite = loss[np.isfinite(loss)]
+            good = finite <= np.median(finite)
+            errors = {"with": warm.gp.loo_mse(good), "without": surrogate.gp.loo_mse(good)}
+            prior.details["gp_loo_mse_better_half"] = errors
+            if errors["with"] < errors["without"]:
+                surrogate, mean = warm, prior
+            else:
+                prior.used[:] = False
+                prior.details["used"] = prior.used.tolist()
         trust = engine.level_trust(surrogate, obs)
         fits = engine.fit_outcomes(problem, obs, device, ctx.rng, state.get(OUTCOMES), self.settings)
         outcomes = resolve(problem, obs, engine.outcome_model(fits, problem.fidelity.target))
         kept = {k: state[k] for k in (TARGET_ONLY,) if k in state}
         if fits:
             kept[OUTCOMES] = [f.gp.state for f in fits]
-        fitted = FittedBO(surrogate, obs, trust, None, {**surrogate.gp.state, **kept}, fits, outcomes)
+        fitted = FittedBO(surrogate, obs, trust, None, {**surrogate.gp.state, **kept}, fits, outcomes, prior)
         if not with_target_only or not fitted.distrusted:
             return fitted
         t_problem, t_obs = target_view(problem, obs)
-        t_fit = engine.fit_surrogate(t_problem, t_obs, device, ctx.rng, state.get(TARGET_ONLY), self.settings)
+        t_fit = engine.fit_surrogate(t_problem, t_obs, device, ctx.rng, state.get(TARGET_ONLY), self.settings,
+                                     prior=mean)
         return dataclasses.replace(fitted, target=(t_fit, t_obs), state={**fitted.state, TARGET_ONLY: t_fit.gp.state})
 
     def suggest(
@@ -351,6 +373,7 @@ class BayesOptMethod:
                 for k, v in fitted.trust.items()
             ],
             "proxies_distrusted": fitted.distrusted,
+            "transfer": None if fitted.transfer is None else fitted.transfer.details,
         }
 
 

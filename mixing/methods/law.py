@@ -28,11 +28,19 @@ from mixing.laws.ensemble import ENSEMBLE
 from mixing.laws.gp import NORMAL_Q90
 from mixing.laws.threads import single_threaded
 from mixing.methods.base import SearchContext
-from mixing.methods.common import SAME_POINT_L1, best_candidate, chunked, exclude_taken, nearest_fidelity_rows
+from mixing.methods.common import (
+    SAME_POINT_L1,
+    best_candidate,
+    chunked,
+    exclude_taken,
+    nearest_fidelity_rows,
+    transfer_prior,
+)
 from mixing.optimize import candidate_pool, optimize_mixture
 from mixing.outcomes import ResolvedConstraints, best_feasible_candidate, feasible_first, resolve
 from mixing.problem import Candidates, Prediction, Problem, Proposal, Recommendation
 from mixing.simplex import FloatArray
+from mixing.transfer import TransferPrior, residual
 
 CONFORMAL_FOLDS = 5
 SELECTION_FOLDS = 3
@@ -55,12 +63,15 @@ class FittedLaw:
     metric_halfwidth: FloatArray
     interval_source: str
     selection: dict[str, Any]
+    #: The warm start's prior of the metrics; the law was fitted to what it leaves (None: no transfers used).
+    transfer: TransferPrior | None = None
 
     def fidelity_rows(self, n: int) -> FloatArray | None:
         return None if self.at is None else np.repeat(self.at[None, :], n, axis=0)
 
     def metrics(self, mixtures: FloatArray) -> FloatArray:
-        return self.law.predict(mixtures, self.fidelity_rows(len(mixtures)))
+        law = self.law.predict(mixtures, self.fidelity_rows(len(mixtures)))
+        return law if self.transfer is None else law + self.transfer.predict(mixtures)
 
     def loss(self, ctx: SearchContext, mixtures: FloatArray) -> FloatArray:
         return ctx.problem.loss(self.metrics(mixtures))
@@ -110,7 +121,7 @@ class FittedLaw:
 class LawMethod:
     name: ClassVar[str] = "law"
     #: The refit's choice of law (see the module docstring); without it a quick selection runs.
-    model_hints: ClassVar[tuple[str, ...]] = ("selected_law", "law_params")
+    model_hints: ClassVar[tuple[str, ...]] = ("selected_law", "law_params", "transfer_helps")
 
     def __init__(self, n_candidates: int = 100_000, top_k: int = 128) -> None:
         self.n_candidates = n_candidates
@@ -133,7 +144,9 @@ class LawMethod:
         need = law.min_runs(problem.n_domains)
         if len(rows) < need:
             raise NotEnoughDataError(f"law {law.name} needs completed runs", need, len(rows))
-        x, y = obs.mixtures[rows], obs.metrics[rows]
+        x = obs.mixtures[rows]
+        prior = self._transfer(ctx, target)
+        y = residual(prior, x, obs.metrics[rows])
         f = None if fid is None else fid[rows]
         halfwidth, source = float("nan"), f"{law.name}_posterior_calibrated"
         metric_halfwidth = np.full(y.shape[1], np.nan)
@@ -148,7 +161,17 @@ class LawMethod:
             metric_halfwidth=metric_halfwidth,
             interval_source=source,
             selection=selection,
+            transfer=prior if prior is not None and prior.any_used else None,
         )
+
+    @staticmethod
+    def _transfer(ctx: SearchContext, target: FloatArray) -> TransferPrior | None:
+        """The warm start's prior of the metrics, unless the fidelity report found it does not help the law
+        (``ctx.hints["transfer_helps"]``, :func:`mixing.evaluation.compare_transfer`); before any report,
+        each metric keeps it where its leave-one-out error says so."""
+        if ctx.hints.get("transfer_helps") is False:
+            return None
+        return transfer_prior(ctx.transfers, ctx.problem, ctx.observations, ctx.observations.metrics, target)
 
     def _law(self, ctx: SearchContext, target: FloatArray) -> tuple[MixingLaw, dict[str, Any]]:
         """The hinted law, else the winner of a quick cross-validated selection.
@@ -243,6 +266,7 @@ class LawMethod:
                 "interval_coverage": 0.9,
                 "optimizer": optimizer,
                 "fitted_on_fidelities": "all" if fitted.at is not None else "nearest",
+                "transfer": None if fitted.transfer is None else fitted.transfer.details,
             },
             outcomes=resolved.report(mixture),
         )

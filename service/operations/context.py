@@ -32,6 +32,7 @@ def search_context(store: Store, exp: Experiment, seed: int | None = None) -> tu
         rng=np.random.default_rng(seed),
         hints=dict(exp.hints or {}),
         compute=get_settings().compute,
+        transfers=snap.transfers,
     )
     return ctx, snap
 

@@ -278,6 +278,20 @@ def test_new_experiment_shows_empty_state_until_runs_arrive(tab: Tab, live: Live
     assert len(row_ids(tab, "runs-table")) == 3
 
 
+def test_transferred_runs_are_listed_apart_and_marked(tab: Tab, live: Live) -> None:
+    source = scratch_experiment(live.client, "warm-source", 5)
+    exp = live.client.create_experiment({**experiment_spec("warm-target", REGMIX_DATA),
+                                         "warm_start": [{"experiment_id": source["id"], "weight": 0.5}]})
+    tab.goto(f"/dashboard/experiments/{exp['id']}", "[data-testid=transferred-table] tbody tr")
+    rows = texts(tab, "[data-testid=transferred-table] tbody tr")
+    assert len(rows) == 5 and all("transferred" in row and "0.5" in row for row in rows)
+    assert "+5 transferred" in tab.page.inner_text("[data-testid=run-counts]")
+    # never the experiment's own: the runs card stays empty
+    tab.page.wait_for_selector("[data-testid=runs] [data-testid=empty]", timeout=POLL_WAIT_MS)
+    tab.goto("/dashboard", EXPERIMENT_ROWS)
+    assert any("+5 transferred" in row for row in texts(tab, EXPERIMENT_ROWS))
+
+
 def test_pending_proposals_are_listed(tab: Tab, live: Live) -> None:
     exp = scratch_experiment(live.client, "with-pending", 12)
     suggested = live.client.suggest(exp["id"], 3, method="design")

@@ -117,3 +117,16 @@ def test_the_outcome_constraint_example_recommends_a_feasible_mixture_and_a_fron
     assert abs(c["bound"] - 1.01 * (3.0 + 0.8 * 0.3 + 0.2 * 0.1)) < 0.03
     assert 3.0 + 0.8 * rec["mixture"]["code"] + 0.2 * rec["mixture"]["books"] <= c["bound"] + 0.01
     assert [a["name"] for a in front["axes"]] == ["objective", "loss/web"] and front["front"] >= 2
+
+
+def test_the_warm_start_example_runs(live: str) -> None:
+    require(all(shutil.which(tool) for tool in ("curl", "jq")), "curl and jq are needed by the README's example")
+    line = "MIXOPT=http://127.0.0.1:8000   # the server of `make serve`"
+    done = run_bash(bash_block(line).replace(line, f"MIXOPT={live}", 1))
+    assert done.returncode == 0, done.stderr
+    batch, counts, first, second, again = (json.loads(x) for x in done.stdout.strip().splitlines())
+    assert batch["created"] == 2
+    assert counts == {"run_counts": {"suggested": 0, "running": 0, "completed": 0, "failed": 0, "abandoned": 0},
+                      "transferred_runs": 2}
+    assert {first["loss"], second["loss"]} == {3.1, 3.6} and first["task"] == "target_objective"
+    assert again["transferred"] == 0 and again["skipped"]["already_transferred"] == 2 and again["weight"] == 0.5

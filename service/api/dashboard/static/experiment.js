@@ -9,7 +9,7 @@ import { PALETTE, hbars, legend, lines } from "./charts.js";
 import { cmrSection } from "./continual.js";
 import { fitsSection, historySection, onlineSection } from "./models.js";
 import { constraintLabel, outcomesList, paretoSection } from "./pareto.js";
-import { pendingSection, runsSection } from "./runs.js";
+import { pendingSection, runsSection, transferredSection } from "./runs.js";
 import {
   ago, authWidget, badge, canWrite, card, empty, errorText, fidelityLabel, h, interval, num, objectiveLabel, pct, poll,
   replace, si, stat, stateCounts, url,
@@ -44,6 +44,7 @@ const logToggle = h("label", { class: "small muted" }, logBox, " log x");
 const progressCard = card("Best so far against cumulative cost", { testid: "progress", tools: logToggle }, progressSlot);
 const runs = runsSection(ctx);
 const pending = pendingSection(ctx);
+const transferred = transferredSection(ctx);
 const fits = fitsSection(ctx);
 const history = historySection(ctx);
 const online = onlineSection(ctx);
@@ -67,7 +68,8 @@ function renderHead() {
         (exp.objective.constraints || []).length
           ? `subject to ${exp.objective.constraints.map(constraintLabel).join(", ")} · ` : "",
         axes ? `fidelity ${axes} · ` : "", `data version ${exp.data_version}`),
-      h("div", { "data-testid": "run-counts" }, totalRuns() ? stateCounts(exp.run_counts) : h("span", { class: "muted" }, "no runs"))),
+      h("div", { "data-testid": "run-counts" }, totalRuns() ? stateCounts(exp.run_counts) : h("span", { class: "muted" }, "no runs"),
+        exp.transferred_runs ? badge(`+${exp.transferred_runs} transferred`, "transferred") : null)),
     h("div", { class: "head-tools" },
       h("a", { class: "button secondary", href: url(`/dashboard/compare?${compare}`) }, "Compare mixtures"),
       canWrite() ? actions() : null, actionMsg));
@@ -196,7 +198,7 @@ async function refreshData() {
   renderRecommendation();
   renderProgress();
   runs.syncLevels();
-  await Promise.all([runs.refresh(), pending.refresh(), exp.continual ? cmr.refresh() : null]);
+  await Promise.all([runs.refresh(), pending.refresh(), transferred.refresh(), exp.continual ? cmr.refresh() : null]);
 }
 
 const refreshModels = () => Promise.all([fits.refresh(), history.refresh(), online.refresh()]);
@@ -204,7 +206,7 @@ const refreshModels = () => Promise.all([fits.refresh(), history.refresh(), onli
 async function reloadExperiment(force = false) {
   const next = await api(`/v1/experiments/${enc}`);
   const changed = force || next.data_version !== exp.data_version || JSON.stringify(next.run_counts) !== JSON.stringify(exp.run_counts)
-    || next.state !== exp.state;
+    || next.state !== exp.state || next.transferred_runs !== exp.transferred_runs;
   exp = next;
   if (changed) {
     renderHead();
@@ -228,7 +230,7 @@ async function start() {
   replace(main, headSlot, emptySlot,
     h("div", { class: "row" }, recCard, progressCard),
     exp.continual ? cmr.card : null,
-    runs.card, pending.card,
+    runs.card, pending.card, transferred.card,
     h("div", { class: "row" }, ...fits.cards),
     h("div", { class: "row" }, history.card, online.card),
     pareto.card);
