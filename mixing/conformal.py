@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 from sklearn.model_selection import KFold
 
+from mixing.problem import Problem
 from mixing.simplex import FloatArray
 
 
@@ -36,3 +37,11 @@ def conformal_halfwidth(residuals: FloatArray, coverage: float = 0.9) -> float:
         return float("nan")
     rank = int(np.ceil((r.size + 1) * coverage)) - 1
     return float(r[min(rank, r.size - 1)])
+
+
+def conformal_metric_halfwidths(problem: Problem, oof: FloatArray, y: FloatArray) -> tuple[float, FloatArray]:
+    """Conformal 90% half-widths of the objective and of each metric ``(k,)`` from out-of-fold predicted
+    metrics ``oof`` and measured ``y`` (both ``(n, k)``): the objective's own width, not a sum of the
+    metrics', since their errors partly cancel."""
+    per_metric = np.array([conformal_halfwidth(oof[:, j] - y[:, j]) for j in range(y.shape[1])])
+    return conformal_halfwidth(problem.loss(oof) - problem.loss(y)), per_metric

@@ -27,6 +27,17 @@ class NotEnoughDataError(MixingError):
         self.have = have
 
 
+class NoFeasibleMixtureError(MixingError):
+    """No mixture searched meets the outcome constraints with the required probability."""
+
+    def __init__(self, best_probability: float, threshold: float) -> None:
+        super().__init__(
+            f"no mixture meets the outcome constraints with probability >= {threshold:g} "
+            f"(the most likely one: {best_probability:.3g})")
+        self.best_probability = best_probability
+        self.threshold = threshold
+
+
 class UnsupportedFidelityError(MixingError):
     """A method was asked for a fidelity it does not model (e.g. a single-fidelity method off target)."""
 
@@ -53,6 +64,7 @@ __all__ = [
     "InputShapeError",
     "InvalidParameterError",
     "MixingError",
+    "NoFeasibleMixtureError",
     "NotEnoughDataError",
     "NotFittedError",
     "UnsupportedFidelityError",

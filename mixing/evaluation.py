@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from joblib import Parallel, delayed
 from numpy.typing import ArrayLike
+from sklearn.base import clone
 from sklearn.model_selection import KFold
 
 from mixing.errors import MixingError, NotEnoughDataError
@@ -41,6 +42,7 @@ from mixing.laws.observed import EmptyMetricError, empty_columns, fit_observed
 from mixing.laws.threads import single_threaded
 from mixing.selection import nested_stack, select_law
 from mixing.simplex import FloatArray
+from mixing.transfer import MIN_OWN_RUNS, Transfers, fit_prior, fit_sources, residual
 
 FROM_METRICS = "from_metrics"
 DIRECT = "direct"
@@ -127,6 +129,8 @@ class EvaluationReport:
     ensemble_weights: dict[str, float] | None = None
     #: The observed objective at the scored runs, in the order of every law's ``oof``.
     observed: FloatArray | None = None
+    #: The selected law with and without a warm start's transferred runs (set by the caller that has them).
+    transfer: TransferComparison | None = None
 
     def law(self, name: str) -> LawEvaluation:
         return next(entry for entry in self.laws if entry.name == name)
@@ -144,7 +148,10 @@ class EvaluationReport:
         """What a later ``LawMethod`` call needs to refit the selected law without re-selecting."""
         if self.selected is None:
             return {}
-        return {"selected_law": self.selected, "law_params": self.law(self.selected).params}
+        hints: dict[str, Any] = {"selected_law": self.selected, "law_params": self.law(self.selected).params}
+        if self.transfer is not None:
+            hints["transfer_helps"] = self.transfer.helps
+        return hints
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -158,7 +165,82 @@ class EvaluationReport:
             "duration_s": self.duration_s,
             "ensemble_weights": self.ensemble_weights,
             "laws": [entry.to_dict() for entry in self.laws],
+            "transfer": None if self.transfer is None else self.transfer.to_dict(),
         }
+
+
+@dataclass(frozen=True)
+class TransferComparison:
+    """One law cross-validated on this experiment's own runs with and without a warm start's prior
+    (:mod:`mixing.transfer`): the prior is refitted on each training fold, so its help is measured on runs
+    it never saw. ``helps``: the out-of-fold squared error of the objective is lower with it."""
+
+    law: str
+    without: Scores
+    with_transfer: Scores
+    mse_without: float
+    mse_with: float
+    n_transferred: int
+    n_sources: int
+
+    @property
+    def helps(self) -> bool:
+        return bool(self.mse_with < self.mse_without)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"law": self.law, "helps": self.helps, "without": self.without.to_dict(),
+                "with": self.with_transfer.to_dict(), "mse_without": self.mse_without, "mse_with": self.mse_with,
+                "n_transferred": self.n_transferred, "n_sources": self.n_sources}
+
+
+@single_threaded
+def compare_transfer(
+    law: MixingLaw,
+    mixtures: ArrayLike,
+    fidelity: ArrayLike | None,
+    y: ArrayLike,
+    metric_weights: ArrayLike,
+    transfers: Transfers,
+    *,
+    goal_sign: float = 1.0,
+    folds: int = 5,
+    seed: int = 0,
+    prior_rows: np.ndarray | None = None,
+) -> TransferComparison:
+    """K-fold CV of ``law`` on the complete own runs ``(mixtures (n, d), fidelity (n, m) | None, y (n, k))``,
+    once as it is and once fitted to what the transfer prior leaves (the prior added back).
+
+    ``prior_rows``: the runs the prior's maps may be fitted on (the level nearest the target; default all).
+    """
+    x, t = as_mixtures(mixtures), as_targets(y)
+    f = None if fidelity is None else np.asarray(fidelity, dtype=np.float64)
+    w = np.asarray(metric_weights, dtype=np.float64).reshape(-1)
+    complete = np.flatnonzero(np.all(np.isfinite(t), axis=1))
+    if len(complete) < max(folds, MIN_OWN_RUNS + 1):
+        raise NotEnoughDataError("comparing transfers needs complete runs", max(folds, MIN_OWN_RUNS + 1),
+                                 len(complete))
+    allowed = np.zeros(len(x), dtype=bool)
+    allowed[complete if prior_rows is None else np.intersect1d(prior_rows, complete)] = True
+    sources = fit_sources(transfers)
+    pred = {False: np.full(len(x), np.nan), True: np.full(len(x), np.nan)}
+    for train_i, test_i in KFold(n_splits=min(folds, len(complete)), shuffle=True,
+                                 random_state=seed).split(complete):
+        train, test = complete[train_i], complete[test_i]
+        fit_on = train[allowed[train]]
+        prior = fit_prior(transfers, x[fit_on], t[fit_on], sources) if len(fit_on) else None
+        for use in (False, True):
+            p = prior if use else None
+            fitted = clone(law).fit(x[train], None if f is None else f[train], residual(p, x[train], t[train]))
+            out = fitted.predict(x[test], None if f is None else f[test])
+            if p is not None and p.any_used:
+                out = out + p.predict(x[test])
+            pred[use][test] = out @ w
+    true = t[complete] @ w
+    mse = {use: float(np.mean((pred[use][complete] - true) ** 2)) for use in (False, True)}
+    return TransferComparison(law=law.name, without=score(pred[False][complete], true, goal_sign),
+                              with_transfer=score(pred[True][complete], true, goal_sign),
+                              mse_without=mse[False], mse_with=mse[True], n_transferred=transfers.n,
+                              n_sources=transfers.n_sources)
 
 
 # ------------------------------------------------------------------------------------------------ scoring

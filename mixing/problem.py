@@ -74,8 +74,44 @@ def same_fidelity(fidelities: ArrayLike, fidelity: ArrayLike) -> NDMask:
 
 
 @dataclass(frozen=True)
+class OutcomeConstraint:
+    """A bound on one predicted metric at the target fidelity: ``metric <= bound`` (``upper``) or ``>=``.
+
+    The bound is absolute (``bound``), or relative to the metric's value at a ``baseline`` mixture
+    ``(d,)``: ``value + slack * |value|`` for an upper bound, ``value - slack * |value|`` for a lower one.
+    :func:`mixing.outcomes.resolve` turns a relative bound into an absolute one.
+    """
+
+    #: Column of the metric in :attr:`Problem.metric_names`.
+    metric: int
+    upper: bool
+    bound: float | None = None
+    baseline: FloatArray | None = None
+    slack: float = 0.0
+
+    def __post_init__(self) -> None:
+        if (self.bound is None) == (self.baseline is None):
+            raise ValueError("an outcome constraint takes exactly one of bound and baseline")
+        if not self.slack >= 0.0:
+            raise ValueError("slack must be non-negative")
+
+
+@dataclass(frozen=True)
+class TradeOff:
+    """A further objective for trade-off fronts only: metric column and direction."""
+
+    metric: int
+    minimize: bool = True
+
+
+@dataclass(frozen=True)
 class Problem:
-    """What is being optimised: domains, feasible mixtures, the objective and the fidelity axes."""
+    """What is being optimised: domains, feasible mixtures, the objective and the fidelity axes.
+
+    ``metric_names`` are every metric a model fits: the objective's, then those only outcome constraints
+    name (weight 0 in ``metric_weights``, so they never enter the objective). A recommendation must be
+    feasible for every :class:`OutcomeConstraint` with probability at least ``feasibility_probability``.
+    """
 
     domains: tuple[str, ...]
     constraints: SimplexConstraints
@@ -84,6 +120,10 @@ class Problem:
     goal: Goal = "minimize"
     prior: FloatArray | None = None
     fidelity: FidelitySpace = field(default_factory=FidelitySpace)
+    outcome_constraints: tuple[OutcomeConstraint, ...] = ()
+    feasibility_probability: float = 0.9
+    #: Further objectives that trade-off fronts show (:mod:`mixing.pareto`); no method optimises them.
+    trade_offs: tuple[TradeOff, ...] = ()
 
     def __post_init__(self) -> None:
         w = np.asarray(self.metric_weights, dtype=np.float64).reshape(-1)
@@ -92,6 +132,16 @@ class Problem:
             raise ValueError("one objective weight per metric is required")
         if len(self.domains) != self.constraints.n_domains:
             raise ValueError("constraints must have one bound per domain")
+        columns = [c.metric for c in self.outcome_constraints] + [t.metric for t in self.trade_offs]
+        if any(not 0 <= j < w.size for j in columns):
+            raise ValueError("an outcome constraint or trade-off names a metric column the problem does not have")
+        if not 0.0 < self.feasibility_probability < 1.0:
+            raise ValueError("feasibility_probability must lie in (0, 1)")
+
+    @property
+    def constrained_metrics(self) -> np.ndarray:
+        """Metric columns ``(c,)`` of the outcome constraints, in their order."""
+        return np.array([c.metric for c in self.outcome_constraints], dtype=np.intp)
 
     @property
     def n_domains(self) -> int:
@@ -170,6 +220,20 @@ class Prediction:
 
 
 @dataclass(frozen=True)
+class OutcomePrediction:
+    """One outcome constraint at a recommended mixture: its absolute bound, the metric's predicted value
+    with a 90% interval, and the probability that the bound holds."""
+
+    metric: str
+    op: Literal["<=", ">="]
+    bound: float
+    value: float
+    lower: float
+    upper: float
+    probability: float
+
+
+@dataclass(frozen=True)
 class Candidates:
     """A finite pool to choose from instead of the simplex; NaN fidelity means "method chooses"."""
 
@@ -198,3 +262,5 @@ class Recommendation:
     method: str
     n_runs: int
     details: dict[str, Any] = field(default_factory=dict)
+    #: Each outcome constraint as predicted at the mixture (empty without constraints).
+    outcomes: tuple[OutcomePrediction, ...] = ()

@@ -48,6 +48,8 @@ class ErrorCode(StrEnum):
     run_final = "run_final"
     step_conflict = "step_conflict"
     not_enough_data = "not_enough_data"
+    not_continual = "not_continual"
+    no_feasible_mixture = "no_feasible_mixture"
     suggestion_failed = "suggestion_failed"
     search_space_exhausted = "search_space_exhausted"
     algorithm_error = "algorithm_error"

@@ -91,11 +91,52 @@ class DomainSpec(Strict):
         return self
 
 
+#: ``relative_to`` of an outcome constraint naming the experiment's natural mixture (the domains' priors).
+PRIOR_BASELINE = "prior"
+
+
+class OutcomeConstraintSpec(Strict):
+    """A bound a recommended mixture's predicted metric must meet at the target fidelity (README: Outcome
+    constraints): absolute (``bound``), or relative to a baseline (``relative_to`` with ``slack``)."""
+
+    metric: Name = Field(description="a metric every completed run reports (it becomes required)")
+    op: Literal["<=", ">="]
+    bound: Metric | None = None
+    relative_to: Name | None = Field(
+        default=None, description=f'"{PRIOR_BASELINE}" (the mixture the domains\' priors give) or the id of a '
+                                  "run of this experiment: the bound is that mixture's value of the metric")
+    slack: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True), within(0, 1e3)] = Field(
+        default=0.0, description="relative: <= allows value*(1+slack), >= value*(1-slack) (for positive values)")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> OutcomeConstraintSpec:
+        if (self.bound is None) == (self.relative_to is None):
+            raise ValueError("give exactly one of bound and relative_to")
+        if self.bound is not None and self.slack:
+            raise ValueError("slack is only allowed with relative_to")
+        return self
+
+
+class TradeOffSpec(Strict):
+    """A further objective for trade-off fronts (``GET …/pareto``): a metric with its own goal. It shapes
+    the front only; the recommendation optimises the objective."""
+
+    metric: Name = Field(description="a metric every completed run reports (it becomes required)")
+    goal: Literal["minimize", "maximize"] = "minimize"
+
+
 class ObjectiveSpec(Strict):
     metrics: list[Name] = Field(min_length=1, max_length=1024)
     aggregate: Literal["single", "mean", "weighted_mean"] = "mean"
     weights: list[Annotated[float, Field(ge=0, allow_inf_nan=False), within(0, MAX_WEIGHT)]] | None = None
     goal: Literal["minimize", "maximize"] = "minimize"
+    constraints: list[OutcomeConstraintSpec] = Field(
+        default_factory=list, max_length=64, description="outcome constraints a recommendation must meet")
+    feasibility_probability: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False, strict=True)] = Field(
+        default=0.9, description="the predicted probability of meeting every constraint a recommendation needs")
+    tradeoffs: list[TradeOffSpec] = Field(
+        default_factory=list, max_length=16, description="further objectives, each with its goal, that "
+                                                         "trade-off fronts show against the objective")
 
     @model_validator(mode="after")
     def _consistent(self) -> ObjectiveSpec:
@@ -151,6 +192,36 @@ class SearchSpec(Strict):
         return name
 
 
+class ContinualSpec(Strict):
+    """Continual pretraining of a base model: general data replayed with the domain data of ``domain_group``
+    (README "Continual pretraining"); names are checked against the experiment in :mod:`service.validation`."""
+
+    domain_group: list[Name] = Field(min_length=1, max_length=1024, description="the domains of the new data; "
+                                     "every other domain is general data replayed. A run's domain ratio is "
+                                     "its mixture's total weight on these")
+    general_metrics: list[Name] = Field(min_length=1, max_length=1024, description="objective metrics whose "
+                                        "mean is a run's general loss")
+    domain_metrics: list[Name] = Field(min_length=1, max_length=1024, description="objective metrics whose "
+                                       "mean is a run's domain loss")
+    tokens_axis: Name = Field(description="the fidelity axis that counts a run's training tokens")
+    base_general_loss: Metric = Field(description="the base model's general loss, before continual pretraining")
+    tolerance: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True), within(0, MAX_METRIC)] = Field(
+        description="the general-loss increase allowed over base_general_loss")
+    tolerance_kind: Literal["absolute", "relative"] = Field(default="absolute", description="absolute: in loss "
+                                          "units; relative: a fraction of base_general_loss")
+    target_tokens: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True), within(1, MAX_SCALE)] | None = (
+        Field(default=None, description="tokens of the planned run (default: the tokens axis' target)"))
+
+
+class TransferIn(Strict):
+    """One source of a warm start: an earlier experiment of the same project and how much to trust it."""
+
+    experiment_id: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+    weight: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True), within(0, MAX_WEIGHT)] = Field(
+        default=1.0, description="> 0; scales how strongly the source's runs pull the models before this "
+                                 "experiment's own runs confirm them (1: as much as the data say)")
+
+
 class ExperimentCreate(Strict):
     name: Name
     domains: list[DomainSpec] = Field(min_length=2, max_length=1024)
@@ -158,7 +229,13 @@ class ExperimentCreate(Strict):
     fidelities: list[FidelityAxis] = Field(default_factory=list, max_length=8)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     search: SearchSpec = Field(default_factory=SearchSpec)
+    continual: ContinualSpec | None = None
     metadata: dict[Text, Text] = Field(default_factory=dict)
+    #: Not part of the stored spec (``exclude``): the transfers it asks for are stored as runs of their own.
+    warm_start: list[TransferIn] = Field(
+        default_factory=list, max_length=64, exclude=True,
+        description="earlier experiments (same project) whose completed runs this one starts from "
+                    "(README: Warm start)")
 
     @field_validator("domains")
     @classmethod
@@ -202,8 +279,13 @@ class ExperimentOut(BaseModel):
     fidelities: list[FidelityAxis]
     budget: BudgetSpec
     search: SearchSpec
+    continual: ContinualSpec | None = None
     metadata: dict[str, str]
     run_counts: RunCounts
+    #: Runs brought in from other experiments (warm start); never among ``run_counts``.
+    transferred_runs: int = 0
+    #: On creation with ``warm_start`` only: what each source brought in.
+    warm_start: list[TransferResult] | None = None
     data_version: int
     created_at: datetime
     updated_at: datetime
@@ -306,6 +388,19 @@ class JobAccepted(BaseModel):
     job: JobOut
 
 
+class OutcomeOut(BaseModel):
+    """An outcome constraint at the recommended mixture: the absolute bound it resolved to, the metric's
+    predicted value with its 90% interval, and the probability that the bound holds."""
+
+    metric: str
+    op: Literal["<=", ">="]
+    bound: float
+    value: float
+    lower: float
+    upper: float
+    probability: float
+
+
 class RecommendationOut(BaseModel):
     mixture: dict[str, float]
     fidelity: dict[str, float]
@@ -314,6 +409,8 @@ class RecommendationOut(BaseModel):
     n_runs: int
     data_version: int
     details: dict[str, Any] = Field(default_factory=dict)
+    #: One per outcome constraint of the objective, in its order (empty without constraints).
+    constraints: list[OutcomeOut] = Field(default_factory=list)
     created_at: datetime
 
 
@@ -343,3 +440,87 @@ class PredictResponse(BaseModel):
     method: str
     n_runs: int
 
+
+
+class ParetoAxisOut(BaseModel):
+    """One axis of a front: ``objective`` or a metric, its direction, and the bound of the outcome constraint
+    on it (absolute, as resolved for the current data), if any."""
+
+    name: str
+    goal: Literal["minimize", "maximize"]
+    bound: float | None = None
+
+
+class ParetoPointOut(BaseModel):
+    """A predicted point of the front: the mixture, its predicted value on each axis with a 90% interval, and
+    the probability that it meets every outcome constraint."""
+
+    mixture: dict[str, float]
+    values: list[float]
+    lower: list[float]
+    upper: list[float]
+    feasibility: float
+
+
+class ObservedPointOut(BaseModel):
+    """A completed run on the same axes; ``on_front`` when no other observed run dominates it."""
+
+    run_id: str
+    values: list[float]
+    on_front: bool
+
+
+class ParetoOut(BaseModel):
+    axes: list[ParetoAxisOut]
+    front: list[ParetoPointOut] = Field(description="non-dominated predictions over the candidates, by the first axis")
+    observed: list[ObservedPointOut] = Field(description="completed runs at the fidelity level the model fitted")
+    method: str
+    n_candidates: int
+    n_runs: int
+    data_version: int
+
+
+class TransferSkips(BaseModel):
+    """Source runs not brought in, by reason."""
+
+    #: Already brought in from this source (its weight is updated, no row is added).
+    already_transferred: int = 0
+    #: The run puts weight on a domain this experiment lacks.
+    domain_not_in_target: int = 0
+    #: The run has neither this experiment's objective metrics nor its own experiment's.
+    no_objective: int = 0
+
+
+class TransferResult(BaseModel):
+    """What one warm-start source brought in (completed runs only: pending and failed ones never come)."""
+
+    source_experiment_id: str
+    weight: float
+    transferred: int
+    skipped: TransferSkips
+
+
+TransferTaskName = Literal["target_objective", "source_objective"]
+
+
+class TransferredRunOut(BaseModel):
+    """A run of another experiment, brought in by a warm start: never one of this experiment's own."""
+
+    id: str
+    experiment_id: str
+    source_experiment_id: str
+    source_run_id: str
+    weight: float
+    #: ``loss`` is this experiment's objective (the run has its metrics), or else the source's own.
+    task: TransferTaskName
+    mixture: dict[str, float]
+    fidelity: dict[str, float]
+    metrics: dict[str, float]
+    loss: float
+    cost: float | None
+    created_at: datetime
+
+
+class TransferredRunList(BaseModel):
+    runs: list[TransferredRunOut]
+    next_page_token: str | None = None

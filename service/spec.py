@@ -7,7 +7,16 @@ from typing import Any, Protocol
 
 from pydantic import Field
 
-from service.schemas import STORED, BudgetSpec, DomainSpec, FidelityAxis, ObjectiveSpec, SearchSpec, Strict
+from service.schemas import (
+    STORED,
+    BudgetSpec,
+    ContinualSpec,
+    DomainSpec,
+    FidelityAxis,
+    ObjectiveSpec,
+    SearchSpec,
+    Strict,
+)
 
 
 class ExperimentSpec(Strict):
@@ -22,6 +31,7 @@ class ExperimentSpec(Strict):
     fidelities: list[FidelityAxis] = Field(default_factory=list)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     search: SearchSpec = Field(default_factory=SearchSpec)
+    continual: ContinualSpec | None = None
 
     @property
     def domain_names(self) -> list[str]:
@@ -30,6 +40,14 @@ class ExperimentSpec(Strict):
     @property
     def axis_names(self) -> list[str]:
         return [a.name for a in self.fidelities]
+
+    @property
+    def model_metrics(self) -> list[str]:
+        """Every metric a completed run must report and models fit: the objective's, then those only its
+        outcome constraints and trade-offs name."""
+        named = [c.metric for c in self.objective.constraints] + [t.metric for t in self.objective.tradeoffs]
+        extra = [m for m in named if m not in self.objective.metrics]
+        return [*self.objective.metrics, *dict.fromkeys(extra)]
 
 
 class HasSpec(Protocol):

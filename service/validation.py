@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,10 +16,10 @@ import numpy as np
 from mixing.errors import InfeasibleConstraintsError
 from mixing.laws import LAWS
 from mixing.methods import method_names
-from mixing.problem import Candidates, FidelitySpace, Problem
+from mixing.problem import Candidates, FidelitySpace, OutcomeConstraint, Problem, TradeOff
 from mixing.simplex import SUM_TOLERANCE, SimplexConstraints
 from service.errors import ErrorCode, InvalidInput
-from service.schemas import CandidateIn, ObjectiveSpec
+from service.schemas import PRIOR_BASELINE, CandidateIn, ObjectiveSpec
 from service.spec import ExperimentSpec
 
 #: Mixtures must sum to 1 within this tolerance (after the client's own rounding: the Python client
@@ -62,16 +62,35 @@ def scaled_to_sum_one(values: Sequence[float]) -> np.ndarray:
     return w / w.sum()
 
 
-def problem_from_spec(spec: ExperimentSpec) -> Problem:
+def prior_mixture(spec: ExperimentSpec) -> np.ndarray | None:
+    """The domains' priors as a mixture; None when none is declared."""
     priors = [d.prior for d in spec.domains]
     given = [p or 0.0 for p in priors]
-    prior = None if all(p is None for p in priors) or max(given) <= 0 else scaled_to_sum_one(given)
+    return None if all(p is None for p in priors) or max(given) <= 0 else scaled_to_sum_one(given)
+
+
+def problem_from_spec(spec: ExperimentSpec, baseline_runs: Mapping[str, Sequence[float]] | None = None) -> Problem:
+    """The spec as a :class:`Problem`. ``baseline_runs`` maps the run ids that outcome constraints are
+    relative to onto those runs' mixtures; a constraint whose run is not in it is left out (callers that
+    recommend resolve them all, see :func:`service.operations.context.search_context`)."""
+    prior = prior_mixture(spec)
     axes = spec.fidelities
+    names = spec.model_metrics
+    weights = np.zeros(len(names))
+    weights[: len(spec.objective.metrics)] = metric_weights(spec.objective)
+    outcomes = []
+    for c in spec.objective.constraints:
+        baseline = prior if c.relative_to == PRIOR_BASELINE else (baseline_runs or {}).get(c.relative_to or "")
+        if c.relative_to is not None and baseline is None:
+            continue
+        outcomes.append(OutcomeConstraint(
+            metric=names.index(c.metric), upper=c.op == "<=", bound=c.bound, slack=c.slack,
+            baseline=None if baseline is None else np.asarray(baseline, dtype=np.float64)))
     return Problem(
         domains=tuple(spec.domain_names),
         constraints=constraints_from_spec(spec),
-        metric_names=tuple(spec.objective.metrics),
-        metric_weights=metric_weights(spec.objective),
+        metric_names=tuple(names),
+        metric_weights=weights,
         goal=spec.objective.goal,
         prior=prior,
         fidelity=FidelitySpace(
@@ -80,7 +99,25 @@ def problem_from_spec(spec: ExperimentSpec) -> Problem:
             upper=np.array([a.max for a in axes], dtype=np.float64),
             target=np.array([a.target for a in axes], dtype=np.float64),
         ),
+        outcome_constraints=tuple(outcomes),
+        feasibility_probability=spec.objective.feasibility_probability,
+        trade_offs=tuple(TradeOff(metric=names.index(t.metric), minimize=t.goal == "minimize")
+                         for t in spec.objective.tradeoffs),
     )
+
+
+def baseline_run_ids(spec: ExperimentSpec) -> list[tuple[int, str]]:
+    """(constraint index, run id) of each outcome constraint relative to a run."""
+    return [(i, c.relative_to) for i, c in enumerate(spec.objective.constraints)
+            if c.relative_to is not None and c.relative_to != PRIOR_BASELINE]
+
+
+def check_outcome_constraints(spec: ExperimentSpec) -> None:
+    """A constraint relative to the prior needs the domains' priors (a 422 on its ``relative_to``)."""
+    for i, c in enumerate(spec.objective.constraints):
+        if c.relative_to == PRIOR_BASELINE and prior_mixture(spec) is None:
+            raise InvalidInput(f'relative_to "{PRIOR_BASELINE}" needs a prior on the domains',
+                               field=f"objective.constraints[{i}].relative_to")
 
 
 def default_fidelity(spec: ExperimentSpec) -> list[float]:
@@ -135,7 +172,7 @@ class ReportRules:
         return cls(domains=names, domain_set=frozenset(names),
                    axes=tuple((a.name, a.min, a.max) for a in spec.fidelities),
                    axis_set=frozenset(spec.axis_names),
-                   default_fidelity=tuple(default_fidelity(spec)), metrics=tuple(spec.objective.metrics))
+                   default_fidelity=tuple(default_fidelity(spec)), metrics=tuple(spec.model_metrics))
 
     def mixture(self, mixture: dict[str, float], field: str) -> list[float]:
         """The mixture as a list in domain order, renormalised to sum exactly to 1."""
@@ -191,11 +228,11 @@ class ReportRules:
         return out
 
     def check_metrics_complete(self, metrics: dict[str, float], field: str) -> None:
-        """A completed run must report every metric the objective is built from."""
+        """A completed run must report every metric the objective and its outcome constraints are built from."""
         for m in self.metrics:
             if m not in metrics:
-                raise InvalidInput(f"a completed run must report objective metric {m!r}", field=f"{field}.{m}",
-                                   code=ErrorCode.missing_metric)
+                raise InvalidInput(f"a completed run must report metric {m!r} (objective or outcome constraint)",
+                                   field=f"{field}.{m}", code=ErrorCode.missing_metric)
 
 
 def check_method(name: str, field: str = "method") -> str:
@@ -213,6 +250,34 @@ def check_laws(names: list[str] | None) -> list[str] | None:
             raise InvalidInput(f"unknown law {name!r}; known: {sorted(LAWS)}", field=f"laws[{i}]",
                                code=ErrorCode.unknown_law)
     return names
+
+
+def check_continual(spec: ExperimentSpec) -> None:
+    """A ``continual`` block names the experiment's own domains (leaving some general), objective metrics
+    and a tokens axis of positive values; else a 422 naming the field."""
+    block = spec.continual
+    if block is None:
+        return
+    domains, metrics = set(spec.domain_names), set(spec.objective.metrics)
+    for key, names, known, what in (("domain_group", block.domain_group, domains, "domain"),
+                                    ("general_metrics", block.general_metrics, metrics, "objective metric"),
+                                    ("domain_metrics", block.domain_metrics, metrics, "objective metric")):
+        for i, name in enumerate(names):
+            if name not in known:
+                raise InvalidInput(f"{name!r} is not a {what} of the experiment; known: {sorted(known)}",
+                                   field=f"continual.{key}[{i}]")
+        if len(set(names)) != len(names):
+            raise InvalidInput(f"{key} must not repeat a name", field=f"continual.{key}")
+    if set(block.domain_group) == domains:
+        raise InvalidInput("domain_group takes every domain: leave at least one for the general data",
+                           field="continual.domain_group")
+    axis = next((a for a in spec.fidelities if a.name == block.tokens_axis), None)
+    if axis is None:
+        raise InvalidInput(f"{block.tokens_axis!r} is not a fidelity axis of the experiment; known: "
+                           f"{spec.axis_names}", field="continual.tokens_axis")
+    if axis.min <= 0:
+        raise InvalidInput(f"the tokens axis {axis.name!r} must count tokens (min > 0), got min {axis.min:g}",
+                           field="continual.tokens_axis")
 
 
 def feasible_mixture(rules: ReportRules, constraints: SimplexConstraints, given: dict[str, float],

@@ -15,6 +15,7 @@ from mixopt_client.errors import (
     ConflictError,
     JobFailedError,
     MixoptError,
+    NoFeasibleMixtureError,
     NotEnoughDataError,
     NotFoundError,
     PayloadTooLargeError,
@@ -30,7 +31,8 @@ from mixopt_client.errors import (
 
 __all__ = [
     "CLIENT_RENORMALISE_TOLERANCE", "ConflictError", "JobFailedError", "MixoptClient", "MixoptError",
-    "NotEnoughDataError", "NotFoundError", "PayloadTooLargeError", "PermissionDeniedError", "ProgressCallback",
+    "NoFeasibleMixtureError", "NotEnoughDataError", "NotFoundError", "PayloadTooLargeError", "PermissionDeniedError",
+    "ProgressCallback",
     "RateLimitedError", "RetryableError", "ServerError", "StorageFullError", "Suggestion", "UnauthenticatedError",
     "UnavailableError", "ValidationError", "renormalise", "stderr_progress",
 ]

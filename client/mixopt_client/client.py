@@ -269,12 +269,23 @@ class MixoptClient:
         return self.request("GET", f"/v1/experiments/{experiment_id}/recommendation",
                             params={"refresh": "true"} if refresh else None).json()
 
+    def cmr(self, experiment_id: str) -> dict[str, Any]:
+        """The critical mixture ratio of a continual-pretraining experiment, with its interval and the losses
+        predicted there (``GET /v1/experiments/{id}/cmr``)."""
+        return self.request("GET", f"/v1/experiments/{experiment_id}/cmr").json()
+
     def recommendation_among(self, experiment_id: str, candidates: Sequence[Mapping[str, float]], *,
                              method: str | None = None, seed: int | None = None) -> dict[str, Any]:
         """The best of ``candidates`` at the target fidelity for the current data (computed, not stored)."""
         body: dict[str, Any] = {"candidates": [renormalise(m) for m in candidates]}
         return self.request("POST", f"/v1/experiments/{experiment_id}/recommendation",
                             json=_with_options(body, method=method, seed=seed)).json()
+
+    def pareto(self, experiment_id: str, *, method: str = "law", candidates: int | None = None,
+               seed: int | None = None) -> dict[str, Any]:
+        """The predicted trade-off front at the target fidelity, with the observed runs (computed, not stored)."""
+        params = _with_options({"method": method}, candidates=candidates, seed=seed)
+        return self.request("GET", f"/v1/experiments/{experiment_id}/pareto", params=params).json()
 
     def predict(self, experiment_id: str, mixtures: Sequence[Mapping[str, float]],
                 fidelity: Mapping[str, float] | None = None, *, method: str | None = None,

@@ -64,6 +64,11 @@ class NotEnoughDataError(ConflictError):
     """409 ``not_enough_data``: too few completed runs for a model-based answer; report more first."""
 
 
+class NoFeasibleMixtureError(ConflictError):
+    """409 ``no_feasible_mixture``: no mixture meets the objective's outcome constraints with the required
+    probability (``details`` carries the best probability found); no infeasible answer is given instead."""
+
+
 class PayloadTooLargeError(MixoptError):
     """413: the request body is over the service's size limit; send smaller batches."""
 
@@ -108,7 +113,8 @@ BY_STATUS: dict[int, type[MixoptError]] = {
     409: ConflictError, 413: PayloadTooLargeError, 422: ValidationError, 429: RateLimitedError,
     503: UnavailableError, 507: StorageFullError,
 }
-BY_CODE: dict[str, type[MixoptError]] = {"not_enough_data": NotEnoughDataError}
+BY_CODE: dict[str, type[MixoptError]] = {"not_enough_data": NotEnoughDataError,
+                                         "no_feasible_mixture": NoFeasibleMixtureError}
 
 
 def retry_after(response: httpx.Response) -> float | None:

@@ -42,6 +42,18 @@ def encode_mixtures(mixtures: FloatArray, encoding: Encoding) -> FloatArray:
     raise ValueError(f"unknown mixture encoding {encoding!r}; choose one of {ENCODINGS}")
 
 
+def decode_mixtures(encoded: FloatArray, encoding: Encoding) -> FloatArray:
+    """The inverse of :func:`encode_mixtures`: ``(n, d)`` GP coordinates back to mixture weights."""
+    z = np.asarray(encoded, dtype=np.float64)
+    if encoding == "sqrt":
+        return np.square(z)
+    if encoding == "identity":
+        return z
+    if encoding == "logit":
+        return np.exp(z * (np.log(1.0 + _LOG_EPS) - np.log(_LOG_EPS)) + np.log(_LOG_EPS)) - _LOG_EPS
+    raise ValueError(f"unknown mixture encoding {encoding!r}; choose one of {ENCODINGS}")
+
+
 def encode(mixtures: FloatArray, normalised_fidelities: FloatArray, encoding: Encoding) -> FloatArray:
     """GP inputs ``[encoded mixture | normalised fidelity axes]``, shape ``(n, d + m)``."""
     fid = np.asarray(normalised_fidelities, dtype=np.float64)

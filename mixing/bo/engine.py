@@ -15,6 +15,7 @@ predict from reported runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,13 +26,15 @@ from scipy.stats import spearmanr
 from mixing.bo.acquisition import greedy_batch, information_gain, sample_min_values
 from mixing.bo.cost import CostModel
 from mixing.bo.device import DTYPE, as_tensor
-from mixing.bo.encoding import Encoding, encode
+from mixing.bo.encoding import Encoding, decode_mixtures, encode
 from mixing.bo.pool import RADII, global_pool, local_pool
 from mixing.bo.posterior import ExactPosterior, PairedStats
 from mixing.bo.surrogate import FitSettings, FittedGP, fit_gp
-from mixing.methods.common import first_free_distinct, members
+from mixing.methods.common import chunked, first_free_distinct, members
+from mixing.outcomes import Z90, OutcomeModel, ResolvedConstraints, best_feasible
 from mixing.problem import Observations, Problem
 from mixing.simplex import FloatArray
+from mixing.transfer import TransferPrior
 
 
 @dataclass(frozen=True)
@@ -105,13 +108,17 @@ def fit_surrogate(
     rng: np.random.Generator,
     state: dict[str, Any] | None,
     settings: BOSettings,
+    values: FloatArray | None = None,
+    prior: TransferPrior | None = None,
 ) -> Surrogate:
-    """Fit the GP to the completed runs (objective = ``problem.loss``, lower is better).
+    """Fit the GP to the completed runs (objective = ``problem.loss``, lower is better), or to ``values``
+    ``(n,)`` of the runs instead (a constrained metric, see :func:`fit_outcomes`).
 
     Runs whose objective is not finite (a diverged or failed run reported with NaN metrics) carry no
-    information about the loss surface and are left out of the fit rather than failing it.
+    information about the loss surface and are left out of the fit rather than failing it. ``prior``
+    (a warm start's map of related runs onto the loss, :mod:`mixing.transfer`) is the GP's mean function.
     """
-    loss = problem.loss(obs.metrics)
+    loss = problem.loss(obs.metrics) if values is None else np.asarray(values, dtype=np.float64)
     ok = np.isfinite(loss)
     loss = loss[ok]
     inputs = encode(obs.mixtures[ok], problem.fidelity.normalise(obs.fidelities[ok]), settings.encoding)
@@ -125,8 +132,54 @@ def fit_surrogate(
         state,
         settings.fit,
         signature=settings.encoding,
+        prior_mean=None if prior is None else TransferMean(prior, problem.n_domains, settings.encoding),
     )
     return Surrogate(gp, problem, settings.encoding, device)
+
+
+def fit_outcomes(
+    problem: Problem,
+    obs: Observations,
+    device: torch.device,
+    rng: np.random.Generator,
+    states: list[dict[str, Any]] | None,
+    settings: BOSettings,
+) -> list[Surrogate]:
+    """One GP per outcome constraint, on its metric, with the objective's kernel over every fidelity (so a
+    constrained metric learns from cheap runs too). ``states`` are the previous fits' (warm starts)."""
+    states = states if states is not None and len(states) == len(problem.outcome_constraints) else None
+    return [
+        fit_surrogate(problem, obs, device, rng, None if states is None else states[j], settings,
+                      values=obs.metrics[:, c.metric])
+        for j, c in enumerate(problem.outcome_constraints)
+    ]
+
+
+def outcome_model(outcomes: list[Surrogate], at: FloatArray) -> OutcomeModel:
+    """The constrained metrics' posteriors at fidelity ``at`` as an :data:`~mixing.outcomes.OutcomeModel`
+    (half-widths :data:`~mixing.outcomes.Z90` sd, from which :mod:`mixing.outcomes` recovers the sd)."""
+
+    def model(mixtures: FloatArray) -> tuple[FloatArray, FloatArray]:
+        pairs = [s.predict(np.atleast_2d(mixtures), at) for s in outcomes]
+        n = len(np.atleast_2d(mixtures))
+        mean = np.stack([m for m, _ in pairs], axis=1) if pairs else np.zeros((n, 0))
+        sd = np.stack([v for _, v in pairs], axis=1) if pairs else np.zeros((n, 0))
+        return mean, Z90 * sd
+
+    return model
+
+
+@dataclass
+class TransferMean:
+    """A transfer prior's loss column as a function of GP inputs (their mixture part decoded)."""
+
+    prior: TransferPrior
+    n_domains: int
+    encoding: Encoding
+
+    def __call__(self, inputs: FloatArray) -> FloatArray:
+        mixtures = decode_mixtures(np.asarray(inputs)[:, : self.n_domains], self.encoding)
+        return self.prior.predict(mixtures)[:, 0]
 
 
 def fidelity_levels(problem: Problem, obs: Observations, fixed: FloatArray | None) -> FloatArray:
@@ -178,6 +231,7 @@ def level_trust(surrogate: Surrogate, obs: Observations, min_runs: int = MIN_TRU
             post.noise,
             surrogate.inputs(obs.mixtures[rows], obs.fidelities[rows]),
             as_tensor((loss[rows] - gp.y_mean) / gp.y_std, surrogate.device),
+            post.mean_fn,
         )
         said, _ = own.mean_var(surrogate.inputs(obs.mixtures[at_target], level))
         rho = spearmanr(said.detach().cpu().numpy(), loss[at_target])[0]
@@ -194,6 +248,8 @@ class _Scored:
     #: The run and its mixture at the target fidelity, from :meth:`ExactPosterior.paired`.
     stats: PairedStats
     cost: torch.Tensor
+    #: Probability that the mixture meets the outcome constraints at the target (1 without any).
+    feasible: torch.Tensor
     utility: torch.Tensor
 
     def concat(self, other: _Scored) -> _Scored:
@@ -202,17 +258,23 @@ class _Scored:
             np.concatenate([self.fids, other.fids]),
             self.stats.concat(other.stats),
             torch.cat([self.cost, other.cost]),
+            torch.cat([self.feasible, other.feasible]),
             torch.cat([self.utility, other.utility]),
         )
 
 
 class _Scorer:
-    """Scores (mixture, fidelity) pairs by information about the target minimum per unit cost."""
+    """Scores (mixture, fidelity) pairs by information about the target minimum per unit cost, times the
+    probability that the mixture meets the outcome constraints at the target (``feasibility``; the
+    constrained acquisition: information is worth as much as the chance that it is about a usable mixture,
+    at every fidelity alike)."""
 
     def __init__(
-        self, surrogate: Surrogate, posterior: ExactPosterior, cost_model: CostModel, settings: BOSettings
+        self, surrogate: Surrogate, posterior: ExactPosterior, cost_model: CostModel, settings: BOSettings,
+        feasibility: Callable[[FloatArray], FloatArray] | None = None,
     ) -> None:
         self.s, self.post, self.cost_model, self.settings = surrogate, posterior, cost_model, settings
+        self.feasibility = feasibility
         self.target = surrogate.problem.fidelity.target
         self.target_cost = float(cost_model(self.target[None])[0])
         #: Samples of the target minimum, drawn from the first pool scored (see :meth:`score`).
@@ -248,7 +310,9 @@ class _Scorer:
             stats.ref_mean, stats.ref_var, stats.var + self.post.noise, stats.cov, self.min_values
         )
         cost = as_tensor(self.cost_model(fids) / self.target_cost, self.s.device)
-        return _Scored(mixtures, fids, stats, cost, gain / cost)
+        feasible = as_tensor(np.ones(len(mixtures)) if self.feasibility is None else self.feasibility(mixtures),
+                             self.s.device)
+        return _Scored(mixtures, fids, stats, cost, feasible, gain * feasible / cost)
 
     def batch(self, scored: _Scored, keep: np.ndarray, count: int) -> list[tuple[int, float, float]]:
         """Greedy batch among the pairs ``keep`` (see :func:`~mixing.bo.acquisition.greedy_batch`)."""
@@ -264,9 +328,11 @@ class _Scorer:
             torch.arange(m, device=self.s.device),
         )
 
+        feasible = scored.feasible[keep_t]
+
         def gain(c: torch.Tensor) -> torch.Tensor:
             d = c.diagonal()
-            return information_gain(mean_twin, d[m:], d[:m] + noise, c[idx, idx + m], self.min_values)
+            return feasible * information_gain(mean_twin, d[m:], d[:m] + noise, c[idx, idx + m], self.min_values)
 
         return greedy_batch(gain, cov, noise, scored.cost[keep_t], count)
 
@@ -280,8 +346,10 @@ def suggest(
     rng: np.random.Generator,
     settings: BOSettings,
     candidates: tuple[FloatArray, FloatArray] | None = None,
+    feasibility: Callable[[FloatArray], FloatArray] | None = None,
 ) -> list[Pick]:
-    """``count`` runs that buy the most information about the target minimum per unit of cost.
+    """``count`` runs that buy the most information about the target minimum per unit of cost, weighted by
+    ``feasibility`` (mixtures -> probability of meeting the outcome constraints) when given.
 
     ``candidates`` = (mixtures, fidelities with NaN = "choose") restricts the search to a finite pool.
     The runs are distinct and neither pending nor observed; there are exactly ``count`` of them unless
@@ -291,7 +359,7 @@ def suggest(
     post = surrogate.gp.posterior
     if len(obs.pending_mixtures):
         post = post.believe(surrogate.inputs(obs.pending_mixtures, obs.pending_fidelities))
-    scorer = _Scorer(surrogate, post, cost_model, settings)
+    scorer = _Scorer(surrogate, post, cost_model, settings, feasibility)
     if candidates is not None:
         scored = scorer.score(*_expand_pool(candidates[0], candidates[1], levels), rng)
     else:
@@ -329,11 +397,14 @@ def recommend(
     rng: np.random.Generator,
     settings: BOSettings,
     pool: FloatArray | None = None,
+    outcomes: ResolvedConstraints | None = None,
 ) -> tuple[FloatArray, float, float]:
     """The mixture minimising the posterior mean at the target fidelity, with (mean, sd) there.
 
     ``pool`` restricts the choice to those mixtures (a caller who can only train some); otherwise the
-    constrained simplex is searched.
+    constrained simplex is searched. With ``outcomes``, only mixtures meeting them with the required
+    probability are chosen (measured incumbents included); :class:`~mixing.errors.NoFeasibleMixtureError`
+    when none does.
 
     Guarded by the runs already made at the target: the optimum replaces the best mixture measured
     there only if the posterior is confident that it is better -- if the upper bound of the reported
@@ -347,12 +418,16 @@ def recommend(
     target = problem.fidelity.target
     measured = _measured_at(obs, target, problem)
     if pool is None:
-        best = _posterior_mean_optimum(surrogate, obs, rng, settings)
+        pool, mean = _posterior_mean_search(surrogate, obs, rng, settings)
     else:
         pool = np.atleast_2d(pool)
         mean, _ = surrogate.predict(pool, target)
-        best = pool[int(np.argmin(mean))]
         measured = measured[members(measured, pool)]
+    if outcomes is not None and outcomes.active:
+        best = pool[best_feasible(mean, chunked(outcomes.probability, pool), outcomes.threshold)]
+        measured = measured[outcomes.probability(measured) >= outcomes.threshold] if len(measured) else measured
+    else:
+        best = pool[int(np.argmin(mean))]
     if len(measured):
         measured_mean, _ = surrogate.predict(measured, target)
         incumbent = measured[int(np.argmin(measured_mean))]
@@ -382,14 +457,6 @@ def predicted_best(
     order = np.argsort(mean)
     keep = first_free_distinct(pool[order], np.tile(target, (len(pool), 1)), obs, count)
     return pool[order[keep]]
-
-
-def _posterior_mean_optimum(
-    surrogate: Surrogate, obs: Observations, rng: np.random.Generator, settings: BOSettings
-) -> FloatArray:
-    """The minimiser of the posterior mean at the target found by :func:`_posterior_mean_search`."""
-    pool, mean = _posterior_mean_search(surrogate, obs, rng, settings)
-    return pool[int(np.argmin(mean))]
 
 
 def _posterior_mean_search(

@@ -8,7 +8,7 @@ acquisition needs with one triangular solve per candidate, on whichever device t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 
 import torch
@@ -58,26 +58,42 @@ class PairedStats:
             getattr(self, f.name)[index] = getattr(part, f.name)
 
 
+#: A prior mean function of GP inputs ``(n, p) -> (n,)``, in the GP's standardised output units.
+MeanFn = Callable[[torch.Tensor], torch.Tensor]
+
+
 class ExactPosterior:
-    """``f | data`` for a constant-mean GP with homoscedastic Gaussian noise."""
+    """``f | data`` for a GP with homoscedastic Gaussian noise and mean ``constant + mean_fn(z)`` (the
+    constant alone without ``mean_fn``; a warm start's transfer prior otherwise, see :mod:`mixing.transfer`)."""
 
     def __init__(
-        self, kernel: Kernel, constant: float, noise: float, x: torch.Tensor, y: torch.Tensor
+        self, kernel: Kernel, constant: float, noise: float, x: torch.Tensor, y: torch.Tensor,
+        mean_fn: MeanFn | None = None,
     ) -> None:
         self.kernel, self.constant, self.noise = kernel, constant, noise
-        self.x, self.y = x, y
+        self.x, self.y, self.mean_fn = x, y, mean_fn
         with torch.no_grad():
             k = self.kernel(x, x).to_dense()
             k.diagonal().add_(noise)
             self.chol = robust_cholesky(k)
-            self.alpha = torch.cholesky_solve((y - constant).unsqueeze(-1), self.chol).squeeze(-1)
+            self.alpha = torch.cholesky_solve((y - self._mean(x)).unsqueeze(-1), self.chol).squeeze(-1)
+
+    def _mean(self, z: torch.Tensor) -> torch.Tensor:
+        """The prior mean at the rows of ``z``."""
+        return self.constant + self.mean_fn(z) if self.mean_fn is not None else torch.full_like(z[:, 0], self.constant)
 
     def _moments(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(mean, latent variance, ``L^-1 k(X, z)``) for one chunk of test points."""
         kxz = self.kernel(self.x, z).to_dense()
         v = torch.linalg.solve_triangular(self.chol, kxz, upper=False)
         var = (self.kernel(z, z, diag=True) - (v * v).sum(0)).clamp_min(_MIN_VAR)
-        return self.constant + kxz.T @ self.alpha, var, v
+        return self._mean(z) + kxz.T @ self.alpha, var, v
+
+    @torch.no_grad()
+    def loo_residuals(self) -> torch.Tensor:
+        """Exact leave-one-out residuals ``y_i - E[y_i | y_-i]`` at the training rows (same hyperparameters):
+        ``alpha_i / [K^-1]_ii``, with ``K`` including the noise."""
+        return self.alpha / torch.cholesky_inverse(self.chol).diagonal()
 
     @staticmethod
     def _chunks(*tensors: torch.Tensor) -> Iterator[tuple[torch.Tensor, ...]]:
@@ -124,5 +140,5 @@ class ExactPosterior:
             return self
         mean, _ = self.mean_var(z)
         return ExactPosterior(
-            self.kernel, self.constant, self.noise, torch.cat([self.x, z]), torch.cat([self.y, mean])
+            self.kernel, self.constant, self.noise, torch.cat([self.x, z]), torch.cat([self.y, mean]), self.mean_fn
         )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -58,6 +58,11 @@ class FittedGP:
     state: dict[str, Any]
     info: dict[str, Any] = field(default_factory=dict)
 
+    def loo_mse(self, rows: np.ndarray | None = None) -> float:
+        """Mean squared leave-one-out error at the training runs (or the ``rows`` mask of them), in loss units."""
+        residuals = self.posterior.loo_residuals().detach().cpu().numpy()
+        return float(np.mean(residuals[rows] ** 2 if rows is not None else residuals**2)) * self.y_std**2
+
     def to_loss(self, mean: torch.Tensor, var: torch.Tensor) -> tuple[FloatArray, FloatArray]:
         """(mean, sd) of the latent objective in loss units, as numpy arrays."""
         m = mean.detach().cpu().numpy() * self.y_std + self.y_mean
@@ -75,13 +80,18 @@ def fit_gp(
     state: dict[str, Any] | None = None,
     settings: FitSettings = FitSettings(),
     signature: str = "",
+    prior_mean: PriorMean | None = None,
 ) -> FittedGP:
     """Fit the GP of :mod:`mixing.bo.kernel` to ``loss`` (lower is better) at ``inputs``.
 
     ``state`` is a previous :attr:`FittedGP.state`; it is used only if it was fitted for the same input
-    layout (``signature`` + dimensions), otherwise the fit starts cold.
+    layout (``signature`` + dimensions), otherwise the fit starts cold. ``prior_mean`` (loss units, a
+    function of the GP inputs) is the GP's mean function: the hyperparameters are fitted to what it leaves,
+    and the posterior adds it back everywhere.
     """
     y = np.asarray(loss, dtype=np.float64).reshape(-1)
+    offset = np.zeros_like(y) if prior_mean is None else np.asarray(prior_mean(inputs), dtype=np.float64)
+    y = y - offset
     if len(y) < MIN_RUNS:
         raise NotEnoughDataError("a GP needs completed runs", MIN_RUNS, len(y))
     if not np.all(np.isfinite(y)) or not np.all(np.isfinite(inputs)):
@@ -109,7 +119,8 @@ def fit_gp(
         float(model.mean_module.constant.detach()),
         float(model.likelihood.noise.detach()),
         x_t,
-        y_t,
+        y_t + as_tensor(offset / y_std, device),
+        None if prior_mean is None else StandardisedMean(prior_mean, y_std),
     )
     info = {
         "fit_seconds": fit_s,
@@ -119,6 +130,24 @@ def fit_gp(
         "noise": posterior.noise,
     }
     return FittedGP(posterior, y_mean, y_std, {"key": key, "params": _params(model)}, info)
+
+
+class PriorMean(Protocol):
+    """A prior mean of the loss at GP inputs ``(n, p) -> (n,)``; picklable (fitted models are stored)."""
+
+    def __call__(self, inputs: FloatArray) -> FloatArray: ...
+
+
+@dataclass
+class StandardisedMean:
+    """A :class:`PriorMean` as the posterior needs it: on tensors, in standardised units."""
+
+    prior: PriorMean
+    y_std: float
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        values = self.prior(z.detach().cpu().numpy()) / self.y_std
+        return torch.as_tensor(values, dtype=z.dtype, device=z.device)
 
 
 def balanced_subset(groups: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

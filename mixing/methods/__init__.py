@@ -51,8 +51,15 @@ def as_predictive(method: SearchMethod) -> PredictiveMethod:
     return fallback
 
 
+#: Design runs of ``auto`` for a warm-started experiment (one with transfers) that configures none: the
+#: transfers' maps need a few own runs spread out (``bench/warm_start_replay.py`` uses 8), not ``2 x domains``.
+WARM_INITIAL_RUNS = 8
+
+
 def initial_runs(ctx: SearchContext, configured: int | None) -> int:
-    return configured if configured is not None else max(10, 2 * ctx.problem.n_domains)
+    if configured is not None:
+        return configured
+    return WARM_INITIAL_RUNS if ctx.transfers is not None else max(10, 2 * ctx.problem.n_domains)
 
 
 def resolve_method(name: str, ctx: SearchContext, configured_initial: int | None = None) -> SearchMethod:
@@ -75,6 +82,7 @@ def resolve_recommender(name: str, ctx: SearchContext) -> SearchMethod:
 
 __all__ = [
     "FALLBACK_MODEL",
+    "WARM_INITIAL_RUNS",
     "PredictiveMethod",
     "Predictor",
     "SearchContext",

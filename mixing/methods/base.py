@@ -15,6 +15,7 @@ import numpy as np
 from mixing.compute import Compute
 from mixing.problem import Candidates, Observations, Problem, Proposal, Recommendation
 from mixing.simplex import FloatArray
+from mixing.transfer import Transfers
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class SearchContext:
     hints: dict[str, Any] = field(default_factory=dict)
     #: Where the numerical work runs (the caller's settings; methods read no environment).
     compute: Compute = field(default_factory=Compute)
+    #: Runs of related experiments (warm start), used as a learned prior mean (:mod:`mixing.transfer`).
+    transfers: Transfers | None = None
 
 
 class SearchMethod(Protocol):

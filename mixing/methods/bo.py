@@ -14,6 +14,12 @@ bought and buys no more cheap runs while the measured trust stays low. What chan
 proposed, not the acquisition's credit for a cheap run: capping that credit by the measured trust made
 ``bo`` slower on the pools it was meant to help (``bench/RESULTS.md``).
 
+Outcome constraints (:mod:`mixing.outcomes`): one GP per constrained metric, on every run at every level
+with the objective's kernel, judges them at the target. Suggestions weight each run's information per unit
+cost by the probability that its mixture is feasible at the target (the constrained acquisition; the
+factor is BoTorch's probability of feasibility, a test checks it against ``LogConstrainedExpectedImprovement``);
+the recommendation is the posterior-mean optimum among mixtures feasible with the required probability.
+
 Warm start: the GP hyperparameters of the previous fit arrive in ``ctx.hints["bo_state"]`` and the new ones
 leave in ``details["bo_state"]`` of every proposal and recommendation (a small JSON-able dict; the target-only
 fit's, when there is one, under its key ``"target_only"``).
@@ -33,7 +39,10 @@ from mixing.bo.device import bo_device, cpu_threads
 from mixing.bo.engine import BOSettings, Surrogate
 from mixing.errors import UnsupportedFidelityError
 from mixing.methods.base import SearchContext
+from mixing.methods.common import transfer_prior
 from mixing.methods.design import DesignMethod
+from mixing.outcomes import Z90, ResolvedConstraints, resolve
+from mixing.pareto import front_axes
 from mixing.problem import (
     Candidates,
     FidelitySpace,
@@ -45,6 +54,7 @@ from mixing.problem import (
     same_fidelity,
 )
 from mixing.simplex import FloatArray
+from mixing.transfer import TransferPrior
 
 #: Measured trust (Spearman) below which a cheaper level is taken to mislead (see the module docstring).
 #: Not tuned. Measured only on target runs that ``bo`` chose by the proxies, the trust did not separate
@@ -54,6 +64,8 @@ from mixing.simplex import FloatArray
 TRUST_MIN = 0.5
 #: Key of the target-only fit's hyperparameters inside ``bo_state``.
 TARGET_ONLY = "target_only"
+#: Key of the outcome-constraint GPs' hyperparameters (a list, in constraint order) inside ``bo_state``.
+OUTCOMES = "outcomes"
 #: Target-fidelity runs bought before the proxies are relied on (see :meth:`BayesOptMethod.target_design`):
 #: as many as the trust needs to be measured at all.
 TARGET_DESIGN = engine.MIN_TRUST_RUNS
@@ -71,6 +83,12 @@ class FittedBO:
     #: The target-only fit and its runs; None unless every cheaper level is distrusted.
     target: tuple[Surrogate, Observations] | None
     state: dict[str, Any]
+    #: One GP per constrained metric (all runs, every level), and the outcome constraints judged by them
+    #: at the target.
+    outcome_fits: list[Surrogate]
+    outcomes: ResolvedConstraints
+    #: The warm start's prior mean (used only where it helped by leave-one-out), None without transfers.
+    transfer: TransferPrior | None = None
 
     @property
     def distrusted(self) -> bool:
@@ -99,6 +117,32 @@ class BOPredictor:
         return np.zeros((len(mixtures), 0)), self.surrogate.problem.sign * mean, self.interval_z * sd
 
 
+@dataclass
+class BOFront:
+    """BO's GPs at the target, as a :class:`~mixing.pareto.MetricModel`: the objective's and one per metric
+    axis of the front (``fits`` by metric column); half-widths are the 90% ones of the Gaussian posterior."""
+
+    surrogate: Surrogate
+    fits: dict[int, Surrogate]
+    at: FloatArray
+    threads: int
+
+    def objective_intervals(self, problem: Problem, mixtures: FloatArray) -> tuple[FloatArray, FloatArray]:
+        with cpu_threads(self.threads):
+            mean, sd = self.surrogate.predict(np.atleast_2d(mixtures), self.at)
+        return problem.sign * mean, Z90 * sd
+
+    def metric_intervals(self, problem: Problem, mixtures: FloatArray,
+                         columns: np.ndarray | None = None) -> tuple[FloatArray, FloatArray]:
+        cols = problem.constrained_metrics if columns is None else columns
+        x = np.atleast_2d(mixtures)
+        with cpu_threads(self.threads):
+            pairs = [self.fits[int(j)].predict(x, self.at) for j in cols]
+        if not pairs:
+            return np.zeros((len(x), 0)), np.zeros((len(x), 0))
+        return np.stack([m for m, _ in pairs], axis=1), Z90 * np.stack([sd for _, sd in pairs], axis=1)
+
+
 class BayesOptMethod:
     """Cost-aware multi-fidelity BO; with no fidelity axes it is plain single-fidelity BO."""
 
@@ -119,15 +163,37 @@ class BayesOptMethod:
         problem, obs = self.view(ctx)
         state = ctx.hints.get("bo_state") or {}
         device = bo_device(ctx.compute.device)
+        loss = problem.loss(obs.metrics)
+        prior = transfer_prior(ctx.transfers, problem, obs, loss[:, None])
         surrogate = engine.fit_surrogate(problem, obs, device, ctx.rng, state, self.settings)
+        mean = None
+        if prior is not None and prior.any_used:
+            # The GP with the transfer prior as its mean, kept only if it predicts the better half of the own
+            # runs better (exact leave-one-out): the search is decided among good mixtures, and a source
+            # whose objective agrees globally but has its optimum elsewhere misleads exactly there.
+            warm = engine.fit_surrogate(problem, obs, device, ctx.rng, state, self.settings, prior=prior)
+            finite = loss[np.isfinite(loss)]
+            good = finite <= np.median(finite)
+            errors = {"with": warm.gp.loo_mse(good), "without": surrogate.gp.loo_mse(good)}
+            prior.details["gp_loo_mse_better_half"] = errors
+            if errors["with"] < errors["without"]:
+                surrogate, mean = warm, prior
+            else:
+                prior.used[:] = False
+                prior.details["used"] = prior.used.tolist()
         trust = engine.level_trust(surrogate, obs)
-        kept = {TARGET_ONLY: state[TARGET_ONLY]} if TARGET_ONLY in state else {}
-        fitted = FittedBO(surrogate, obs, trust, None, {**surrogate.gp.state, **kept})
+        fits = engine.fit_outcomes(problem, obs, device, ctx.rng, state.get(OUTCOMES), self.settings)
+        outcomes = resolve(problem, obs, engine.outcome_model(fits, problem.fidelity.target))
+        kept = {k: state[k] for k in (TARGET_ONLY,) if k in state}
+        if fits:
+            kept[OUTCOMES] = [f.gp.state for f in fits]
+        fitted = FittedBO(surrogate, obs, trust, None, {**surrogate.gp.state, **kept}, fits, outcomes, prior)
         if not with_target_only or not fitted.distrusted:
             return fitted
         t_problem, t_obs = target_view(problem, obs)
-        t_fit = engine.fit_surrogate(t_problem, t_obs, device, ctx.rng, state.get(TARGET_ONLY), self.settings)
-        return FittedBO(surrogate, obs, trust, (t_fit, t_obs), {**surrogate.gp.state, TARGET_ONLY: t_fit.gp.state})
+        t_fit = engine.fit_surrogate(t_problem, t_obs, device, ctx.rng, state.get(TARGET_ONLY), self.settings,
+                                     prior=mean)
+        return dataclasses.replace(fitted, target=(t_fit, t_obs), state={**fitted.state, TARGET_ONLY: t_fit.gp.state})
 
     def suggest(
         self,
@@ -154,7 +220,8 @@ class BayesOptMethod:
             levels = engine.fidelity_levels(problem, obs, at)
             cost_model = fit_cost_model(obs.fidelities, obs.costs)
             picks = engine.suggest(
-                surrogate, obs, count - len(design), levels, cost_model, ctx.rng, self.settings, pool
+                surrogate, obs, count - len(design), levels, cost_model, ctx.rng, self.settings, pool,
+                fitted.outcomes.probability if fitted.outcomes.active else None,
             )
         common = {
             **self._details(surrogate, fitted),
@@ -238,7 +305,8 @@ class BayesOptMethod:
         with cpu_threads(ctx.compute.threads):
             fitted = self.fit(ctx)
             surrogate, obs = fitted.for_target()
-            mixture, mean, sd = engine.recommend(surrogate, obs, ctx.rng, self.settings, candidates)
+            mixture, mean, sd = engine.recommend(surrogate, obs, ctx.rng, self.settings, candidates, fitted.outcomes)
+            outcomes = fitted.outcomes.report(mixture)
         return Recommendation(
             mixture=mixture,
             fidelity=ctx.problem.fidelity.target.copy(),
@@ -246,6 +314,7 @@ class BayesOptMethod:
             method=self.name,
             n_runs=fitted.obs.n,
             details={**self._details(surrogate, fitted), "posterior_sd": sd},
+            outcomes=outcomes,
         )
 
     def predictor(self, ctx: SearchContext, fidelity: FloatArray | None = None) -> BOPredictor:
@@ -257,6 +326,20 @@ class BayesOptMethod:
         with cpu_threads(ctx.compute.threads):
             surrogate = self.fit(ctx, with_target_only=False).surrogate
         return BOPredictor(surrogate, at, self.settings.interval_z, ctx.compute.threads)
+
+    def front_model(self, ctx: SearchContext) -> BOFront:
+        """The GPs a trade-off front needs (:func:`mixing.pareto.predicted_front`): the objective's, the
+        constrained metrics', and one more per metric axis of the front, all over every fidelity."""
+        problem, obs = self.view(ctx)
+        with cpu_threads(ctx.compute.threads):
+            fitted = self.fit(ctx, with_target_only=False)
+            fits = {c.metric: f for c, f in zip(problem.outcome_constraints, fitted.outcome_fits, strict=True)}
+            device = bo_device(ctx.compute.device)
+            for axis in front_axes(problem):
+                if axis.metric is not None and axis.metric not in fits:
+                    fits[axis.metric] = engine.fit_surrogate(problem, obs, device, ctx.rng, None, self.settings,
+                                                             values=obs.metrics[:, axis.metric])
+        return BOFront(fitted.surrogate, fits, problem.fidelity.target, ctx.compute.threads)
 
     def model_fidelity(self, ctx: SearchContext, fidelity: FloatArray) -> FloatArray:
         """A fidelity as the model's inputs see it (all axes here; none for the single-fidelity view)."""
@@ -290,6 +373,7 @@ class BayesOptMethod:
                 for k, v in fitted.trust.items()
             ],
             "proxies_distrusted": fitted.distrusted,
+            "transfer": None if fitted.transfer is None else fitted.transfer.details,
         }
 
 

@@ -9,6 +9,7 @@ from scipy.spatial import cKDTree
 
 from mixing.problem import Observations, Problem, Proposal, same_fidelity
 from mixing.simplex import FloatArray
+from mixing.transfer import MIN_OWN_RUNS, TransferPrior, Transfers, fit_prior
 
 #: Two mixtures closer than this (L1) are the same point for the purpose of "never suggest twice".
 SAME_POINT_L1 = 1e-6
@@ -32,6 +33,20 @@ def nearest_fidelity_rows(problem: Problem, obs: Observations, target: FloatArra
         if counts[i] >= min_rows:
             return np.flatnonzero(inverse == i)
     return np.flatnonzero(inverse == int(np.argmax(counts)))
+
+
+def transfer_prior(transfers: Transfers | None, problem: Problem, obs: Observations, targets: FloatArray,
+                   at: FloatArray | None = None) -> TransferPrior | None:
+    """A warm start's prior for ``targets`` (n, k) of the completed runs (:func:`mixing.transfer.fit_prior`).
+
+    The per-source maps are fitted on the observed level nearest ``at`` (default: the target fidelity),
+    where the mixtures' ranking is the one to predict; levels differ by offsets the models handle
+    themselves. None without transfers or enough own runs; check ``any_used`` before relying on it.
+    """
+    if transfers is None:
+        return None
+    rows = nearest_fidelity_rows(problem, obs, problem.fidelity.target if at is None else at, MIN_OWN_RUNS)
+    return fit_prior(transfers, obs.mixtures[rows], np.asarray(targets)[rows])
 
 
 def exclude_taken(points: FloatArray, fidelities: FloatArray, obs: Observations) -> np.ndarray:

@@ -21,6 +21,7 @@ from mixing.methods.common import (
     members,
     nearest_fidelity_rows,
 )
+from mixing.outcomes import best_feasible, measured_outcomes
 from mixing.problem import Candidates, Prediction, Proposal, Recommendation
 from mixing.sampling import uniform_candidates
 from mixing.simplex import FloatArray
@@ -117,7 +118,9 @@ def baselines_not_run(ctx: SearchContext, fidelity: FloatArray) -> FloatArray:
 def best_observed(ctx: SearchContext, method: str, candidates: FloatArray | None = None) -> Recommendation:
     """The best completed run at the fidelity nearest the target (no model, so no interval).
 
-    With ``candidates``, only runs of those mixtures count.
+    With ``candidates``, only runs of those mixtures count. With outcome constraints, only runs whose
+    measured metrics meet them count (a relative bound whose baseline was not run at the target is unknown,
+    so it is met by none); :class:`~mixing.outcomes.NoFeasibleMixtureError` when no run does.
     """
     problem, obs = ctx.problem, ctx.observations
     if candidates is not None:
@@ -127,11 +130,14 @@ def best_observed(ctx: SearchContext, method: str, candidates: FloatArray | None
         raise NotEnoughDataError(f"a recommendation needs completed runs{where}", 1, 0)
     rows = nearest_fidelity_rows(problem, obs, problem.fidelity.target, 1)
     loss = problem.loss(obs.metrics[rows])
-    best = rows[int(np.argmin(loss))]
+    measured = measured_outcomes(problem, obs.completed_subset(rows))
+    best = rows[best_feasible(loss, measured.probability(obs.mixtures[rows]), measured.threshold)
+                if measured.active else int(np.argmin(loss))]
     value = float(problem.objective(obs.metrics[best : best + 1])[0])
     return Recommendation(mixture=obs.mixtures[best], fidelity=problem.fidelity.target,
                           predicted=Prediction(value=value), method=method, n_runs=len(rows),
-                          details={"source": "best observed run", "observed_fidelity": obs.fidelities[best].tolist()})
+                          details={"source": "best observed run", "observed_fidelity": obs.fidelities[best].tolist()},
+                          outcomes=measured.report(obs.mixtures[best]))
 
 
 def _pick_from_pool(method: str, ctx: SearchContext, candidates: Candidates, fid: FloatArray, count: int,

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.base import clone
 
-from mixing.conformal import conformal_halfwidth, oof_predictions
+from mixing.conformal import conformal_metric_halfwidths, oof_predictions
 from mixing.errors import NotEnoughDataError
 from mixing.evaluation import evaluate_laws
 from mixing.laws import UnknownLawError, law_spec, make_law
@@ -28,10 +28,19 @@ from mixing.laws.ensemble import ENSEMBLE
 from mixing.laws.gp import NORMAL_Q90
 from mixing.laws.threads import single_threaded
 from mixing.methods.base import SearchContext
-from mixing.methods.common import SAME_POINT_L1, best_candidate, chunked, exclude_taken, nearest_fidelity_rows
+from mixing.methods.common import (
+    SAME_POINT_L1,
+    best_candidate,
+    chunked,
+    exclude_taken,
+    nearest_fidelity_rows,
+    transfer_prior,
+)
 from mixing.optimize import candidate_pool, optimize_mixture
+from mixing.outcomes import ResolvedConstraints, best_feasible_candidate, feasible_first, resolve
 from mixing.problem import Candidates, Prediction, Problem, Proposal, Recommendation
 from mixing.simplex import FloatArray
+from mixing.transfer import TransferPrior, residual
 
 CONFORMAL_FOLDS = 5
 SELECTION_FOLDS = 3
@@ -47,15 +56,22 @@ class FittedLaw:
     rows: np.ndarray
     #: Normalised fidelity coordinates to predict at (None for single-fidelity fits).
     at: FloatArray | None
+    #: The raw fidelity the law predicts at: the one asked for when it models fidelity, else its runs' level.
+    level: FloatArray
     halfwidth: float
+    #: Conformal 90% half-width of each metric ``(k,)`` (NaN for laws with their own intervals).
+    metric_halfwidth: FloatArray
     interval_source: str
     selection: dict[str, Any]
+    #: The warm start's prior of the metrics; the law was fitted to what it leaves (None: no transfers used).
+    transfer: TransferPrior | None = None
 
     def fidelity_rows(self, n: int) -> FloatArray | None:
         return None if self.at is None else np.repeat(self.at[None, :], n, axis=0)
 
     def metrics(self, mixtures: FloatArray) -> FloatArray:
-        return self.law.predict(mixtures, self.fidelity_rows(len(mixtures)))
+        law = self.law.predict(mixtures, self.fidelity_rows(len(mixtures)))
+        return law if self.transfer is None else law + self.transfer.predict(mixtures)
 
     def loss(self, ctx: SearchContext, mixtures: FloatArray) -> FloatArray:
         return ctx.problem.loss(self.metrics(mixtures))
@@ -66,6 +82,28 @@ class FittedLaw:
             std = self.law.aggregate_std(mixtures, self.fidelity_rows(len(mixtures)), problem.metric_weights)
             return NORMAL_Q90 * std
         return np.full(len(mixtures), self.halfwidth)
+
+    def objective_intervals(self, problem: Problem, mixtures: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The objective (user's orientation) and its 90% half-width ``(n,)`` each."""
+        x = np.atleast_2d(np.asarray(mixtures, dtype=np.float64))
+        return problem.objective(self.metrics(x)), self.halfwidths(problem, x)
+
+    def metric_intervals(self, problem: Problem, mixtures: FloatArray,
+                         columns: np.ndarray | None = None) -> tuple[FloatArray, FloatArray]:
+        """Predicted values and 90% half-widths ``(n, c)`` of the metric ``columns`` (default: the
+        constrained ones, which makes this an :data:`~mixing.outcomes.OutcomeModel`)."""
+        cols = problem.constrained_metrics if columns is None else columns
+        x = np.atleast_2d(np.asarray(mixtures, dtype=np.float64))
+        values = self.metrics(x)[:, cols]
+        if not self.law.provides_intervals:
+            return values, np.broadcast_to(self.metric_halfwidth[cols], values.shape).copy()
+        fid, k = self.fidelity_rows(len(x)), len(problem.metric_names)
+        half = np.stack([NORMAL_Q90 * self.law.aggregate_std(x, fid, np.eye(k)[j]) for j in cols], axis=1)
+        return values, half.reshape(values.shape)
+
+    def outcomes(self, ctx: SearchContext) -> ResolvedConstraints:
+        """The problem's outcome constraints resolved against this fit (see :mod:`mixing.outcomes`)."""
+        return resolve(ctx.problem, ctx.observations, lambda m: self.metric_intervals(ctx.problem, m), self.level)
 
     def interval_fn(self, ctx: SearchContext) -> Callable[[FloatArray], tuple[FloatArray, FloatArray]]:
         def interval(mixtures: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -83,7 +121,7 @@ class FittedLaw:
 class LawMethod:
     name: ClassVar[str] = "law"
     #: The refit's choice of law (see the module docstring); without it a quick selection runs.
-    model_hints: ClassVar[tuple[str, ...]] = ("selected_law", "law_params")
+    model_hints: ClassVar[tuple[str, ...]] = ("selected_law", "law_params", "transfer_helps")
 
     def __init__(self, n_candidates: int = 100_000, top_k: int = 128) -> None:
         self.n_candidates = n_candidates
@@ -106,19 +144,34 @@ class LawMethod:
         need = law.min_runs(problem.n_domains)
         if len(rows) < need:
             raise NotEnoughDataError(f"law {law.name} needs completed runs", need, len(rows))
-        x, y = obs.mixtures[rows], obs.metrics[rows]
+        x = obs.mixtures[rows]
+        prior = self._transfer(ctx, target)
+        y = residual(prior, x, obs.metrics[rows])
         f = None if fid is None else fid[rows]
         halfwidth, source = float("nan"), f"{law.name}_posterior_calibrated"
+        metric_halfwidth = np.full(y.shape[1], np.nan)
         if not law.provides_intervals:
-            halfwidth, source = self._conformal(ctx, law, x, f, y), "conformal_cv_refits"
+            (halfwidth, metric_halfwidth), source = self._conformal(ctx, law, x, f, y), "conformal_cv_refits"
         return FittedLaw(
             law=clone(law).fit(x, f, y),
             rows=rows,
             at=at,
+            level=target if at is not None or problem.fidelity.n_axes == 0 else obs.fidelities[rows[0]],
             halfwidth=halfwidth,
+            metric_halfwidth=metric_halfwidth,
             interval_source=source,
             selection=selection,
+            transfer=prior if prior is not None and prior.any_used else None,
         )
+
+    @staticmethod
+    def _transfer(ctx: SearchContext, target: FloatArray) -> TransferPrior | None:
+        """The warm start's prior of the metrics, unless the fidelity report found it does not help the law
+        (``ctx.hints["transfer_helps"]``, :func:`mixing.evaluation.compare_transfer`); before any report,
+        each metric keeps it where its leave-one-out error says so."""
+        if ctx.hints.get("transfer_helps") is False:
+            return None
+        return transfer_prior(ctx.transfers, ctx.problem, ctx.observations, ctx.observations.metrics, target)
 
     def _law(self, ctx: SearchContext, target: FloatArray) -> tuple[MixingLaw, dict[str, Any]]:
         """The hinted law, else the winner of a quick cross-validated selection.
@@ -162,20 +215,21 @@ class LawMethod:
     @staticmethod
     def _conformal(
         ctx: SearchContext, law: MixingLaw, x: FloatArray, f: FloatArray | None, y: FloatArray
-    ) -> float:
-        loss = ctx.problem.loss
+    ) -> tuple[float, FloatArray]:
+        """Conformal 90% half-widths of the objective and of each metric ``(k,)``, from one set of refits."""
 
         def fit_predict(train: np.ndarray, test: np.ndarray) -> FloatArray:
             fitted = clone(law).fit(x[train], None if f is None else f[train], y[train])
-            return loss(fitted.predict(x[test], None if f is None else f[test]))
+            return fitted.predict(x[test], None if f is None else f[test])
 
         oof = oof_predictions(fit_predict, len(x), CONFORMAL_FOLDS, int(ctx.rng.integers(2**31)))
-        return conformal_halfwidth(oof - loss(y))
+        return conformal_metric_halfwidths(ctx.problem, oof, y)
 
     # ------------------------------------------------------------------------------------ the interface
     def recommend(self, ctx: SearchContext, candidates: FloatArray | None = None) -> Recommendation:
         problem = ctx.problem
         fitted = self.fit(ctx)
+        resolved = fitted.outcomes(ctx)
         if candidates is None:
             opt = optimize_mixture(
                 lambda m: fitted.loss(ctx, m),
@@ -188,6 +242,13 @@ class LawMethod:
                 interval_fn=fitted.interval_fn(ctx),
             )
             mixture, value, optimizer = opt.mixture, opt.value, opt.details
+            if resolved.active and resolved.probability(mixture[None, :])[0] < resolved.threshold:
+                pool = candidate_pool(self.n_candidates, problem.constraints, problem.prior, ctx.rng)
+                mixture, value = best_feasible_candidate(lambda m: fitted.loss(ctx, m), resolved, pool)
+                optimizer = {**optimizer, "outcome_constrained_pool": len(pool)}
+        elif resolved.active:
+            mixture, value = best_feasible_candidate(lambda m: fitted.loss(ctx, m), resolved, candidates)
+            optimizer = {"pool": len(candidates)}
         else:
             mixture, value = best_candidate(lambda m: fitted.loss(ctx, m), candidates)
             optimizer = {"pool": len(candidates)}
@@ -205,7 +266,9 @@ class LawMethod:
                 "interval_coverage": 0.9,
                 "optimizer": optimizer,
                 "fitted_on_fidelities": "all" if fitted.at is not None else "nearest",
+                "transfer": None if fitted.transfer is None else fitted.transfer.details,
             },
+            outcomes=resolved.report(mixture),
         )
 
     def suggest(
@@ -231,7 +294,11 @@ class LawMethod:
         keep = exclude_taken(pool, pool_fid, ctx.observations) & problem.constraints.contains(pool)
         losses = chunked(lambda m: fitted.loss(ctx, m), pool)
         half = chunked(lambda m: fitted.halfwidths(problem, m), pool)
-        chosen = _thompson_picks(pool, losses, half / NORMAL_Q90, keep, count, ctx.rng)
+        resolved = fitted.outcomes(ctx)
+        score = losses
+        if resolved.active:
+            score = feasible_first(losses, chunked(resolved.probability, pool), resolved.threshold)
+        chosen = _thompson_picks(pool, score, half / NORMAL_Q90, keep, count, ctx.rng)
         return [
             Proposal(
                 mixture=pool[i],

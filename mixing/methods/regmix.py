@@ -12,11 +12,17 @@ from typing import ClassVar
 
 import numpy as np
 
-from mixing.conformal import conformal_halfwidth, oof_predictions
-from mixing.errors import NotEnoughDataError
+from mixing.conformal import conformal_metric_halfwidths, oof_predictions
+from mixing.errors import NoFeasibleMixtureError, NotEnoughDataError
 from mixing.laws.regmix import RegMixLightGBM
 from mixing.methods.base import SearchContext
 from mixing.methods.common import best_candidate, exclude_taken, nearest_fidelity_rows
+from mixing.outcomes import (
+    ResolvedConstraints,
+    best_feasible_candidate,
+    feasible_first,
+    resolve,
+)
 from mixing.problem import Candidates, Prediction, Problem, Proposal, Recommendation
 from mixing.sampling import prior_candidates
 from mixing.search import average_top_k
@@ -29,11 +35,37 @@ MIN_RUNS = 8
 class FittedRegMix:
     law: RegMixLightGBM
     halfwidth: float
+    #: Conformal 90% half-width of each metric ``(k,)``.
+    metric_halfwidth: FloatArray
     rows: np.ndarray
     fidelity: FloatArray
 
     def loss(self, ctx: SearchContext, mixtures: FloatArray) -> FloatArray:
         return ctx.problem.loss(self.law.predict(mixtures))
+
+    def metrics(self, mixtures: FloatArray) -> FloatArray:
+        return self.law.predict(np.atleast_2d(mixtures))
+
+    def halfwidths(self, problem: Problem, mixtures: FloatArray) -> FloatArray:
+        """90% half-widths of the objective at each mixture (one conformal width for all)."""
+        return np.full(len(np.atleast_2d(mixtures)), self.halfwidth)
+
+    def objective_intervals(self, problem: Problem, mixtures: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The objective (user's orientation) and its 90% half-width ``(n,)`` each."""
+        return problem.objective(self.metrics(mixtures)), self.halfwidths(problem, mixtures)
+
+    def metric_intervals(self, problem: Problem, mixtures: FloatArray,
+                         columns: np.ndarray | None = None) -> tuple[FloatArray, FloatArray]:
+        """Predicted values and 90% half-widths ``(n, c)`` of the metric ``columns`` (default: the
+        constrained ones, which makes this an :data:`~mixing.outcomes.OutcomeModel`)."""
+        cols = problem.constrained_metrics if columns is None else columns
+        values = self.metrics(mixtures)[:, cols]
+        return values, np.broadcast_to(self.metric_halfwidth[cols], values.shape).copy()
+
+    def outcomes(self, ctx: SearchContext) -> ResolvedConstraints:
+        """The problem's outcome constraints resolved against this fit (see :mod:`mixing.outcomes`)."""
+        return resolve(ctx.problem, ctx.observations, lambda m: self.metric_intervals(ctx.problem, m),
+                       self.fidelity)
 
     def prediction(self, ctx: SearchContext, loss: float) -> Prediction:
         value = ctx.problem.sign * loss
@@ -63,20 +95,29 @@ class RegMixMethod:
             return RegMixLightGBM(n_estimators=self.n_estimators, seed=seed)
 
         def fit_predict(train: np.ndarray, test: np.ndarray) -> FloatArray:
-            return problem.loss(make().fit(x[train], None, y[train]).predict(x[test]))
+            return make().fit(x[train], None, y[train]).predict(x[test])
 
         oof = oof_predictions(fit_predict, len(rows), 5, seed)
-        halfwidth = conformal_halfwidth(oof - problem.loss(y))
+        halfwidth, metric_halfwidth = conformal_metric_halfwidths(problem, oof, y)
         level = obs.fidelities[rows[0]] if problem.fidelity.n_axes else np.zeros(0)
-        return FittedRegMix(make().fit(x, None, y), halfwidth, rows, level)
+        return FittedRegMix(make().fit(x, None, y), halfwidth, metric_halfwidth, rows, level)
 
     def recommend(self, ctx: SearchContext, candidates: FloatArray | None = None) -> Recommendation:
         fitted = self.fit(ctx)
+        resolved = fitted.outcomes(ctx)
         if candidates is None:
             cands = prior_candidates(self.n_candidates, ctx.problem.constraints, ctx.problem.prior, ctx.rng)
+            if resolved.active:
+                cands = cands[resolved.probability(cands) >= resolved.threshold]
+            if len(cands) == 0:
+                raise NoFeasibleMixtureError(0.0, resolved.threshold)
             top = average_top_k(lambda m: fitted.loss(ctx, m), cands, ctx.problem.constraints, self.top_k)
             mixture = top.mixture
+            if resolved.probability(mixture[None, :])[0] < resolved.threshold:  # the average left the set
+                mixture = top.top_mixtures[0]
             loss = float(fitted.loss(ctx, mixture[None, :])[0])
+        elif resolved.active:
+            mixture, loss = best_feasible_candidate(lambda m: fitted.loss(ctx, m), resolved, candidates)
         else:
             mixture, loss = best_candidate(lambda m: fitted.loss(ctx, m), candidates)
         return Recommendation(
@@ -85,6 +126,7 @@ class RegMixMethod:
             details={"fitted_at_fidelity": fitted.fidelity.tolist(), "top_k": self.top_k,
                      "n_candidates": self.n_candidates if candidates is None else len(candidates),
                      "conformal_halfwidth_90": fitted.halfwidth},
+            outcomes=resolved.report(mixture),
         )
 
     def suggest(self, ctx: SearchContext, count: int, fidelity: FloatArray | None = None,
@@ -100,7 +142,11 @@ class RegMixMethod:
             pool_fid = np.repeat(fid[None, :], len(pool), axis=0)
         losses = fitted.loss(ctx, pool)
         keep = exclude_taken(pool, pool_fid, ctx.observations)
-        chosen = _diverse_best(pool, losses, keep, count)
+        resolved = fitted.outcomes(ctx)
+        score = losses
+        if resolved.active:
+            score = feasible_first(losses, resolved.probability(pool), resolved.threshold)
+        chosen = _diverse_best(pool, score, keep, count)
         return [Proposal(mixture=pool[i], fidelity=pool_fid[i], method=self.name,
                          predicted=fitted.prediction(ctx, float(losses[i]))) for i in chosen]
 

@@ -19,7 +19,7 @@ from service.api.limits import BodySizeLimitMiddleware, RateLimitMiddleware
 from service.api.metrics import Metrics, MetricsMiddleware
 from service.api.middleware import RequestContextMiddleware
 from service.api.openapi import install_docs, install_openapi
-from service.api.routers import experiments, export, history, online, runs, suggestions, system
+from service.api.routers import continual, experiments, export, history, online, runs, suggestions, system, transfers
 from service.api.throttle import TokenBuckets
 from service.composition import DispatcherFactory, default_dispatcher
 from service.db import DbTimeouts, ReadinessProbe, make_engine, make_session_factory
@@ -95,8 +95,8 @@ def create_app(settings: Settings | None = None, dispatcher: DispatcherFactory |
     app.add_middleware(MetricsMiddleware, metrics=state.metrics, token=settings.metrics_token)
 
     # export before experiments: /v1/experiments/{experiment_id} would also match "<id>:export".
-    routers = (export.router, experiments.router, runs.router, suggestions.router, online.router,
-               history.router, system.router, dashboard.router)
+    routers = (export.router, experiments.router, runs.router, transfers.router, suggestions.router, online.router,
+               history.router, continual.router, system.router, dashboard.router)
     for r in routers:
         app.include_router(r)
     return app

@@ -52,6 +52,7 @@ WRITE_OPERATIONS = frozenset({
     ("PATCH", "/v1/experiments/{experiment_id}"),
     ("POST", "/v1/experiments/{experiment_id}/runs"),
     ("POST", "/v1/experiments/{experiment_id}/runs:batch"),
+    ("POST", "/v1/experiments/{experiment_id}/transfers"),
     ("POST", "/v1/experiments/{experiment_id}/suggestions"),
     ("POST", "/v1/experiments/{experiment_id}/refits"),
     ("POST", "/v1/experiments/{experiment_id}/online-sessions"),

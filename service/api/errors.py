@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mixing.errors import (
     InfeasibleConstraintsError,
     MixingError,
+    NoFeasibleMixtureError,
     NotEnoughDataError,
     UnsupportedFidelityError,
 )
@@ -159,6 +160,12 @@ def install_error_handlers(app: FastAPI, authorize: Callable[[Request], Awaitabl
     @app.exception_handler(NotEnoughDataError)
     async def _not_enough(_: Request, exc: NotEnoughDataError) -> JSONResponse:
         return answer(Conflict(str(exc), code=ErrorCode.not_enough_data))
+
+    @app.exception_handler(NoFeasibleMixtureError)
+    async def _no_feasible(_: Request, exc: NoFeasibleMixtureError) -> JSONResponse:
+        return answer(Conflict(str(exc), field="objective.constraints", code=ErrorCode.no_feasible_mixture,
+                               details={"best_probability": exc.best_probability,
+                                        "feasibility_probability": exc.threshold}))
 
     @app.exception_handler(MixingError)
     async def _mixing(_: Request, exc: MixingError) -> JSONResponse:

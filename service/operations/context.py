@@ -11,12 +11,13 @@ import numpy as np
 
 from mixing.methods.base import SearchContext
 from mixing.problem import Prediction
+from service.errors import Conflict
 from service.schemas import MAX_COST, MAX_METRIC
 from service.settings import get_settings
-from service.spec import spec_of
+from service.spec import ExperimentSpec, spec_of
 from service.store import Snapshot, Store
 from service.store.models import Experiment
-from service.validation import problem_from_spec
+from service.validation import baseline_run_ids, problem_from_spec
 
 log = logging.getLogger("mixopt.context")
 
@@ -24,14 +25,29 @@ log = logging.getLogger("mixopt.context")
 def search_context(store: Store, exp: Experiment, seed: int | None = None) -> tuple[SearchContext, Snapshot]:
     """The method's view of the experiment: its problem, and the runs a model may fit (:func:`fittable`)."""
     snap = fittable(store.snapshot(exp), exp.id)
+    spec = spec_of(exp)
     ctx = SearchContext(
-        problem=problem_from_spec(spec_of(exp)),
+        problem=problem_from_spec(spec, baseline_mixtures(store, exp, spec)),
         observations=snap.observations,
         rng=np.random.default_rng(seed),
         hints=dict(exp.hints or {}),
         compute=get_settings().compute,
+        transfers=snap.transfers,
     )
     return ctx, snap
+
+
+def baseline_mixtures(store: Store, exp: Experiment, spec: ExperimentSpec) -> dict[str, list[float]]:
+    """The mixture of each run (by id or ``client_run_id``) an outcome constraint is relative to;
+    :class:`Conflict` on the constraint's ``relative_to`` while the experiment has no such run."""
+    out: dict[str, list[float]] = {}
+    for i, key in baseline_run_ids(spec):
+        run = store.run_by_key(exp.id, key)
+        if run is None:
+            raise Conflict(f"outcome constraint {i} is relative to run {key!r}, which this experiment does not have "
+                           "(yet)", field=f"objective.constraints[{i}].relative_to")
+        out[key] = list(run.mixture)
+    return out
 
 
 def fittable(snap: Snapshot, experiment_id: str) -> Snapshot:

@@ -3,6 +3,7 @@ candidates (computed, not stored)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -84,7 +85,9 @@ def compute_recommendation(store: Store, exp: Experiment, method_name: str = "au
     """(recommendation, data version it saw, its stored form) for the current data; stores nothing.
 
     ``candidates`` (mixtures, in domain order) restricts the choice to them. A model that cannot fit yet,
-    or whose answer is not finite, gives way to the best observed run.
+    or whose answer is not finite, gives way to the best observed run. With outcome constraints the answer
+    is feasible with the spec's probability, or :class:`~mixing.outcomes.NoFeasibleMixtureError` (a 409
+    ``no_feasible_mixture``): an infeasible mixture is never returned as the answer.
     """
     ctx, snap = search_context(store, exp, seed)
     t0 = time.perf_counter()
@@ -100,6 +103,7 @@ def compute_recommendation(store: Store, exp: Experiment, method_name: str = "au
         "fidelity": [float(x) for x in rec.fidelity],
         "predicted": prediction_dict(rec.predicted),
         "details": to_jsonable(rec.details),
+        "outcomes": to_jsonable([dataclasses.asdict(o) for o in rec.outcomes]),
         "duration_s": time.perf_counter() - t0,
     }
     return rec, snap.data_version, payload

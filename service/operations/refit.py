@@ -15,6 +15,7 @@ already fitted is skipped; and a refit overtaken by newer data is never stored o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -22,10 +23,12 @@ from collections.abc import Callable
 from typing import Any
 
 from mixing.errors import NotEnoughDataError
-from mixing.evaluation import EvaluationReport, evaluate_laws
+from mixing.evaluation import LAW_FAILURES, EvaluationReport, compare_transfer, evaluate_laws
+from mixing.laws import make_law
 from mixing.methods import as_predictive, resolve_recommender
 from mixing.methods.base import SearchContext
 from mixing.methods.common import nearest_fidelity_rows
+from mixing.transfer import MIN_OWN_RUNS
 from service.jsonable import to_jsonable
 from service.locks import experiment_lock
 from service.operations.context import search_context
@@ -130,8 +133,16 @@ def evaluate(ctx: SearchContext, laws: list[str] | None = None,
     fidelity = problem.fidelity.normalise(obs.fidelities) if multi else None
     score_rows = nearest_fidelity_rows(problem, obs, problem.fidelity.target, SCORED_LEVEL_MIN_RUNS) \
         if multi else None
-    return evaluate_laws(laws, obs.mixtures, fidelity, obs.metrics, problem.metric_weights,
-                         goal_sign=problem.sign, folds=FOLDS, progress=progress, score_rows=score_rows)
+    report = evaluate_laws(laws, obs.mixtures, fidelity, obs.metrics, problem.metric_weights,
+                           goal_sign=problem.sign, folds=FOLDS, progress=progress, score_rows=score_rows)
+    if ctx.transfers is not None and report.selected is not None:
+        entry = report.law(report.selected)
+        with contextlib.suppress(*LAW_FAILURES):  # too few complete runs, or a fold the law cannot fit
+            report.transfer = compare_transfer(
+                make_law(report.selected, **entry.params), obs.mixtures, fidelity, obs.metrics,
+                problem.metric_weights, ctx.transfers, goal_sign=problem.sign, folds=FOLDS,
+                prior_rows=nearest_fidelity_rows(problem, obs, problem.fidelity.target, MIN_OWN_RUNS))
+    return report
 
 
 def _fold_progress(progress: Progress, every_s: float = 0.5) -> Callable[[str], None]:
@@ -163,6 +174,8 @@ def fit_records(report: EvaluationReport, n_runs: int, job_id: str | None) -> li
         scores = {k: v for k, v in entry.items() if k not in _FIT_COLUMNS}
         if name == selected:
             scores["oof"] = report.out_of_fold(name)
+            if report.transfer is not None:
+                scores["transfer"] = report.transfer.to_dict()
         out.append(Fit(id=new_id("fit"), job_id=job_id, law=name, selected=name == selected, n_runs=n_runs,
                        data_version=0, scores=to_jsonable(scores),
                        params=to_jsonable(entry.get("params") or {}),

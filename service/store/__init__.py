@@ -16,9 +16,10 @@ from service.store.policies import Policies, PolicyState
 from service.store.pools import Pools, pool_digest
 from service.store.reports import Reports, RunWrite
 from service.store.runs import Runs, Snapshot
+from service.store.transfers import WarmStarts
 
 
-class Store(Experiments, Reports, Runs, Pools, Jobs, Policies, Fits):
+class Store(Experiments, Reports, Runs, Pools, Jobs, Policies, Fits, WarmStarts):
     """Every aggregate's operations on one engine and session factory."""
 
 

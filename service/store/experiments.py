@@ -5,18 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from service import validation as v
 from service.errors import ErrorCode
 from service.spec import parse_spec
-from service.store.errors import RecordConflict, RecordNotFound
-from service.store.models import Experiment, ExperimentState, Run, new_id, utcnow
+from service.store.errors import RecordConflict
+from service.store.loading import load_experiment
+from service.store.models import Experiment, ExperimentState, Run, new_id
 from service.store.paging import page
 from service.store.repository import Repository
 from service.store.session import transaction
+from service.store.transfers import TransferCounts, TransferSource, transfer_into
 
 
 class SpecPart(Protocol):
@@ -35,6 +36,15 @@ class ExperimentDraft(Protocol):
     def model_dump(self, *, mode: str, exclude: set[str]) -> dict[str, Any]: ...
 
 
+class WarmStartItem(Protocol):
+    """One ``warm_start`` source of a new experiment."""
+
+    @property
+    def experiment_id(self) -> str: ...
+    @property
+    def weight(self) -> float: ...
+
+
 class ExperimentChanges(Protocol):
     """What a patch may change; None leaves a field as it is."""
 
@@ -50,42 +60,36 @@ class ExperimentChanges(Protocol):
     def search(self) -> SpecPart | None: ...
 
 
-def load_experiment(s: Session, experiment_id: str, project: str) -> Experiment:
-    exp = s.scalar(select(Experiment).where(Experiment.id == experiment_id, Experiment.project == project))
-    if exp is None:
-        raise RecordNotFound(f"experiment {experiment_id!r} not found", field="experiment_id")
-    return exp
-
-
-def require_active(exp: Experiment) -> None:
-    if exp.state != ExperimentState.active:
-        raise RecordConflict(f"experiment {exp.id} is {exp.state}; unarchive it to add runs",
-                             field="experiment_id", code=ErrorCode.experiment_archived)
-
-
-def bump_version(s: Session, exp_id: str) -> None:
-    """A result changed: cached fits and recommendations of the experiment are stale from now on."""
-    s.execute(update(Experiment).where(Experiment.id == exp_id)
-              .values(data_version=Experiment.data_version + 1, updated_at=utcnow()))
-
-
 def _duplicate_name(name: str | None) -> RecordConflict:
     return RecordConflict(f"an experiment named {name!r} already exists", field="name", code=ErrorCode.duplicate_name)
 
 
 class Experiments(Repository):
     def create_experiment(self, body: ExperimentDraft, project: str = "default") -> Experiment:
+        return self.create_warm_started(body, project, ())[0]
+
+    def create_warm_started(self, body: ExperimentDraft, project: str, warm_start: Sequence[WarmStartItem]
+                            ) -> tuple[Experiment, list[TransferCounts]]:
+        """The new experiment and what each ``warm_start`` source brought in (one transaction: a missing
+        source stores nothing)."""
         spec = body.model_dump(mode="json", exclude={"name", "metadata"})
-        v.constraints_from_spec(parse_spec(spec))
+        parsed = parse_spec(spec)
+        v.constraints_from_spec(parsed)
+        v.check_continual(parsed)
+        v.check_outcome_constraints(parsed)
         exp = Experiment(id=new_id("exp"), project=project, name=body.name, spec=spec,
                          metadata_=dict(body.metadata), state=ExperimentState.active.value, data_version=0,
                          hints={})
         try:
             with transaction(self.factory) as s:
                 s.add(exp)
+                s.flush()
+                counts = [transfer_into(s, exp, TransferSource(w.experiment_id, w.weight,
+                                                               f"warm_start[{i}].experiment_id"), project)
+                          for i, w in enumerate(warm_start)]
         except IntegrityError as exc:
             raise _duplicate_name(body.name) from exc
-        return exp
+        return exp, counts
 
     def get_experiment(self, experiment_id: str, project: str = "default") -> Experiment:
         with self.factory() as s:

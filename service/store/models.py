@@ -353,3 +353,41 @@ class OnlineObservation(Base):
     losses: Mapped[list[Any]] = mapped_column(JsonType)
     directive: Mapped[dict[str, Any]] = mapped_column(JsonType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TransferredRun(Base):
+    """A completed run of another experiment brought into this one (warm start), kept apart from its own runs.
+
+    Apart so that nothing counted as the experiment's own (run counts, best observed, the trials history,
+    exports of its runs, the report fast paths) can include one by mistake; only the fitting snapshot reads
+    them. ``mixture`` is in this experiment's domain order (domains it lacks at zero share), ``fidelity``
+    the source run's own axes by name (kept as measured), ``metrics`` the source run's. ``loss`` is the
+    related task's value, lower is better: this experiment's objective when the run has all its metrics
+    (``task`` = ``target_objective``), else the source experiment's own objective (``source_objective``).
+    """
+
+    __tablename__ = "transferred_runs"
+    __table_args__ = (UniqueConstraint("experiment_id", "source_run_id", name="uq_transferred_runs_source_run"),
+                      Index("ix_transferred_runs_experiment_pk", "experiment_id", "pk"))
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: new_id("xrun"))
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    source_experiment_id: Mapped[str] = mapped_column(String(64))
+    source_run_id: Mapped[str] = mapped_column(String(64))
+    #: The request's weight (> 0): how strongly the source is trusted before this experiment's runs speak.
+    weight: Mapped[float] = mapped_column(Float)
+    task: Mapped[str] = mapped_column(String(32))  # a TransferTask
+    mixture: Mapped[list[Any]] = mapped_column(JsonType)
+    fidelity: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    loss: Mapped[float] = mapped_column(Float)
+    cost: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TransferTask(enum.StrEnum):
+    """Which objective a transferred run's ``loss`` is (see :class:`TransferredRun`)."""
+
+    target_objective = "target_objective"
+    source_objective = "source_objective"

@@ -22,7 +22,7 @@ from service import validation as v
 from service.errors import ErrorCode
 from service.spec import ExperimentSpec, spec_of
 from service.store.errors import InvalidRecord, RecordConflict, RecordNotFound
-from service.store.experiments import bump_version, load_experiment, require_active
+from service.store.loading import bump_version, load_experiment, require_active
 from service.store.models import FINAL_STATES, Experiment, Run, RunState, new_id, utcnow
 from service.store.repository import Repository, any_of
 from service.store.run_writes import NewRunInsert, PendingRunAdvance, insert_runs

@@ -13,9 +13,10 @@ import numpy as np
 from sqlalchemy import func, select, update
 
 from mixing.problem import Observations, same_fidelity
+from mixing.transfer import Transfers
 from service.spec import spec_of
 from service.store.errors import RecordNotFound
-from service.store.experiments import bump_version, load_experiment
+from service.store.loading import bump_version, load_experiment
 from service.store.models import (
     PENDING_STATES,
     Experiment,
@@ -30,6 +31,7 @@ from service.store.models import (
 from service.store.paging import page
 from service.store.repository import Repository, chunks
 from service.store.session import transaction
+from service.store.transfers import transfers_of
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class Snapshot:
     observations: Observations
     completed_ids: list[str]
     data_version: int
+    #: Runs brought in from other experiments (warm start); never among ``observations``.
+    transfers: Transfers | None = None
 
 
 class Runs(Repository):
@@ -49,6 +53,15 @@ class Runs(Repository):
         if run is None:
             raise RecordNotFound(f"run {run_id!r} not found", field="run_id")
         return run
+
+    def run_by_key(self, experiment_id: str, key: str) -> Run | None:
+        """The experiment's run whose id or ``client_run_id`` is ``key`` (the id first); None if none is."""
+        with self.factory() as s:
+            for column in (Run.id, Run.client_run_id):
+                run = s.scalar(select(Run).where(Run.experiment_id == experiment_id, column == key))
+                if run is not None:
+                    return run
+        return None
 
     def list_runs(self, exp: Experiment, page_size: int, page_token: str | None,
                   states: Sequence[str] = (), fidelity: list[float] | None = None) -> tuple[list[Run], str | None]:
@@ -129,9 +142,10 @@ class Runs(Repository):
                                        Run.claimed_at.is_(None), Job.kind == job_kind)) or 0)
 
     def snapshot(self, exp: Experiment) -> Snapshot:
-        """Completed runs with every objective metric, plus pending points, as arrays."""
+        """Completed runs with every metric models fit (:attr:`ExperimentSpec.model_metrics`), plus pending
+        points, as arrays."""
         spec = spec_of(exp)
-        metrics = spec.objective.metrics
+        metrics = spec.model_metrics
         d, m = len(spec.domains), len(spec.fidelities)
         with self.factory() as s:
             version = s.scalar(select(Experiment.data_version).where(Experiment.id == exp.id)) or 0
@@ -139,6 +153,7 @@ class Runs(Repository):
                              .where(Run.experiment_id == exp.id,
                                     Run.state.in_([RunState.completed.value, *[p.value for p in PENDING_STATES]]))
                              .order_by(Run.pk)).all()
+            transfers = transfers_of(s, exp)
         done = [r for r in rows if r.state == RunState.completed.value and all(k in r.metrics for k in metrics)]
         pend = [r for r in rows if r.state != RunState.completed.value]
         obs = Observations(
@@ -151,7 +166,7 @@ class Runs(Repository):
             pending_mixtures=np.array([r.mixture for r in pend], dtype=np.float64).reshape(len(pend), d),
             pending_fidelities=np.array([r.fidelity for r in pend], dtype=np.float64).reshape(len(pend), m),
         )
-        return Snapshot(obs, [r.id for r in done], version)
+        return Snapshot(obs, [r.id for r in done], version, transfers)
 
     def abandon_stale_runs(self, heartbeat_timeout_s: float) -> dict[str, int]:
         """Runs ``running`` with no report for ``heartbeat_timeout_s`` become ``abandoned``; counts per exp.

@@ -22,6 +22,8 @@ import service.operations.refit
 from tests.browser.conftest import Live, Tab
 from tests.browser.seed import experiment_spec, regmix_runs, start_online_session
 from tests.conftest import REGMIX_DATA
+from tests.mixing.laws.synthetic import cmr_runs
+from tests.service.helpers import continual_runs, continual_spec
 
 pytestmark = pytest.mark.browser
 
@@ -276,6 +278,20 @@ def test_new_experiment_shows_empty_state_until_runs_arrive(tab: Tab, live: Live
     assert len(row_ids(tab, "runs-table")) == 3
 
 
+def test_transferred_runs_are_listed_apart_and_marked(tab: Tab, live: Live) -> None:
+    source = scratch_experiment(live.client, "warm-source", 5)
+    exp = live.client.create_experiment({**experiment_spec("warm-target", REGMIX_DATA),
+                                         "warm_start": [{"experiment_id": source["id"], "weight": 0.5}]})
+    tab.goto(f"/dashboard/experiments/{exp['id']}", "[data-testid=transferred-table] tbody tr")
+    rows = texts(tab, "[data-testid=transferred-table] tbody tr")
+    assert len(rows) == 5 and all("transferred" in row and "0.5" in row for row in rows)
+    assert "+5 transferred" in tab.page.inner_text("[data-testid=run-counts]")
+    # never the experiment's own: the runs card stays empty
+    tab.page.wait_for_selector("[data-testid=runs] [data-testid=empty]", timeout=POLL_WAIT_MS)
+    tab.goto("/dashboard", EXPERIMENT_ROWS)
+    assert any("+5 transferred" in row for row in texts(tab, EXPERIMENT_ROWS))
+
+
 def test_pending_proposals_are_listed(tab: Tab, live: Live) -> None:
     exp = scratch_experiment(live.client, "with-pending", 12)
     suggested = live.client.suggest(exp["id"], 3, method="design")
@@ -350,6 +366,21 @@ def test_model_sections_follow_the_server(tab: Tab, live: Live, monkeypatch: pyt
         assert tab.page.locator("[data-testid=online] path.area").count() == len(detail["domains"])
     else:
         tab.page.wait_for_selector("[data-testid=online] >> text=not available on this server")
+
+
+def test_a_continual_experiment_shows_its_critical_mixture_ratio(tab: Tab, live: Live) -> None:
+    """The CMR card appears for experiments declared continual only, and shows what the API answers."""
+    exp = live.client.create_experiment(continual_spec("cpt-dashboard"))
+    tab.goto(f"/dashboard/experiments/{exp['id']}", "[data-testid=cmr] [data-testid=empty]")
+    live.client.import_runs(exp["id"], continual_runs(*cmr_runs(0.005, 0)))
+    tab.page.wait_for_selector("[data-testid=cmr-value]", timeout=POLL_WAIT_MS)
+    answer = live.client.cmr(exp["id"])
+    value = tab.page.inner_text("[data-testid=cmr-value] .value")
+    assert value == f"{100 * answer['cmr']:.1f}%", (value, answer["cmr"])
+    assert f"{100 * answer['interval']['lower']:.1f}%" in tab.page.inner_text("[data-testid=cmr-value] .sub")
+    assert "held out at" in tab.page.inner_text("[data-testid=cmr-validation]")
+    tab.goto(f"/dashboard/experiments/{live.exp['id']}", "[data-testid=progress-chart] circle.pt")
+    assert tab.page.locator("[data-testid=cmr]").count() == 0  # not a continual experiment
 
 
 def test_law_card_agrees_with_a_recommendation_made_without_a_refit(tab: Tab, live: Live,

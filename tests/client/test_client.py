@@ -19,6 +19,7 @@ from mixopt_client import (
     JobFailedError,
     MixoptClient,
     MixoptError,
+    NoFeasibleMixtureError,
     NotEnoughDataError,
     NotFoundError,
     PayloadTooLargeError,
@@ -80,6 +81,20 @@ def test_live_error_answers_raise_typed_exceptions(mx: MixoptClient) -> None:
     with pytest.raises(NotEnoughDataError) as early:
         mx.predict(exp["id"], [{"web": 0.4, "code": 0.3, "papers": 0.2, "math": 0.1}], method="regmix")
     assert isinstance(early.value, ConflictError) and early.value.code == "not_enough_data"
+
+
+def test_no_feasible_mixture_raises_its_own_conflict_and_the_front_is_read(mx: MixoptClient) -> None:
+    impossible = {"metrics": ["loss/code"], "aggregate": "single",
+                  "constraints": [{"metric": "loss/web", "op": "<=", "bound": 1.0}]}
+    exp = mx.create_experiment(spec("no-feasible", fidelities=[], objective=impossible))
+    mx.import_runs(exp["id"], [{"mixture": dict(zip(DOMAINS, w.tolist(), strict=True)), "metrics": synthetic_losses(w)}
+                               for w in np.random.default_rng(0).dirichlet(np.ones(4), 20)])
+    with pytest.raises(NoFeasibleMixtureError) as none:
+        mx.recommendation(exp["id"])
+    assert isinstance(none.value, ConflictError) and none.value.field == "objective.constraints"
+    front = mx.pareto(exp["id"], method="regmix", candidates=500, seed=0)
+    assert [a["name"] for a in front["axes"]] == ["objective", "loss/web"] and front["axes"][1]["bound"] == 1.0
+    assert front["front"] and all(p["feasibility"] < 0.5 for p in front["front"])
 
 
 def test_auth_size_and_rate_limits_raise_typed_exceptions(tmp_path: Any) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 from service.spec import ExperimentSpec, parse_spec
+from tests.mixing.laws.synthetic import cmr_losses
 
 DOMAINS = ["web", "code", "papers", "math"]
 
@@ -73,3 +74,29 @@ def wait_for_job(api: TestClient, job_id: str, polls: int = 1200) -> dict[str, A
         time.sleep(0.05)
     raise TimeoutError(job)
 
+
+
+#: The base general loss (the synthetic CMR law's general loss at r = 0 after 1e8 tokens), tolerance and target
+#: tokens of :func:`continual_spec`.
+CPT_BASE = float(cmr_losses(np.zeros(1), np.array([1e8]))[0, 0])
+CPT_TOL, CPT_TARGET = 0.02, 4e9
+
+
+def continual_spec(name: str = "cpt", **continual: Any) -> dict[str, Any]:
+    """A continual-pretraining experiment: general data (web, books) replayed with finance data."""
+    return {
+        "name": name,
+        "domains": [{"name": "web"}, {"name": "books"}, {"name": "finance"}],
+        "objective": {"metrics": ["loss/general", "loss/finance"], "aggregate": "mean"},
+        "fidelities": [{"name": "tokens", "min": 1e8, "max": 1e10, "target": CPT_TARGET}],
+        "continual": {"domain_group": ["finance"], "general_metrics": ["loss/general"],
+                      "domain_metrics": ["loss/finance"], "tokens_axis": "tokens", "base_general_loss": CPT_BASE,
+                      "tolerance": CPT_TOL, **continual},
+    }
+
+
+def continual_runs(ratios: np.ndarray, tokens: np.ndarray, losses: np.ndarray) -> list[dict[str, Any]]:
+    """Run reports of :func:`continual_spec` at these domain ratios, tokens and (general, domain) losses."""
+    return [{"mixture": {"web": 0.6 * (1 - r), "books": 0.4 * (1 - r), "finance": r}, "fidelity": {"tokens": t},
+             "metrics": {"loss/general": g, "loss/finance": d}, "client_run_id": f"cpt-{i}"}
+            for i, (r, t, (g, d)) in enumerate(zip(ratios.tolist(), tokens.tolist(), losses.tolist(), strict=True))]

@@ -36,6 +36,9 @@ def rich_experiment(api: TestClient) -> str:
     exp = create(api, name="bundle-src", metadata={"team": "pretrain", "notes": "ünïcode ✓"})
     eid = exp["id"]
     seed_runs(api, eid, 24)
+    source = create(api, name="bundle-warm-source")["id"]
+    seed_runs(api, source, 4, seed=7)
+    assert api.post(f"/v1/experiments/{eid}/transfers", json={"experiment_id": source}).json()["transferred"] == 4
     odd = {"mixture": {"web": 0.1, "code": 0.2, "papers": 0.30000000000000004, "math": 0.39999999999999997},
            "fidelity": {"params": 1e6}, "metrics": {"loss/web": 0.30000000000000004, "loss/code": 1e-300},
            "cost": 1.0000000000000002, "client_run_id": "ñ-λ-🚀"}

@@ -97,7 +97,7 @@ def build_overview(st: AppState, exp: Experiment, max_points: int) -> Overview:
         recommendation = RecommendationOut(
             mixture=present.mixture(p["mixture"]), fidelity=present.fidelity(p["fidelity"]),
             predicted=p["predicted"], method=prop.method, n_runs=prop.n_runs, data_version=prop.data_version,
-            details=p.get("details", {}), created_at=utc(prop.created_at))
+            details=p.get("details", {}), constraints=p.get("outcomes", []), created_at=utc(prop.created_at))
     fitted = [utc(f.created_at) for f in st.store.latest_fits(exp.id)]
     summary = Summary(
         data_version=observed.data_version,

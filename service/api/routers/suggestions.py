@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Query, Response
@@ -11,12 +11,17 @@ from fastapi.responses import JSONResponse
 from service.api.deps import Project, State
 from service.api.presenters import RunPresenter, job_out
 from service.api.request_body import CheckedRoute
+from service.operations.pareto import pareto_front
 from service.operations.predict import predict as predict_mixtures
 from service.operations.recommend import RecommendationResult, current_recommendation, recommend_among
 from service.operations.suggest import Served
 from service.operations.suggest import suggest as suggest_runs
 from service.schemas import (
     JobAccepted,
+    ObservedPointOut,
+    ParetoAxisOut,
+    ParetoOut,
+    ParetoPointOut,
     PredictedPoint,
     PredictRequest,
     PredictResponse,
@@ -92,7 +97,35 @@ def _recommendation_out(spec: ExperimentSpec, rec: RecommendationResult) -> Reco
                              fidelity=present.fidelity(rec.payload["fidelity"]),
                              predicted=rec.payload["predicted"], method=rec.method, n_runs=rec.n_runs,
                              data_version=rec.data_version, details=rec.payload.get("details", {}),
-                             created_at=rec.created_at)
+                             constraints=rec.payload.get("outcomes", []), created_at=rec.created_at)
+
+
+@router.get("/pareto", response_model=ParetoOut)
+def pareto(experiment_id: str, st: State, project: Project,
+           method: Annotated[Literal["law", "regmix", "bo"], Query(description="the models of the axes")] = "law",
+           candidates: Annotated[int, Query(ge=100, le=100_000, description="mixtures sampled")] = 20_000,
+           seed: Annotated[int | None, Query(ge=0, lt=2**63, description="fixed seed: same data, same front")] = None,
+           ) -> ParetoOut:
+    """The predicted trade-off front at the target fidelity: the objective against each metric an outcome
+    constraint or a trade-off names (without either, the objective's own metrics), over a sample of feasible
+    mixtures, with 90% intervals and each point's probability of meeting the constraints; and the completed
+    runs on the same axes, marked where no other run dominates them. Computed now, not stored; 409
+    `not_enough_data` before the model can fit.
+    """
+    exp = st.store.get_experiment(experiment_id, project)
+    out = pareto_front(st.store, exp, method, candidates, seed if seed is not None else st.settings.seed)
+    present = RunPresenter(spec_of(exp))
+    f = out.front
+    return ParetoOut(
+        axes=[ParetoAxisOut(name=a.name, goal="minimize" if a.minimize else "maximize", bound=a.bound)
+              for a in f.axes],
+        front=[ParetoPointOut(mixture=present.mixture(w.tolist()), values=v.tolist(), lower=lo.tolist(),
+                              upper=hi.tolist(), feasibility=float(p))
+               for w, v, lo, hi, p in zip(f.mixtures, f.values, f.lower, f.upper, f.feasibility, strict=True)],
+        observed=[ObservedPointOut(run_id=r, values=v.tolist(), on_front=bool(on))
+                  for r, v, on in zip(out.run_ids, f.observed, f.observed_front, strict=True)
+                  if np.all(np.isfinite(v))],
+        method=out.method, n_candidates=out.n_candidates, n_runs=out.n_runs, data_version=out.data_version)
 
 
 @router.post("/predict", response_model=PredictResponse)
@@ -113,7 +146,7 @@ def predict(experiment_id: str, body: PredictRequest, st: State, project: Projec
         if body.fidelity is not None else None
     seed = body.seed if body.seed is not None else st.settings.seed
     out = predict_mixtures(st.store, exp, method_name, x, fid, seed)
-    names = spec.objective.metrics if out.metrics.shape[1] else []  # objective-only models: none
+    names = spec.model_metrics if out.metrics.shape[1] else []  # objective-only models: none
     points = [PredictedPoint(objective=float(o), lower=float(o - h), upper=float(o + h),
                              metrics={n: float(v) for n, v in zip(names, row, strict=True)})
               for o, h, row in zip(out.objective, out.halfwidth, out.metrics, strict=True)]

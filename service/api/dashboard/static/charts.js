@@ -237,3 +237,37 @@ export function mixtureBar(mixture, domains, width = 120) {
   });
   return root;
 }
+
+/**
+ * A trade-off front: observed runs as points (those on the observed front filled), the predicted front as
+ * a line through its points with 90% interval whiskers on y, and bounds as dashed lines.
+ * front: [[x, y, yLow, yHigh]]; observed: [[x, y, onFront, label]]; bounds: {x?: number, y?: number}.
+ */
+export function front({ front: pts, observed, bounds = {}, xLabel, yLabel, format = num, width = 600, height = 320 }) {
+  const m = { top: 10, right: 16, bottom: 40, left: 64 };
+  const xs = [...pts.map((p) => p[0]), ...observed.map((p) => p[0]), ...(bounds.x === undefined ? [] : [bounds.x])];
+  const ys = [...pts.map((p) => p[1]), ...observed.map((p) => p[1]), ...(bounds.y === undefined ? [] : [bounds.y])];
+  const [x0, x1] = extent(xs);
+  const [y0, y1] = extent(ys);
+  const box = { left: m.left, right: width - m.right, top: m.top, bottom: height - m.bottom };
+  const x = scale(x0, x1, box.left, box.right);
+  const y = scale(y0, y1, box.bottom, box.top);
+  const root = frame(width, height, "front chart");
+  axes(root, box, x, y, ticks(x0, x1, 6), ticks(y0, y1, 5), { xFormat: format, yFormat: format, xLabel, yLabel });
+  if (bounds.x !== undefined) root.append(svg("line", { x1: x(bounds.x), x2: x(bounds.x), y1: box.top, y2: box.bottom, class: "bound" }));
+  if (bounds.y !== undefined) root.append(svg("line", { x1: box.left, x2: box.right, y1: y(bounds.y), y2: y(bounds.y), class: "bound" }));
+  for (const [px, py, on, label] of observed) {
+    root.append(svg("circle", { cx: x(px), cy: y(py), r: 3, class: on ? "pt observed on-front" : "pt observed", "data-series": 1 },
+      svg("title", {}, `${label}: ${format(px)}, ${format(py)}${on ? " (on the observed front)" : ""}`)));
+  }
+  if (pts.length) {
+    const d = pts.map(([px, py], i) => `${i ? "L" : "M"}${x(px)},${y(py)}`).join("");
+    root.append(svg("path", { d, stroke: PALETTE[0], class: "line", "data-series": 0 }));
+  }
+  for (const [px, py, lo, hi] of pts) {
+    root.append(svg("line", { x1: x(px), x2: x(px), y1: y(lo), y2: y(hi), stroke: PALETTE[0], class: "whisker" }),
+      svg("circle", { cx: x(px), cy: y(py), r: 2.6, fill: PALETTE[0], class: "pt predicted", "data-series": 0 },
+        svg("title", {}, `predicted ${format(px)}, ${format(py)} [${format(lo)}, ${format(hi)}]`)));
+  }
+  return root;
+}

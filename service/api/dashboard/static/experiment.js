@@ -6,11 +6,13 @@
 
 import { ApiError, api, has } from "./api.js";
 import { PALETTE, hbars, legend, lines } from "./charts.js";
+import { cmrSection } from "./continual.js";
 import { fitsSection, historySection, onlineSection } from "./models.js";
-import { pendingSection, runsSection } from "./runs.js";
+import { constraintLabel, outcomesList, paretoSection } from "./pareto.js";
+import { pendingSection, runsSection, transferredSection } from "./runs.js";
 import {
   ago, authWidget, badge, canWrite, card, empty, errorText, fidelityLabel, h, interval, num, objectiveLabel, pct, poll,
-  replace, si, stateCounts, url,
+  replace, si, stat, stateCounts, url,
 } from "./ui.js";
 
 const POLL_MS = 2000;
@@ -42,9 +44,12 @@ const logToggle = h("label", { class: "small muted" }, logBox, " log x");
 const progressCard = card("Best so far against cumulative cost", { testid: "progress", tools: logToggle }, progressSlot);
 const runs = runsSection(ctx);
 const pending = pendingSection(ctx);
+const transferred = transferredSection(ctx);
 const fits = fitsSection(ctx);
 const history = historySection(ctx);
 const online = onlineSection(ctx);
+const cmr = cmrSection(ctx);
+const pareto = paretoSection(ctx);
 const actionMsg = h("span", { class: "muted small", "data-testid": "action-status" });
 
 const totalRuns = () => Object.values(exp.run_counts).reduce((a, b) => a + b, 0);
@@ -60,8 +65,11 @@ function renderHead() {
       h("div", { class: "muted small mono" }, exp.id),
       h("p", { class: "meta" },
         `${exp.domains.length} domains · objective ${objectiveLabel(exp)} (${exp.objective.goal}) · `,
+        (exp.objective.constraints || []).length
+          ? `subject to ${exp.objective.constraints.map(constraintLabel).join(", ")} · ` : "",
         axes ? `fidelity ${axes} · ` : "", `data version ${exp.data_version}`),
-      h("div", { "data-testid": "run-counts" }, totalRuns() ? stateCounts(exp.run_counts) : h("span", { class: "muted" }, "no runs"))),
+      h("div", { "data-testid": "run-counts" }, totalRuns() ? stateCounts(exp.run_counts) : h("span", { class: "muted" }, "no runs"),
+        exp.transferred_runs ? badge(`+${exp.transferred_runs} transferred`, "transferred") : null)),
     h("div", { class: "head-tools" },
       h("a", { class: "button secondary", href: url(`/dashboard/compare?${compare}`) }, "Compare mixtures"),
       canWrite() ? actions() : null, actionMsg));
@@ -134,13 +142,9 @@ function renderRecommendation() {
     stale ? h("p", { class: "note", "data-testid": "rec-stale" },
       `Computed at data version ${rec.data_version}; results have arrived since. `,
       computing ? "Updating…" : h("button", { class: "link", onclick: computeRecommendation }, "Update now")) : null,
+    outcomesList(rec.constraints),
     h("div", { "data-testid": "rec-chart" }, hbars({ categories: order.map((i) => names[i]), series, format: pct })),
     legend(series.map((s) => ({ name: s.name, color: s.color }))));
-}
-
-function stat({ label, value, sub, testid }) {
-  return h("div", { class: "stat", "data-testid": testid }, h("div", { class: "label" }, label), h("div", { class: "value" }, value),
-    h("div", { class: "sub muted" }, sub));
 }
 
 /**
@@ -154,6 +158,10 @@ async function computeRecommendation() {
   try {
     fresh = await api(`/v1/experiments/${enc}/recommendation`);
   } catch (e) {
+    if (e instanceof ApiError && e.status === 409 && e.code === "no_feasible_mixture") {
+      replace(recSlot, empty("No mixture meets the outcome constraints.", errorText(e)));
+      return;
+    }
     if (!(e instanceof ApiError && e.status === 409)) replace(recSlot, empty("Could not compute a recommendation.", errorText(e)));
   } finally {
     computing = false;
@@ -190,7 +198,7 @@ async function refreshData() {
   renderRecommendation();
   renderProgress();
   runs.syncLevels();
-  await Promise.all([runs.refresh(), pending.refresh()]);
+  await Promise.all([runs.refresh(), pending.refresh(), transferred.refresh(), exp.continual ? cmr.refresh() : null]);
 }
 
 const refreshModels = () => Promise.all([fits.refresh(), history.refresh(), online.refresh()]);
@@ -198,7 +206,7 @@ const refreshModels = () => Promise.all([fits.refresh(), history.refresh(), onli
 async function reloadExperiment(force = false) {
   const next = await api(`/v1/experiments/${enc}`);
   const changed = force || next.data_version !== exp.data_version || JSON.stringify(next.run_counts) !== JSON.stringify(exp.run_counts)
-    || next.state !== exp.state;
+    || next.state !== exp.state || next.transferred_runs !== exp.transferred_runs;
   exp = next;
   if (changed) {
     renderHead();
@@ -221,9 +229,12 @@ async function start() {
   document.title = `${exp.name} · mixopt`;
   replace(main, headSlot, emptySlot,
     h("div", { class: "row" }, recCard, progressCard),
-    runs.card, pending.card,
+    exp.continual ? cmr.card : null,
+    runs.card, pending.card, transferred.card,
     h("div", { class: "row" }, ...fits.cards),
-    h("div", { class: "row" }, history.card, online.card));
+    h("div", { class: "row" }, history.card, online.card),
+    pareto.card);
+  pareto.refresh();
   renderHead();
   authWidget(() => renderHead());
   await Promise.all([refreshData(), refreshModels()]);

@@ -33,7 +33,8 @@ const COLUMNS = [
   { key: "domains", label: "Domains", class: "num", value: (e) => e.domains.length,
     cell: (e) => h("span", { title: e.domains.map((d) => d.name).join(", ") }, String(e.domains.length)) },
   { key: "runs", label: "Runs", value: (e) => total(e.run_counts),
-    cell: (e) => (total(e.run_counts) ? stateCounts(e.run_counts) : h("span", { class: "muted" }, "no runs")) },
+    cell: (e) => [total(e.run_counts) ? stateCounts(e.run_counts) : h("span", { class: "muted" }, "no runs"),
+      e.transferred_runs ? badge(`+${e.transferred_runs} transferred`, "transferred") : null] },
   { key: "best", label: "Best observed", class: "num", value: (e) => summaryOf(e)?.best_observed?.value,
     cell: (e) => {
       const s = summaryOf(e);

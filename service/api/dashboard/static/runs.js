@@ -168,3 +168,38 @@ export function pendingSection(ctx) {
 
   return { card: el, refresh };
 }
+
+/**
+ * Runs brought in from other experiments (warm start), marked with their source: never this experiment's
+ * own runs, so they appear here only, not in the runs table, the counts or the best-so-far chart.
+ * Reads GET /v1/experiments/{id}/transferred-runs.
+ */
+export function transferredSection(ctx) {
+  const slot = h("div", { class: "table-wrap" });
+  const el = card("Transferred from other experiments (warm start)", { testid: "transferred" }, slot);
+  const sourceLink = (id) => h("a", { class: "mono", href: url(`/dashboard/experiments/${encodeURIComponent(id)}`), title: id }, shortId(id));
+
+  async function refresh() {
+    const exp = ctx.exp();
+    el.hidden = !exp.transferred_runs;
+    if (!exp.transferred_runs) return;
+    const page = await api(`/v1/experiments/${encodeURIComponent(exp.id)}/transferred-runs`, { params: { page_size: PENDING_LIMIT } });
+    const columns = [
+      { label: "", cell: () => badge("transferred", "transferred") },
+      { label: "Source", cell: (r) => sourceLink(r.source_experiment_id) },
+      { label: "Source run", cell: (r) => h("span", { class: "mono", title: r.source_run_id }, shortId(r.source_run_id)) },
+      { label: "Fidelity (as measured)", cell: (r) => fidelityLabel(r.fidelity) },
+      { label: "Mixture", cell: (r) => mixtureCell(r, exp) },
+      { label: "Loss", class: "num", cell: (r) => h("span", { title: r.task === "target_objective"
+        ? "this experiment's objective (lower is better)" : "the source experiment's own objective (lower is better)" }, num(r.loss)) },
+      { label: "Task", cell: (r) => (r.task === "target_objective" ? "this objective" : "source's objective") },
+      { label: "Weight", class: "num", cell: (r) => num(r.weight) },
+    ];
+    const n = exp.transferred_runs;
+    replace(slot, h("p", { class: "muted small" }, `${n} runs of other experiments inform the models as a learned prior; `,
+      "they are not counted as this experiment's runs.", n > page.runs.length ? ` The first ${page.runs.length} are listed.` : ""),
+    table(columns, page.runs, { testid: "transferred-table", rowClass: () => "transferred" }));
+  }
+
+  return { card: el, refresh };
+}

@@ -79,6 +79,12 @@ export function card(title, attrs = {}, ...body) {
     h("div", { class: "body" }, body));
 }
 
+/** A headline number with its label and a line beneath. */
+export function stat({ label, value, sub, testid }) {
+  return h("div", { class: "stat", "data-testid": testid }, h("div", { class: "label" }, label), h("div", { class: "value" }, value),
+    h("div", { class: "sub muted" }, sub));
+}
+
 export function empty(message, detail) {
   return h("div", { class: "empty", "data-testid": "empty" }, h("p", {}, message),
     detail ? h("p", { class: "muted" }, detail) : null);
