@@ -64,6 +64,10 @@ def load_average() -> float:
 
 @dataclass(frozen=True)
 class StudyPlan:
+    """What the study trains: the size ladder and its token budgets, the target, seeds, the search budget
+    (device-seconds of the service's search; RegMix and random search get what it actually spent), and
+    the online session's hyperparameters."""
+
     sizes: list[str]  # smallest first; the last is the target size
     tokens: list[int]
     objective_domains: tuple[str, ...] = ("pydoc", "code", "legal")
