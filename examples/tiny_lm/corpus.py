@@ -24,7 +24,7 @@ import re
 import sysconfig
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -282,3 +282,13 @@ def natural_shares(domains: list[Domain]) -> dict[str, float]:
     """Each domain's share of the machine's text: the mixture one gets by concatenating everything."""
     total = sum(d.natural_bytes for d in domains)
     return {d.name: d.natural_bytes / total for d in domains}
+
+
+def as_target(domain: Domain) -> Domain:
+    """The domain as a held-out target: never trained on, so all its bytes can score the model.
+
+    Validation becomes train + validation (in file order), which gives the target's loss more windows and
+    so less evaluation noise; the training bytes are kept only because every corpus domain needs some
+    (a mixture gives the target weight 0, so none is ever sampled).
+    """
+    return replace(domain, val=torch.cat([domain.train, domain.val]))

@@ -33,6 +33,7 @@ SIZES: dict[str, Size] = {
     for s in (
         Size("xxs", 32, 1, 2),
         Size("xs", 64, 2, 2),
+        Size("xs2", 96, 2, 3),
         Size("s", 128, 3, 4),
         Size("m", 256, 4, 4),
         Size("l", 384, 6, 6),

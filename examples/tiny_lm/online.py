@@ -56,8 +56,12 @@ def train_online(
     total_steps: int,
     observe_windows: int,
     log: Log = _print,
+    observed: Callable[[dict[str, float]], dict[str, float]] | None = None,
 ) -> tuple[Trainer, list[int]]:
-    """Follow the session's directives for ``total_steps`` steps; returns the trainer and the steps posted."""
+    """Follow the session's directives for ``total_steps`` steps; returns the trainer and the steps posted.
+
+    ``observed`` turns the measured per-domain losses into the losses posted (default: as measured).
+    """
     trainer = Trainer(corpus, cfg, total_steps)
     directive = session["directive"]
     posted: list[int] = []
@@ -68,10 +72,11 @@ def train_online(
         steps = min(steps, total_steps - trainer.step)
         trainer.train(steps, directive["weights"])
         losses = trainer.evaluate(observe_windows)
+        posted_losses = observed(losses) if observed is not None else losses
         answer = client.request(
             "POST",
             f"{session_path(exp_id, session['id'])}/observations",
-            json={"step": trainer.step, "losses": losses, "split": "validation"},
+            json={"step": trainer.step, "losses": posted_losses, "split": "validation"},
         ).json()
         posted.append(trainer.step)
         directive = answer["directive"]

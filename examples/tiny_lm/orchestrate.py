@@ -64,13 +64,36 @@ class Plan:
     budget_s: float = math.inf  # stop suggesting once the search has cost this many device-seconds
     max_epochs: float | None = None  # cap each weight so no domain repeats more often at the target budget
     base: TrainConfig = TrainConfig("xs", 0)
+    #: Objective = the mean validation loss over these domains (a target distribution); empty: over all
+    #: trained domains. ``held_out`` domains are scored but never trained on (not part of the mixture).
+    objective_domains: tuple[str, ...] = ()
+    held_out: tuple[str, ...] = ()
+    #: Seconds per training step by size, measured once: runs are charged ``steps x unit`` instead of their
+    #: wall time, so budgets compare across a shared machine whose load changes; ``None``: wall time.
+    unit_cost_s: dict[str, float] | None = None
 
     def config(self, size: str, seed: int) -> TrainConfig:
         return replace(self.base, size=size, tokens=self.tokens[self.sizes.index(size)], seed=seed)
 
+    def objective(self, losses: dict[str, float]) -> float:
+        """The experiment's objective for one run's per-domain validation losses."""
+        names = self.objective_domains or [n for n in losses if n not in self.held_out]
+        return sum(losses[n] for n in names) / len(names)
+
+    def cost(self, cfg: TrainConfig, result: RunResult) -> float:
+        """Device-seconds charged to a run: nominal (``unit_cost_s``) or measured."""
+        if self.unit_cost_s is None:
+            return result.cost_s
+        return self.unit_cost_s[cfg.size] * result.steps
+
+    def trained(self, domains: Sequence[Domain]) -> list[Domain]:
+        """The domains mixtures are made of: all but the held-out ones."""
+        return [d for d in domains if d.name not in self.held_out]
+
 
 def experiment_spec(name: str, domains: Sequence[Domain], plan: Plan, device: str) -> dict[str, Any]:
     params = [n_params(SIZES[s], plan.base.context) for s in plan.sizes]
+    domains = plan.trained(domains)
     prior = natural_shares(domains)
     # Small domains (pydoc has ~0.4 MB) would be seen many times over at large budgets: with max_epochs
     # the service caps each weight at tokens_available * max_epochs / target_tokens.
@@ -83,8 +106,8 @@ def experiment_spec(name: str, domains: Sequence[Domain], plan: Plan, device: st
         ],
         "budget": {"target_tokens": max(plan.tokens), "max_epochs": plan.max_epochs} if capped else {},
         "objective": {
-            "metrics": [f"loss/{d.name}" for d in domains],
-            "aggregate": "mean",
+            "metrics": [f"loss/{n}" for n in plan.objective_domains or [d.name for d in domains]],
+            "aggregate": "single" if len(plan.objective_domains) == 1 else "mean",
             "goal": "minimize",
         },
         "fidelities": [{"name": "params", "min": min(params), "max": max(params), "target": max(params)}],
@@ -95,6 +118,8 @@ def experiment_spec(name: str, domains: Sequence[Domain], plan: Plan, device: st
             "sizes": ",".join(plan.sizes),
             "tokens": ",".join(map(str, plan.tokens)),
             "context": str(plan.base.context),
+            **({"objective_domains": ",".join(plan.objective_domains)} if plan.objective_domains else {}),
+            **({"held_out": ",".join(plan.held_out)} if plan.held_out else {}),
         },
     }
 
@@ -134,6 +159,11 @@ class Search:
                 batch += self._suggest(self.plan.initial_larger, size)
         else:
             batch = self._suggest(self.plan.per_round, None)
+        return self.train_suggestions(index, batch)
+
+    def train_suggestions(self, index: int, batch: list[Suggestion]) -> int:
+        """Train each suggestion at its size and report it as it finishes; returns how many were trained."""
+        sizes = self.plan.sizes
         jobs = []
         for k, s in enumerate(batch):
             size = size_of(s.fidelity, sizes, self.plan.base.context)
@@ -164,7 +194,7 @@ class Search:
             self.exp["id"],
             run_id=s.id,
             metrics={f"loss/{k}": v for k, v in r.losses.items()},
-            cost=r.cost_s,
+            cost=self.plan.cost(cfg, r),
             client_run_id=f"tiny-lm-{self.exp['id']}-{s.id}",
         )
         self.runs.append(
@@ -176,15 +206,17 @@ class Search:
                 "size": cfg.size,
                 "mixture": s.mixture,
                 "losses": r.losses,
-                "objective": r.mean_loss,
-                "cost_s": r.cost_s,
+                "objective": self.plan.objective(r.losses),
+                "cost_s": self.plan.cost(cfg, r),
+                "wall_s": r.wall_s,
                 "tokens": r.tokens,
                 "params": r.params,
             }
         )
         self.log(
             f"  run {len(self.runs):>3} [{s.method or '-':<6}] {cfg.size:<3} {_mix(s.mixture)}  "
-            f"loss {r.mean_loss:.4f}  {r.cost_s:6.1f}s  (search total {self.cost:,.0f}s)"
+            f"loss {self.plan.objective(r.losses):.4f}  {self.plan.cost(cfg, r):6.1f}s  "
+            f"(search total {self.cost:,.0f}s)"
         )
 
     def loop(self) -> None:
@@ -218,7 +250,7 @@ class Search:
         self, recommended: dict[str, float], natural: dict[str, float]
     ) -> dict[str, list[dict[str, Any]]]:
         """Recommended, uniform and natural mixtures at the largest size, ``final_seeds`` seeds each."""
-        names = self.corpus.names
+        names = [n for n in self.corpus.names if n not in self.plan.held_out]
         mixtures = {
             "recommended": recommended,
             "uniform": {n: 1 / len(names) for n in names},
@@ -239,7 +271,8 @@ class Search:
             mixtures.items(), range(0, len(jobs), self.plan.final_seeds), strict=True
         ):
             out[label] = [
-                {"mixture": mixture, "losses": r.losses, "objective": r.mean_loss, "cost_s": r.cost_s}
+                {"mixture": mixture, "losses": r.losses, "objective": self.plan.objective(r.losses),
+                 "cost_s": r.cost_s}
                 for r in results[i : i + self.plan.final_seeds]
             ]
         return out
@@ -277,7 +310,7 @@ def run(
         f"recommended ({rec['method']}, {rec['n_runs']} runs): {_mix(rec['mixture'])}, predicted "
         f"{rec['predicted']['value']:.4f}"
     )
-    finals = search.finals(rec["mixture"], natural_shares(list(domains)))
+    finals = search.finals(rec["mixture"], natural_shares(plan.trained(domains)))
     target = {"params": spec["fidelities"][0]["target"]}
     forecast = predict_finals(client, exp["id"], finals, target)
     stored = client.list_runs(exp["id"], state=["completed"])
@@ -285,7 +318,7 @@ def run(
         "experiment_id": exp["id"],
         "device": device_label,
         "domains": corpus.names,
-        "natural": natural_shares(list(domains)),
+        "natural": natural_shares(plan.trained(domains)),
         "plan": {
             **asdict(plan),
             "budget_s": None if math.isinf(plan.budget_s) else plan.budget_s,

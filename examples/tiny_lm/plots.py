@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the headless backend
 
-COLOURS = plt.get_cmap("tab10").colors
+COLOURS = matplotlib.colormaps["tab10"].colors  # type: ignore[attr-defined]  # a ListedColormap
 #: The final runs' colours, apart from the domains' (which take tab10 from the start).
 FINAL_COLOURS = {"recommended": "#222222", "uniform": "#8c8c8c", "natural": "#bcbd22"}
 
@@ -111,4 +111,71 @@ def plot_online(result: dict[str, Any], path: Path) -> None:
     ax_l.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+#: The study's strategies and baselines, in the order the comparison plot shows them.
+STUDY_COLOURS = {
+    "service": "#222222",
+    "regmix": "#d62728",
+    "random": "#9467bd",
+    "uniform": "#8c8c8c",
+    "natural": "#bcbd22",
+    "online": "#17becf",
+}
+
+
+def plot_study(study: dict[str, Any], out: Path) -> None:
+    """``study-search.png``: each strategy's runs against cumulative cost, by size; ``study-compare.png``:
+    the correlation set at each proxy size against the target size, and the target-size comparison with
+    standard errors. Phases not in ``study`` are left out (the plots are redrawn after every phase)."""
+    sizes = study["setup"]["plan"]["sizes"]
+    searches = [k for k in ("search/service", "search/regmix", "search/random") if k in study]
+    if searches:
+        fig, axes = plt.subplots(1, len(searches), figsize=(5.2 * len(searches), 4.2), sharey=True, squeeze=False)
+        for ax, key in zip(axes[0], searches, strict=True):
+            runs = study[key]["runs"]
+            cumulative = list(accumulate(r["cost_s"] for r in runs))
+            for k, size in enumerate(sizes):
+                idx = [i for i, r in enumerate(runs) if r["size"] == size]
+                ax.scatter([cumulative[i] for i in idx], [runs[i]["objective"] for i in idx], s=22,
+                           color=COLOURS[k], label=size, zorder=3)
+            final = study.get("finals", {}).get("summary", {}).get(key.split("/")[1])
+            if final:
+                ax.axhline(final["mean"], color="k", ls="--", lw=1, label=f"recommendation at {sizes[-1]}")
+            ax.set(title=f"{key.split('/')[1]}: {len(runs)} runs, {study[key]['cost_s']:.0f} device-s",
+                   xlabel="cumulative cost (device-seconds)")
+            ax.legend(fontsize=7)
+        axes[0][0].set_ylabel("target loss (nats/byte)")
+        fig.suptitle(f"search strategies on the same budget ({study['setup']['device']})", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(out / "study-search.png", dpi=90)
+        plt.close(fig)
+    if "correlation" not in study:
+        return
+    fig, (ax_corr, ax_cmp) = plt.subplots(1, 2, figsize=(12, 4.4))
+    runs = study["correlation"]["runs"]
+    target = {r["label"]: r["objective"] for r in runs if r["size"] == sizes[-1]}
+    for k, size in enumerate(sizes[:-1]):
+        pts = [(target[r["label"]], r["objective"]) for r in runs if r["size"] == size]
+        rho = study["correlation"]["spearman"][size][sizes[-1]]
+        ax_corr.scatter(*zip(*pts, strict=True), color=COLOURS[k], label=f"{size} (Spearman {rho:.2f})")
+    ax_corr.set(xlabel=f"target loss at {sizes[-1]}", ylabel="target loss at the proxy size",
+                title="correlation set: proxy size against target size")
+    ax_corr.legend(fontsize=8)
+    summary = study.get("finals", {}).get("summary") or study["noise"]["summary"]["per_mixture"]
+    online = study.get("online")
+    bars = [(k, v["mean"], v["se"]) for k, v in summary.items()]
+    if online:
+        bars.append(("online", online["objective"], 0.0))
+    bars.sort(key=lambda b: b[1])
+    ax_cmp.barh([b[0] for b in bars], [b[1] for b in bars], xerr=[b[2] for b in bars],
+                color=[STUDY_COLOURS.get(b[0], "#1f77b4") for b in bars], capsize=3)
+    lo, hi = min(b[1] for b in bars), max(b[1] for b in bars)
+    ax_cmp.set_xlim(lo - 0.1 * (hi - lo) - 0.01, hi + 0.1 * (hi - lo) + 0.01)
+    ax_cmp.invert_yaxis()
+    ax_cmp.set(xlabel=f"target loss at {sizes[-1]} (mean ± standard error over seeds)",
+               title="at the target size")
+    fig.tight_layout()
+    fig.savefig(out / "study-compare.png", dpi=90)
     plt.close(fig)

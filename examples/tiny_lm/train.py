@@ -228,9 +228,9 @@ def train_many(
 
     def one(i: int) -> None:
         mixture, cfg = jobs[i]
-        results[i] = train_run(corpus, mixture, cfg, share=1.0 / parallel)
+        result = results[i] = train_run(corpus, mixture, cfg, share=1.0 / parallel)
         if done is not None:
-            done(i, results[i])
+            done(i, result)
 
     if parallel == 1:
         for i in range(len(jobs)):
