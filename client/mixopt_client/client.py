@@ -274,6 +274,27 @@ class MixoptClient:
         predicted there (``GET /v1/experiments/{id}/cmr``)."""
         return self.request("GET", f"/v1/experiments/{experiment_id}/cmr").json()
 
+    def transfer(self, experiment_id: str, source_experiment_id: str, weight: float = 1.0) -> dict[str, Any]:
+        """Bring the completed runs of ``source_experiment_id`` into ``experiment_id`` as a warm start
+        (``POST /v1/experiments/{id}/transfers``): how many came in and, by reason, how many did not. The
+        server makes it idempotent, so a retry adds nothing."""
+        return self.request("POST", f"/v1/experiments/{experiment_id}/transfers",
+                            json={"experiment_id": source_experiment_id, "weight": weight}).json()
+
+    def list_transferred_runs(self, experiment_id: str, source_experiment_id: str | None = None,
+                              page_size: int = 1000) -> list[dict[str, Any]]:
+        """Every run brought in from other experiments (all pages), optionally from one source only."""
+        out: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"page_size": page_size}
+        if source_experiment_id is not None:
+            params["source_experiment_id"] = source_experiment_id
+        while True:
+            page = self.request("GET", f"/v1/experiments/{experiment_id}/transferred-runs", params=params).json()
+            out.extend(page["runs"])
+            if not page.get("next_page_token"):
+                return out
+            params["page_token"] = page["next_page_token"]
+
     def recommendation_among(self, experiment_id: str, candidates: Sequence[Mapping[str, float]], *,
                              method: str | None = None, seed: int | None = None) -> dict[str, Any]:
         """The best of ``candidates`` at the target fidelity for the current data (computed, not stored)."""

@@ -219,3 +219,18 @@ def test_runs_frame_without_pandas_says_how_to_install_it(mx: MixoptClient, monk
     monkeypatch.setitem(sys.modules, "pandas", None)
     with pytest.raises(ImportError, match=r"pip install 'mixopt-client\[pandas\]'"):
         mx.runs_frame("exp_x")
+
+
+def test_a_warm_start_transfer_is_idempotent_and_its_runs_are_listed_by_source(mx: MixoptClient) -> None:
+    old = mx.create_experiment(spec("transfer-source", fidelities=[]))
+    mx.import_runs(old["id"], [{"mixture": dict(zip(DOMAINS, w.tolist(), strict=True)), "metrics": synthetic_losses(w)}
+                               for w in np.random.default_rng(1).dirichlet(np.ones(4), 3)])
+    new = mx.create_experiment(spec("transfer-target", fidelities=[]))
+    first = mx.transfer(new["id"], old["id"], weight=0.5)
+    assert first["transferred"] == 3 and first["weight"] == 0.5
+    again = mx.transfer(new["id"], old["id"])
+    assert again["transferred"] == 0 and again["skipped"]["already_transferred"] == 3
+    runs = mx.list_transferred_runs(new["id"], page_size=2)  # two pages
+    assert len(runs) == 3 and {r["source_experiment_id"] for r in runs} == {old["id"]}
+    assert mx.list_transferred_runs(new["id"], source_experiment_id=new["id"]) == []
+    assert mx.get_experiment(new["id"])["run_counts"]["completed"] == 0
