@@ -135,12 +135,8 @@ class BOFront:
     def metric_intervals(self, problem: Problem, mixtures: FloatArray,
                          columns: np.ndarray | None = None) -> tuple[FloatArray, FloatArray]:
         cols = problem.constrained_metrics if columns is None else columns
-        x = np.atleast_2d(mixtures)
         with cpu_threads(self.threads):
-            pairs = [self.fits[int(j)].predict(x, self.at) for j in cols]
-        if not pairs:
-            return np.zeros((len(x), 0)), np.zeros((len(x), 0))
-        return np.stack([m for m, _ in pairs], axis=1), Z90 * np.stack([sd for _, sd in pairs], axis=1)
+            return engine.outcome_model([self.fits[int(j)] for j in cols], self.at)(mixtures)
 
 
 class BayesOptMethod:
