@@ -1,10 +1,11 @@
-"""The ``mixopt`` command line: serve, migrate, experiments, suggest, report, recommend, import, export,
-import-bundle, demo, replay (and the laws, worker and token groups)."""
+"""The ``mixopt`` command line: serve, migrate, experiments (with warm-start transfers), suggest, report,
+recommend, pareto, cmr, import, export, import-bundle, demo, replay (and the laws, worker and token groups)."""
 
 from __future__ import annotations
 
 import click
 
+from service.cli.answers import cmr, pareto
 from service.cli.api import experiments, recommend, report, suggest
 from service.cli.bundle import export, import_bundle
 from service.cli.data import import_runs
@@ -14,6 +15,7 @@ from service.cli.laws import laws
 from service.cli.replay import replay
 from service.cli.server import migrate, serve
 from service.cli.tokens import token
+from service.cli.warm_start import transfer, transferred
 from service.cli.worker import beat, worker
 
 
@@ -27,6 +29,8 @@ def main() -> None:
     """
 
 
-for command in (serve, migrate, experiments, suggest, report, recommend, import_runs, export, import_bundle, demo,
-                replay, laws, worker, beat, token):
+for command in (serve, migrate, experiments, suggest, report, recommend, pareto, cmr, import_runs, export,
+                import_bundle, demo, replay, laws, worker, beat, token):
     main.add_command(command)
+for subcommand in (transfer, transferred):
+    experiments.add_command(subcommand)

@@ -17,16 +17,12 @@ import click
 from mixopt_client import MixoptClient
 
 from service.cli.errors import CliError
-from service.cli.options import json_option, name_values, url_option
+from service.cli.options import json_option, name_values, print_json, url_option
 from service.cli.progress import elapsed
 from service.store.models import ExperimentState, RunState
 
 #: The states a report may give a run (a run becomes 'suggested' only by being suggested).
 REPORTED_STATES = [state.value for state in RunState if state is not RunState.suggested]
-
-
-def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, allow_nan=False))
 
 
 def _weights(mixture: dict[str, float]) -> str:
@@ -47,7 +43,7 @@ def _read_spec(path: Path) -> dict[str, Any]:
 
 @click.group()
 def experiments() -> None:
-    """Create, list and show experiments."""
+    """Create, list and show experiments; warm-start one from another's runs."""
 
 
 @experiments.command("create")
@@ -65,7 +61,7 @@ def create_experiment(spec_path: Path, name: str | None, url: str, as_json: bool
     with MixoptClient(url) as client:
         exp = client.create_experiment(spec)
     if as_json:
-        _print_json(exp)
+        print_json(exp)
         return
     click.echo(f"created experiment {exp['name']!r} with {len(exp['domains'])} domains", err=True)
     click.echo(exp["id"])
@@ -82,7 +78,7 @@ def list_experiments(state: str | None, query: str | None, url: str, as_json: bo
     with MixoptClient(url) as client:
         rows = list(client.iter_experiments(state=state, q=query))
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = [("id", "name", "state", "completed", "pending", "created")] + [
         (e["id"], e["name"], e["state"], str(e["run_counts"].get("completed", 0)),
@@ -102,7 +98,7 @@ def show_experiment(experiment_id: str, url: str, as_json: bool) -> None:
     with MixoptClient(url) as client:
         exp = client.get_experiment(experiment_id)
     if as_json:
-        _print_json(exp)
+        print_json(exp)
         return
     objective = exp["objective"]
     click.echo(f"{exp['name']} ({exp['id']}), {exp['state']}, created {exp['created_at'][:16]}")
@@ -131,7 +127,7 @@ def suggest(experiment_id: str, count: int, method: str | None, fidelity: tuple[
         runs = client.suggest(experiment_id, count, method=method, fidelity=name_values(fidelity, "--fidelity"),
                               client_id=client_id, seed=seed)
     if as_json:
-        _print_json([asdict(run) for run in runs])
+        print_json([asdict(run) for run in runs])
         return
     for run in runs:
         at = " ".join(f"{axis}={value:g}" for axis, value in run.fidelity.items())
@@ -162,7 +158,7 @@ def report(experiment_id: str, metrics: tuple[str, ...], run_id: str | None, mix
                             fidelity=name_values(fidelity, "--fidelity") or None, cost=cost, state=state,
                             client_run_id=client_run_id)
     if as_json:
-        _print_json(run)
+        print_json(run)
         return
     objective = "" if run.get("objective") is None else f", objective {run['objective']:.4f}"
     click.echo(f"{run['id']} {run['state']}{objective}")
@@ -179,7 +175,7 @@ def recommend(experiment_id: str, refresh: bool, url: str, as_json: bool) -> Non
                                               "fetching the recommendation"):
         rec = client.recommendation(experiment_id, refresh=refresh)
     if as_json:
-        _print_json(rec)
+        print_json(rec)
         return
     predicted = rec["predicted"]
     interval = ("" if predicted.get("lower") is None
@@ -187,3 +183,6 @@ def recommend(experiment_id: str, refresh: bool, url: str, as_json: bool) -> Non
     click.echo(f"{rec['method']}, from {rec['n_runs']} runs: predicted {predicted['value']:.4f}{interval}")
     for name, weight in sorted(rec["mixture"].items(), key=lambda kv: -kv[1]):
         click.echo(f"  {name:<24} {weight:.4f}")
+    for c in rec.get("constraints", []):
+        click.echo(f"constraint {c['metric']} {c['op']} {c['bound']:.4f}: predicted {c['value']:.4f} "
+                   f"(90%: {c['lower']:.4f} .. {c['upper']:.4f}), P(met) {c['probability']:.2f}")

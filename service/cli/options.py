@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from typing import Any
 
 import click
 
@@ -25,4 +27,11 @@ def name_values(items: tuple[str, ...], option: str) -> dict[str, float]:
 
 url_option = click.option("--url", default="http://127.0.0.1:8000", show_default=True,
                           help="service base URL (a token, when needed, comes from MIXOPT_TOKEN)")
+
+
+def print_json(data: Any) -> None:
+    """An answer as indented JSON; NaN never appears in an answer, so it is refused rather than printed."""
+    click.echo(json.dumps(data, indent=2, allow_nan=False))
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="print the service's answer as JSON")
