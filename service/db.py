@@ -46,10 +46,10 @@ class _AnsweringConnection(psycopg.Connection[Any]):
 
     answer_within_s: float | None = None
 
-    def wait(self, gen: Any, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
         limit = self.answer_within_s if timeout is None else timeout
         try:
-            return super().wait(gen, *args, timeout=limit, **kwargs)
+            return super().wait(gen, interval=interval, timeout=limit)
         except _WaitTimeout as exc:
             if timeout is not None:
                 raise

@@ -63,5 +63,5 @@ def fit_observed(law: MixingLaw, mixtures: ArrayLike, fidelity: ArrayLike | None
     for cols in groups.values():
         rows = seen[:, cols[0]]
         columns.append(np.asarray(cols))
-        laws.append(clone(law).fit(x[rows], None if f is None else f[rows], t[np.ix_(rows, cols)]))
+        laws.append(clone(law).fit(x[rows], None if f is None else f[rows], t[np.ix_(rows, np.asarray(cols))]))
     return ObservedFit(tuple(columns), tuple(laws), t.shape[1])

@@ -16,7 +16,7 @@ import hmac
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -134,7 +134,7 @@ class DatabaseCollector(Collector):
 def _seconds_between(dialect: str, start: Any, end: Any) -> ColumnElement[float] | None:
     """``end - start`` in seconds as SQL, for the dialects mixopt runs on (None elsewhere)."""
     if dialect == "postgresql":
-        return func.extract("epoch", end - start)
+        return cast(ColumnElement[float], func.extract("epoch", end - start))
     if dialect == "sqlite":
         return (func.julianday(end) - func.julianday(start)) * 86400.0
     return None

@@ -11,6 +11,7 @@ from service.schemas import (
     PredictionOut,
     RunCounts,
     RunOut,
+    RunStateName,
     TransferredRunOut,
     TransferResult,
     TransferSkips,
@@ -69,7 +70,8 @@ class RunPresenter:
         pred: dict[str, Any] | None = r.prediction
         return RunOut(
             id=r.id, experiment_id=r.experiment_id, mixture=self.mixture(r.mixture), fidelity=self.fidelity(r.fidelity),
-            state=r.state, metrics=r.metrics or {}, objective=self.objective(r.metrics or {}), cost=r.cost,
+            state=cast(RunStateName, r.state), metrics=r.metrics or {}, objective=self.objective(r.metrics or {}),
+            cost=r.cost,
             method=r.method, predicted=PredictionOut(**pred) if pred else None, client_run_id=r.client_run_id,
             client_id=r.client_id, claimed_at=r.claimed_at, error=r.error, created_at=r.created_at,
             updated_at=r.updated_at, completed_at=r.completed_at,

@@ -77,7 +77,7 @@ def import_runs(url: str, experiment_id: str, mixtures: Path, metrics: Path | No
             lacking.update(gaps)
             if gaps:
                 continue
-            body = {
+            body: dict[str, Any] = {
                 "client_run_id": f"{mixtures.stem}:{run_id}",
                 "mixture": {domain: float(row[c]) for c, domain in mix_cols.items()},
                 "metrics": {names[c]: float(row[c]) for c in metric_cols if not pd.isna(row[c])},

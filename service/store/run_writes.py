@@ -17,6 +17,7 @@ answers them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -140,7 +141,9 @@ _COPY_COLUMNS = (
     ("completed_at", "timestamptz"),
 )
 #: INSERT statements with ``ON CONFLICT``, per dialect.
-_DIALECT_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+#: The dialects' INSERT constructs (both have ``on_conflict_do_nothing``; the generic one does not).
+_DIALECT_INSERT: dict[str, Callable[[Any], postgresql.Insert | sqlite.Insert]] = {
+    "postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _COPY = f"COPY runs ({', '.join(c for c, _ in _COPY_COLUMNS)}) FROM STDIN"
 
 

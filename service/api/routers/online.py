@@ -16,6 +16,7 @@ from service.schemas_online import (
     OnlineSessionDetail,
     OnlineSessionList,
     OnlineSessionOut,
+    ProbeOut,
     TrajectoryPoint,
 )
 from service.spec import spec_of
@@ -34,8 +35,8 @@ def directive_out(domains: list[str], d: dict[str, Any]) -> DirectiveOut:
     return DirectiveOut(
         weights=_named(domains, d["weights"]), mixture=_named(domains, d["mixture"]), phase=d["phase"],
         train_steps=d["train_steps"], next_observation_step=d["next_observation_step"],
-        probe=None if probe is None else {**probe, "domain": domains[probe["domain"]],
-                                          "weights": _named(domains, probe["weights"])},
+        probe=None if probe is None else ProbeOut(**{**probe, "domain": domains[probe["domain"]],
+                                                     "weights": _named(domains, probe["weights"])}),
     )
 
 
