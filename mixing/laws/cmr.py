@@ -217,21 +217,51 @@ class CMRLaw(MixingLaw):
     def critical_ratio(self, base_general_loss: float, tolerance: float, target_tokens: float,
                        kind: ToleranceKind = ToleranceKind.absolute) -> CriticalRatio:
         """The critical mixture ratio at ``target_tokens`` (see the module docstring), with its losses."""
-        limit = base_general_loss + (tolerance * abs(base_general_loss) if kind == ToleranceKind.relative
-                                     else tolerance)
-        e, log_a, log_alpha, log_beta = self.theta_[GENERAL]
-        u = np.log(target_tokens) - self.log_t_ref_
-        headroom = limit - e
-        if headroom <= 0:
-            bound = -np.inf
-        else:
-            # (q_G + offset) ** -beta <= headroom / (A T**-alpha), solved for the general share q_G = 1 - r.
-            log_scale = (log_a - np.exp(log_alpha) * u - np.log(headroom)) / np.exp(log_beta)
-            bound = 1.0 + self.offset - float(np.exp(min(log_scale, MAX_EXP)))
-        ratio = float(np.clip(bound, 0.0, 1.0))
-        general, domain = self.predict([[1.0 - ratio, ratio]], [[target_tokens]])[0]
-        return CriticalRatio(ratio=ratio, feasible=bool(bound >= 0.0), general_loss=float(general),
-                             domain_loss=float(domain))
+        self._check_predict_inputs([[1.0, 0.0]], [[target_tokens]])
+        limit = general_limit(base_general_loss, tolerance, kind)
+        ratio, feasible, general, domain = at_critical_ratio(self.theta_, self.offset,
+                                                             np.log(target_tokens) - self.log_t_ref_, limit)
+        return CriticalRatio(ratio=ratio, feasible=feasible, general_loss=general, domain_loss=domain)
+
+    def covariance(self, mixtures: FloatArray, fidelity: FloatArray, y: FloatArray) -> FloatArray:
+        """Each group's parameter covariance ``(2, 4, 4)`` (of ``theta_``'s rows) from the runs it was fitted
+        on: ``s^2 (J'J)^-1`` with the Jacobian at the solution and ``s^2`` the residual sum of squares over
+        the ``n - 4`` residual degrees of freedom (the linearised least-squares covariance)."""
+        x, f = self._check_predict_inputs(mixtures, fidelity)
+        losses = np.asarray(y, dtype=np.float64)
+        q, log_t = self._inputs(x, f)
+        u = log_t - self.log_t_ref_
+        out = np.empty((2, N_PARAMS, N_PARAMS))
+        for g in (GENERAL, DOMAIN):
+            z = np.log(q[:, g] + self.offset)
+            s2 = float(np.sum(_residual(self.theta_[g], losses[:, g], u, z) ** 2)) / max(len(x) - N_PARAMS, 1)
+            jac = _jacobian(self.theta_[g], np.empty(0), u, z)
+            out[g] = s2 * np.linalg.pinv(jac.T @ jac)
+        return out
+
+
+def general_limit(base_general_loss: float, tolerance: float, kind: ToleranceKind) -> float:
+    """The general loss the CMR keeps to: the base model's plus the tolerance (in loss units or relative)."""
+    return base_general_loss + (tolerance * abs(base_general_loss) if kind == ToleranceKind.relative else tolerance)
+
+
+def at_critical_ratio(theta: FloatArray, offset: float, u: float, limit: float) -> tuple[float, bool, float, float]:
+    """(ratio, feasible, general loss, domain loss) at the critical ratio of the law with parameters ``theta``
+    ``(2, 4)`` at centred log tokens ``u`` (``log T`` minus the law's reference): :meth:`CMRLaw.critical_ratio`
+    as a function of the parameters, so that intervals can differentiate it."""
+    e, log_a, log_alpha, log_beta = theta[GENERAL]
+    headroom = limit - e
+    if headroom <= 0:
+        bound = -np.inf
+    else:
+        # (q_G + offset) ** -beta <= headroom / (A T**-alpha), solved for the general share q_G = 1 - r.
+        log_scale = (log_a - np.exp(log_alpha) * u - np.log(headroom)) / np.exp(log_beta)
+        bound = 1.0 + offset - float(np.exp(min(log_scale, MAX_EXP)))
+    ratio = float(np.clip(bound, 0.0, 1.0))
+    at = np.array([u])
+    general = float(_law(theta[GENERAL], at, np.log(np.array([1.0 - ratio + offset])))[0])
+    domain = float(_law(theta[DOMAIN], at, np.log(np.array([ratio + offset])))[0])
+    return ratio, bool(bound >= 0.0), general, domain
 
 
 def _law(theta: FloatArray, u: FloatArray, z: FloatArray) -> FloatArray:

@@ -3,7 +3,7 @@
 A completed run's domain ratio is its mixture's total weight on the ``domain_group`` domains, its tokens its
 value on the tokens axis, its general and domain losses the means of ``general_metrics`` and
 ``domain_metrics``. The CMR law (:mod:`mixing.laws.cmr`) is fitted on them and asked for the CMR at the
-target tokens, with a bootstrap interval (:mod:`mixing.continual`), and validated by K-fold
+target tokens, with a delta-method t interval (:mod:`mixing.continual`), and validated by K-fold
 cross-validation and on the runs at the largest token count. Computed for the current runs on each call.
 """
 
@@ -28,7 +28,6 @@ __all__ = ["LEVEL", "CMRResult", "GroupErrors", "critical_ratio"]
 
 #: Ratios closer than this are the same ratio (a domain group's weights sum to it in any order).
 RATIO_DECIMALS = 9
-N_BOOTSTRAP = 200
 #: Coverage of the intervals served.
 LEVEL = 0.9
 
@@ -69,8 +68,7 @@ def critical_ratio(store: Store, exp: Experiment, seed: int | None) -> CMRResult
     target = block.target_tokens or next(a.target for a in spec.fidelities if a.name == block.tokens_axis)
     answer = critical_mixture_ratio(ratios, tokens, losses, base_general_loss=block.base_general_loss,
                                     tolerance=block.tolerance, target_tokens=target,
-                                    kind=ToleranceKind(block.tolerance_kind), law=law, n_bootstrap=N_BOOTSTRAP,
-                                    level=LEVEL, seed=seed)
+                                    kind=ToleranceKind(block.tolerance_kind), law=law, level=LEVEL)
     validation = validate_cmr_law(ratios, tokens, losses, seed=seed, law=law)
     if not _finite(answer, validation):
         raise FitError("the CMR law gives non-finite values for these runs")

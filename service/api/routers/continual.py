@@ -47,7 +47,8 @@ class CMRValidationOut(BaseModel):
 class CMROut(BaseModel):
     cmr: float = Field(description="the largest domain ratio whose predicted general loss at target_tokens stays "
                                    "within the tolerance of base_general_loss (0 when none does)")
-    interval: RatioInterval = Field(description="bootstrap percentile interval of the CMR, at `level`")
+    interval: RatioInterval = Field(description="interval of the CMR at `level` (delta method, Student's t on "
+                                                     "`residual_dof`), within [0, 1]")
     level: float
     feasible: bool = Field(description="whether some ratio keeps the general loss within the tolerance")
     general_loss: PredictionOut = Field(description="predicted general loss at the CMR, with its interval")
@@ -59,14 +60,15 @@ class CMROut(BaseModel):
     params: dict[str, GroupLaw] = Field(description="the fitted law of each group, `general` and `domain`")
     validation: CMRValidationOut
     n_runs: int
-    n_bootstrap: int = Field(description="bootstrap refits the intervals come from")
+    residual_dof: int = Field(description="residual degrees of freedom of each group's fit (runs minus four "
+                                          "parameters): the intervals' t quantile has them")
 
 
 @router.get("/cmr", response_model=CMROut)
 def get_cmr(exp: ExperimentDep, st: State) -> CMROut:
     """The critical mixture ratio of an experiment declared as continual pretraining (`continual` in its
     spec): the CMR law fitted on the completed runs at several (domain ratio, tokens), the CMR at the target
-    tokens with a 90% bootstrap interval, the general and domain losses predicted there, the fitted
+    tokens with a 90% interval, the general and domain losses predicted there, the fitted
     parameters, and the law's cross-validated and larger-token held-out errors. 409 `not_continual` for
     an experiment without `continual`; 409 `not_enough_data` before runs at 6 distinct (ratio, tokens)
     spanning two token counts.
@@ -85,7 +87,7 @@ def get_cmr(exp: ExperimentDep, st: State) -> CMROut:
         params={name: GroupLaw(**p.as_dict()) for name, p in a.params.items()},
         validation=CMRValidationOut(cv_mae=_mae(v.cv), folds=v.folds, heldout_mae=_mae(v.heldout),
                                     heldout_tokens=v.heldout_tokens, n_heldout=v.n_heldout),
-        n_runs=result.n_runs, n_bootstrap=a.n_bootstrap)
+        n_runs=result.n_runs, residual_dof=a.residual_dof)
 
 
 def _mae(errors: GroupErrors | None) -> GroupMAE | None:

@@ -1,5 +1,5 @@
 """The CMR law (continual pretraining): recovery from synthetic runs drawn from it, the critical mixture ratio,
-its bootstrap interval, validation at a larger token count, and the estimator contract.
+its interval, validation at a larger token count, and the estimator contract.
 
 The law is not in the registry of mixture laws (it models two groups and needs raw token counts), so the
 contract checks of ``test_contract.py`` are repeated here on its own inputs.
@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy import stats
 from sklearn.base import clone
 
-from mixing.continual import critical_mixture_ratio, design, validate_cmr_law
+from mixing.continual import critical_mixture_ratio, delta_se, design, validate_cmr_law
 from mixing.errors import InputShapeError, NotEnoughDataError, NotFittedError
 from mixing.laws import LAWS
 from mixing.laws.cmr import CMRLaw, ToleranceKind
@@ -44,12 +45,12 @@ def test_the_critical_ratio_is_found_within_tolerance_and_its_interval_covers_th
     truth = true_cmr(BASE + TOL, TARGET)
     assert 0.3 < truth < 0.9  # the setting has a ratio worth finding
     answer = critical_mixture_ratio(*cmr_runs(0.005, 1), base_general_loss=BASE, tolerance=TOL,
-                                    target_tokens=TARGET, n_bootstrap=100, seed=0)
+                                    target_tokens=TARGET)
     assert answer.point.feasible
     assert answer.point.ratio == pytest.approx(truth, abs=0.05)
     assert answer.ratio_interval.lower <= truth <= answer.ratio_interval.upper
     assert answer.ratio_interval.lower <= answer.point.ratio <= answer.ratio_interval.upper
-    assert answer.n_bootstrap == 100
+    assert answer.residual_dof == len(cmr_runs(0.005, 1)[0]) - 4
     # At the CMR the general loss sits on the tolerance, and the domain loss is the truth's there.
     assert answer.point.general_loss == pytest.approx(BASE + TOL, abs=1e-6)
     true_there = cmr_losses(np.array([answer.point.ratio]), np.array([TARGET]))[0]
@@ -57,10 +58,25 @@ def test_the_critical_ratio_is_found_within_tolerance_and_its_interval_covers_th
     assert answer.domain_interval.lower <= answer.point.domain_loss <= answer.domain_interval.upper
 
 
-def test_the_answer_is_reproducible_under_a_seed() -> None:
+def test_the_answer_is_deterministic() -> None:
     runs = cmr_runs(0.01, 2)
-    kw: dict[str, Any] = dict(base_general_loss=BASE, tolerance=TOL, target_tokens=TARGET, n_bootstrap=30)
-    assert critical_mixture_ratio(*runs, seed=3, **kw) == critical_mixture_ratio(*runs, seed=3, **kw)
+    kw: dict[str, Any] = dict(base_general_loss=BASE, tolerance=TOL, target_tokens=TARGET)
+    assert critical_mixture_ratio(*runs, **kw) == critical_mixture_ratio(*runs, **kw)
+
+
+def test_the_interval_is_a_t_interval_on_the_delta_method_standard_error() -> None:
+    """Its half-width is t(n - 4) standard errors, and the standard error is the spread of the CMR over
+    refits to fresh noise (within the Monte Carlo error of 40 refits), so the interval widens with fewer
+    runs both through the error and through the t quantile."""
+    noise = 0.01
+    kw: dict[str, Any] = dict(base_general_loss=BASE, tolerance=TOL, target_tokens=TARGET)
+    r, t, y = cmr_runs(noise, 8)
+    answer = critical_mixture_ratio(r, t, y, **kw)
+    se = delta_se(CMRLaw().fit(*design(r, t, y)), *design(r, t, y), BASE + TOL, TARGET)
+    half = (answer.ratio_interval.upper - answer.ratio_interval.lower) / 2
+    assert half == pytest.approx(stats.t.ppf(0.95, answer.residual_dof) * se[0], rel=1e-9)
+    refits = [critical_mixture_ratio(*cmr_runs(noise, 100 + k), **kw).point.ratio for k in range(40)]
+    assert se[0] == pytest.approx(np.std(refits, ddof=1), rel=0.35)
 
 
 def test_the_critical_ratio_grows_with_the_token_budget_as_the_cmr_scaling_law_says() -> None:
