@@ -35,6 +35,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,8 @@ from mixing.methods.base import SearchContext
 from mixing.methods.law import LawMethod
 from mixing.methods.regmix import RegMixMethod
 from mixing.pareto import hypervolume, non_dominated, predicted_front
-from mixing.problem import Observations, OutcomeConstraint, Problem
-from mixing.simplex import SimplexConstraints
+from mixing.problem import FidelitySpace, Observations, OutcomeConstraint, Problem
+from mixing.simplex import FloatArray, SimplexConstraints
 from runtables.regmix import PILE_TOKEN_SHARE, load_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,37 +67,90 @@ def two_metrics(losses: np.ndarray, j: int) -> np.ndarray:
     return np.column_stack([losses[:, j], others])
 
 
-def run_domain(domain: str, data: Path, seed: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Task:
+    """One objective domain's constrained task on the RegMix runs, as arrays.
+
+    Metrics are two columns per run, (the domain's loss, the mean of the others): ``train`` ``(512, 2)``
+    at 1M for the mixtures ``x_train`` ``(512, d)``; ``test_1m`` and ``test_60m`` ``(256, 2)`` for the
+    mixtures ``pool`` ``(256, d)`` trained at both scales. ``baseline`` is the row of ``pool`` nearest the
+    natural mixture.
+    """
+
+    domain: str
+    domains: tuple[str, ...]
+    natural: FloatArray
+    x_train: FloatArray
+    pool: FloatArray
+    train: FloatArray
+    test_1m: FloatArray
+    test_60m: FloatArray
+    baseline: int
+
+    @property
+    def bound_60m(self) -> float:
+        """The constraint's bound checked on the measured 60M losses: the baseline's others' mean + 1%."""
+        return float(self.test_60m[self.baseline, 1] * (1 + SLACK))
+
+    @property
+    def feasible_60m(self) -> np.ndarray:
+        """Mask ``(256,)`` of the pool mixtures whose measured 60M values meet the bound."""
+        return self.test_60m[:, 1] <= self.bound_60m
+
+    def problem(self, constrained: bool, fidelity: FidelitySpace | None = None) -> Problem:
+        """Minimise the domain's loss (metric 0); ``constrained``: others' mean (metric 1) <= the
+        baseline's + 1%, the baseline named by its mixture (its runs resolve the bound)."""
+        cons = (OutcomeConstraint(metric=1, upper=True, baseline=self.pool[self.baseline], slack=SLACK),)
+        return Problem(self.domains, SimplexConstraints.unconstrained(len(self.domains)),
+                       (f"loss/{self.domain}", "others_mean"), np.array([1.0, 0.0]), prior=self.natural,
+                       fidelity=fidelity or FidelitySpace(), outcome_constraints=cons if constrained else ())
+
+    def scored(self, mixture: FloatArray) -> dict[str, Any]:
+        """A recommended mixture checked at 60M: its pool row, measured values, whether it meets the bound,
+        and its rank among the measured-feasible mixtures when it is one of them."""
+        i = int(np.argmin(np.abs(self.pool - mixture).sum(axis=1)))
+        m60, feasible = self.test_60m, self.feasible_60m
+        entry: dict[str, Any] = {"index": i, "objective_60m": float(m60[i, 0]), "others_60m": float(m60[i, 1]),
+                                 "meets_at_60m": bool(feasible[i])}
+        if feasible[i]:
+            entry["rank_among_feasible_60m"] = int((m60[feasible, 0] < m60[i, 0]).sum()) + 1
+        return entry
+
+    def summary(self) -> dict[str, Any]:
+        """The task's bound, baseline and oracles (best measured 60M objective, feasible and not)."""
+        m60, feasible = self.test_60m, self.feasible_60m
+        return {"domain": self.domain, "baseline_index": self.baseline,
+                "baseline_l1_to_natural": float(np.abs(self.pool[self.baseline] - self.natural).sum()),
+                "bound_60m": self.bound_60m, "n_feasible_60m": int(feasible.sum()),
+                "oracle_feasible_60m": float(m60[feasible, 0].min()), "oracle_free_60m": float(m60[:, 0].min())}
+
+
+def load_task(domain: str, data: Path) -> Task:
+    """The task for objective ``domain`` from the RegMix tables in ``data``."""
     train, test1, test60 = (load_split(data, s) for s in ("train_1m", "test_1m", "test_60m"))
-    domains = list(train.mixtures.columns)
-    loss_cols = list(train.losses.columns)
-    j = loss_cols.index(f"loss/{domain}")
+    domains = tuple(train.mixtures.columns)
+    j = list(train.losses.columns).index(f"loss/{domain}")
     x_train = train.mixtures.to_numpy(dtype=np.float64)
-    x_train /= x_train.sum(axis=1, keepdims=True)
     pool = test60.mixtures.to_numpy(dtype=np.float64)
-    pool /= pool.sum(axis=1, keepdims=True)
     natural = np.array([PILE_TOKEN_SHARE[d] for d in domains])
     natural /= natural.sum()
-    b = int(np.argmin(np.abs(pool - natural).sum(axis=1)))
-    m_train = two_metrics(train.losses.to_numpy(dtype=np.float64), j)
-    m_base_1m = two_metrics(test1.losses.to_numpy(dtype=np.float64), j)[b]
-    m60 = two_metrics(test60.losses.to_numpy(dtype=np.float64), j)
-    bound60 = m60[b, 1] * (1 + SLACK)
-    obs = Observations(np.vstack([x_train, pool[b]]), np.zeros((len(x_train) + 1, 0)), np.vstack([m_train, m_base_1m]),
-                       np.ones(len(x_train) + 1), np.zeros((0, len(domains))), np.zeros((0, 0)))
-    free = Problem(tuple(domains), SimplexConstraints.unconstrained(len(domains)), (f"loss/{domain}", "others_mean"),
-                   np.array([1.0, 0.0]), prior=natural)
-    constrained = Problem(free.domains, free.constraints, free.metric_names, free.metric_weights, prior=natural,
-                          outcome_constraints=(OutcomeConstraint(metric=1, upper=True, baseline=pool[b], slack=SLACK),))
-    feasible60 = m60[:, 1] <= bound60
+    pool /= pool.sum(axis=1, keepdims=True)
+    m_train, m_test1, m_test60 = (two_metrics(s.losses.to_numpy(dtype=np.float64), j) for s in (train, test1, test60))
+    return Task(domain, domains, natural, x_train / x_train.sum(axis=1, keepdims=True), pool, m_train, m_test1,
+                m_test60, baseline=int(np.argmin(np.abs(pool - natural).sum(axis=1))))
+
+
+def run_domain(domain: str, data: Path, seed: int) -> dict[str, Any]:
+    task = load_task(domain, data)
+    pool, b, m60 = task.pool, task.baseline, task.test_60m
+    obs = Observations(np.vstack([task.x_train, pool[b]]), np.zeros((len(task.x_train) + 1, 0)),
+                       np.vstack([task.train, task.test_1m[b]]), np.ones(len(task.x_train) + 1),
+                       np.zeros((0, len(task.domains))), np.zeros((0, 0)))
+    free, constrained = task.problem(False), task.problem(True)
     true_front = m60[non_dominated(m60)]
     ref = m60.max(axis=0)
-    out: dict[str, Any] = {
-        "domain": domain, "baseline_index": b, "baseline_l1_to_natural": float(np.abs(pool[b] - natural).sum()),
-        "bound_60m": float(bound60), "n_feasible_60m": int(feasible60.sum()),
-        "oracle_feasible_60m": float(m60[feasible60, 0].min()), "oracle_free_60m": float(m60[:, 0].min()),
-        "hv_all_256": hypervolume(m60, ref), "true_front_size": len(true_front), "methods": {},
-    }
+    out: dict[str, Any] = {**task.summary(), "hv_all_256": hypervolume(m60, ref),
+                           "true_front_size": len(true_front), "methods": {}}
     for name, make in METHODS.items():
         t0 = time.perf_counter()
         res: dict[str, Any] = {}
@@ -107,15 +161,11 @@ def run_domain(domain: str, data: Path, seed: int) -> dict[str, Any]:
             except Exception as exc:  # noqa: BLE001 - recorded in the results, e.g. no feasible mixture
                 res[label] = {"error": f"{type(exc).__name__}: {exc}"}
                 continue
-            i = int(np.argmin(np.abs(pool - rec.mixture).sum(axis=1)))
-            entry: dict[str, Any] = {"index": i, "predicted": rec.predicted.value, "objective_60m": float(m60[i, 0]),
-                     "others_60m": float(m60[i, 1]), "meets_at_60m": bool(m60[i, 1] <= bound60)}
+            entry = {"predicted": rec.predicted.value, **task.scored(rec.mixture)}
             if rec.outcomes:
                 o = rec.outcomes[0]
                 entry.update(predicted_others=o.value, predicted_bound=o.bound, probability=o.probability,
                              interval=[o.lower, o.upper])
-            if feasible60[i]:
-                entry["rank_among_feasible_60m"] = int((m60[feasible60, 0] < m60[i, 0]).sum()) + 1
             res[label] = entry
         ctx = SearchContext(constrained, obs, np.random.default_rng(seed), HINTS[name])
         fitted = make().fit(ctx)

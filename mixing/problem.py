@@ -98,7 +98,7 @@ class OutcomeConstraint:
 
 @dataclass(frozen=True)
 class TradeOff:
-    """A further objective for trade-off fronts only: metric column and direction."""
+    """A further objective of the trade-off front (not of the recommendation): metric column and direction."""
 
     metric: int
     minimize: bool = True
@@ -122,7 +122,9 @@ class Problem:
     fidelity: FidelitySpace = field(default_factory=FidelitySpace)
     outcome_constraints: tuple[OutcomeConstraint, ...] = ()
     feasibility_probability: float = 0.9
-    #: Further objectives that trade-off fronts show (:mod:`mixing.pareto`); no method optimises them.
+    #: Further objectives: trade-off fronts show them (:mod:`mixing.pareto`) and BO's suggestions aim at the
+    #: front's hypervolume with them (:class:`mixing.bo.engine.FrontAcquisition`); recommendations still
+    #: optimise the objective alone.
     trade_offs: tuple[TradeOff, ...] = ()
 
     def __post_init__(self) -> None:

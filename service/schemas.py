@@ -118,8 +118,8 @@ class OutcomeConstraintSpec(Strict):
 
 
 class TradeOffSpec(Strict):
-    """A further objective for trade-off fronts (``GET …/pareto``): a metric with its own goal. It shapes
-    the front only; the recommendation optimises the objective."""
+    """A further objective for trade-off fronts (``GET …/pareto``): a metric with its own goal. BO's
+    suggestions aim at the front's hypervolume with it; the recommendation optimises the objective."""
 
     metric: Name = Field(description="a metric every completed run reports (it becomes required)")
     goal: Literal["minimize", "maximize"] = "minimize"

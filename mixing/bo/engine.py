@@ -2,9 +2,10 @@
 
 Suggest: fit the GP (warm-started), believe the pending runs, score a feasible pool of (mixture, fidelity)
 pairs by information about the target-fidelity minimum per unit cost, refine around the best, then build
-the batch greedily (see :mod:`mixing.bo.acquisition`). Recommend: minimise the posterior mean at the
-target fidelity over the same kind of pool, refined locally (or over the caller's mixtures), and report
-its interval -- unless a mixture already run at the target is not confidently beaten (see
+the batch greedily (see :mod:`mixing.bo.acquisition`); with trade-offs, by the expected improvement of the
+target-level front's hypervolume per unit cost instead (:class:`_FrontScorer`). Recommend: minimise the
+posterior mean at the target fidelity over the same kind of pool, refined locally (or over the caller's
+mixtures), and report its interval -- unless a mixture already run at the target is not confidently beaten (see
 :func:`recommend`).
 
 Fidelity is chosen among *levels*: the distinct fidelities already run plus the cheapest and the target
@@ -21,9 +22,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from botorch.utils.multi_objective.box_decompositions.non_dominated import FastNondominatedPartitioning
+from botorch.utils.multi_objective.hypervolume import infer_reference_point
+from botorch.utils.multi_objective.pareto import is_non_dominated
 from scipy.stats import spearmanr
 
-from mixing.bo.acquisition import greedy_batch, information_gain, sample_min_values
+from mixing.bo.acquisition import (
+    expected_hypervolume_improvement,
+    greedy_batch,
+    information_gain,
+    sample_min_values,
+)
 from mixing.bo.cost import CostModel
 from mixing.bo.device import DTYPE, as_tensor
 from mixing.bo.encoding import Encoding, decode_mixtures, encode
@@ -281,17 +290,7 @@ class _Scorer:
         self.min_values = torch.empty(0, dtype=DTYPE)
 
     def stats(self, mixtures: FloatArray, fids: FloatArray) -> PairedStats:
-        """Posterior statistics per pair, one batched pass per distinct fidelity."""
-        out = PairedStats.empty(len(mixtures), torch.empty(0, dtype=DTYPE, device=self.s.device))
-        levels, which = np.unique(fids, axis=0, return_inverse=True)
-        for j, level in enumerate(levels):
-            rows = np.flatnonzero(which.reshape(-1) == j)
-            z_obs = self.s.inputs(mixtures[rows], level)
-            out.put(
-                torch.as_tensor(rows, device=self.s.device),
-                self.post.paired(z_obs, self.s.inputs(mixtures[rows], self.target)),
-            )
-        return out
+        return _paired_stats(self.s, self.post, mixtures, fids)
 
     def score(self, mixtures: FloatArray, fids: FloatArray, rng: np.random.Generator) -> _Scored:
         """Score pairs; the first call also samples the target minimum over the most promising of them.
@@ -337,6 +336,119 @@ class _Scorer:
         return greedy_batch(gain, cov, noise, scored.cost[keep_t], count)
 
 
+def _paired_stats(surrogate: Surrogate, post: ExactPosterior, mixtures: FloatArray, fids: FloatArray) -> PairedStats:
+    """Posterior statistics of each (mixture, fidelity) pair and its mixture at the target, one batched pass
+    per distinct fidelity."""
+    target = surrogate.problem.fidelity.target
+    out = PairedStats.empty(len(mixtures), torch.empty(0, dtype=DTYPE, device=surrogate.device))
+    levels, which = np.unique(fids, axis=0, return_inverse=True)
+    for j, level in enumerate(levels):
+        rows = np.flatnonzero(which.reshape(-1) == j)
+        out.put(
+            torch.as_tensor(rows, device=surrogate.device),
+            post.paired(surrogate.inputs(mixtures[rows], level), surrogate.inputs(mixtures[rows], target)),
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class FrontAcquisition:
+    """What the multi-objective acquisition needs besides the objective's GP: one GP per further objective
+    (a trade-off metric, on its raw values) over every fidelity, its direction, and the probability of
+    feasibility a mixture needs to count on the current front (the problem's ``feasibility_probability``)."""
+
+    fits: list[Surrogate]
+    minimize: tuple[bool, ...]
+    threshold: float
+
+
+class _FrontScorer:
+    """Scores (mixture, fidelity) pairs by the expected improvement of the target-level front's hypervolume
+    that the run buys, per unit cost, times the probability that the mixture meets the outcome constraints.
+
+    Axes: the objective and each trade-off metric, each with its own GP over every fidelity (taken as
+    independent). The current front is the posterior means at the target of the mixtures run or pending,
+    among those likely feasible; the reference point is BoTorch's ``infer_reference_point`` of the front of
+    all of them, and the region the front does not dominate is tiled by BoTorch's box decomposition.
+
+    Across fidelities, as for the single objective: a run at fidelity s moves its mixture's posterior mean
+    at the target by a Gaussian with sd ``|cov(y_s, f_T)| / sd(y_s)`` per axis (the preposterior, ``rho *
+    sd_T``). The score is the EHVI under that distribution: about the plain EHVI for a target run, less for
+    a proxy the further it decorrelates from the target, and then divided by its cost. Batches are greedy:
+    each pick is believed in every GP (its variance shrinks, its mean stays) and its predicted point joins
+    the front before the next pick.
+    """
+
+    def __init__(
+        self, surrogate: Surrogate, posterior: ExactPosterior, cost_model: CostModel, obs: Observations,
+        front: FrontAcquisition, feasibility: Callable[[FloatArray], FloatArray] | None = None,
+    ) -> None:
+        self.s, self.cost_model, self.feasibility, self.threshold = surrogate, cost_model, feasibility, front.threshold
+        self.target = surrogate.problem.fidelity.target
+        self.target_cost = float(cost_model(self.target[None])[0])
+        pending = obs.pending_mixtures, obs.pending_fidelities
+        self.models = [surrogate, *front.fits]
+        self.posts = [posterior] + [f.gp.posterior.believe(f.inputs(*pending)) if len(pending[0]) else f.gp.posterior
+                                    for f in front.fits]
+        #: Per axis, +1 where lower is better and -1 where higher is: values times ``orient`` are losses.
+        self.orient = np.array([1.0] + [1.0 if m else -1.0 for m in front.minimize])
+        done = obs.mixtures[surrogate.problem.constraints.contains(obs.mixtures)] if obs.n else obs.mixtures
+        self.on_front = np.concatenate([done, obs.pending_mixtures])
+        self.cells = self._partition()
+
+    def _at_target(self, mixtures: FloatArray) -> FloatArray:
+        """Posterior means ``(n, m)`` at the target, lower is better on every axis."""
+        means = [s.gp.to_loss(*post.mean_var(s.inputs(mixtures, self.target)))[0]
+                 for s, post in zip(self.models, self.posts, strict=True)]
+        return np.stack(means, axis=1) * self.orient
+
+    def _partition(self) -> torch.Tensor:
+        """Cell bounds ``(2, C, m)`` of the region the current front does not dominate (higher is better)."""
+        y = torch.as_tensor(-self._at_target(self.on_front), dtype=DTYPE)
+        ref = infer_reference_point(y[is_non_dominated(y)])
+        if self.feasibility is not None:
+            y = y[torch.as_tensor(self.feasibility(self.on_front) >= self.threshold)]
+        return FastNondominatedPartitioning(ref_point=ref, Y=y).get_hypercell_bounds().to(self.s.device)
+
+    def _gain(self, mixtures: FloatArray, fids: FloatArray) -> tuple[PairedStats, torch.Tensor, torch.Tensor]:
+        """(the objective's paired statistics, EHVI of the preposterior, probability of feasibility), per pair."""
+        models = list(zip(self.models, self.posts, strict=True))
+        stats = [_paired_stats(model, post, mixtures, fids) for model, post in models]
+        pairs = list(zip(models, stats, strict=True))
+        mean = np.stack([m.gp.to_loss(st.ref_mean, st.ref_var)[0] for (m, _), st in pairs], axis=1)
+        sd = np.stack([(st.cov.abs() / (st.var + p.noise).sqrt()).cpu().numpy() * m.gp.y_std
+                       for (m, p), st in pairs], axis=1)
+        ehvi = expected_hypervolume_improvement(as_tensor(-mean * self.orient, self.s.device),
+                                                as_tensor(sd, self.s.device), self.cells)
+        feasible = as_tensor(np.ones(len(mixtures)) if self.feasibility is None else self.feasibility(mixtures),
+                             self.s.device)
+        return stats[0], ehvi, feasible
+
+    def score(self, mixtures: FloatArray, fids: FloatArray, rng: np.random.Generator) -> _Scored:
+        stats, ehvi, feasible = self._gain(mixtures, fids)
+        cost = as_tensor(self.cost_model(fids) / self.target_cost, self.s.device)
+        return _Scored(mixtures, fids, stats, cost, feasible, ehvi * feasible / cost)
+
+    def batch(self, scored: _Scored, keep: np.ndarray, count: int) -> list[tuple[int, float, float]]:
+        """Greedy batch among the pairs ``keep``: ``(index into keep, gain, gain / cost)`` per pick."""
+        mixtures, fids = scored.mixtures[keep], scored.fids[keep]
+        cost = scored.cost[torch.as_tensor(keep, device=self.s.device)]
+        allowed = torch.ones(len(keep), dtype=torch.bool, device=self.s.device)
+        picks: list[tuple[int, float, float]] = []
+        for _ in range(min(count, len(keep))):
+            _, ehvi, feasible = self._gain(mixtures, fids)
+            gain = ehvi * feasible
+            utility = torch.where(allowed, gain / cost, torch.full_like(gain, -torch.inf))
+            best = int(torch.argmax(utility))
+            picks.append((best, float(gain[best]), float(utility[best])))
+            allowed[best] = False
+            self.posts = [post.believe(model.inputs(mixtures[best][None], fids[best]))
+                          for model, post in zip(self.models, self.posts, strict=True)]
+            self.on_front = np.concatenate([self.on_front, mixtures[best][None]])
+            self.cells = self._partition()
+        return picks
+
+
 def suggest(
     surrogate: Surrogate,
     obs: Observations,
@@ -347,9 +459,12 @@ def suggest(
     settings: BOSettings,
     candidates: tuple[FloatArray, FloatArray] | None = None,
     feasibility: Callable[[FloatArray], FloatArray] | None = None,
+    front: FrontAcquisition | None = None,
 ) -> list[Pick]:
     """``count`` runs that buy the most information about the target minimum per unit of cost, weighted by
-    ``feasibility`` (mixtures -> probability of meeting the outcome constraints) when given.
+    ``feasibility`` (mixtures -> probability of meeting the outcome constraints) when given. With ``front``
+    (further objectives), the runs that most improve the target-level front's hypervolume per unit of
+    cost instead (:class:`_FrontScorer`); ``Pick.information`` is then that expected improvement.
 
     ``candidates`` = (mixtures, fidelities with NaN = "choose") restricts the search to a finite pool.
     The runs are distinct and neither pending nor observed; there are exactly ``count`` of them unless
@@ -359,7 +474,10 @@ def suggest(
     post = surrogate.gp.posterior
     if len(obs.pending_mixtures):
         post = post.believe(surrogate.inputs(obs.pending_mixtures, obs.pending_fidelities))
-    scorer = _Scorer(surrogate, post, cost_model, settings, feasibility)
+    scorer: _Scorer | _FrontScorer = (
+        _Scorer(surrogate, post, cost_model, settings, feasibility) if front is None
+        else _FrontScorer(surrogate, post, cost_model, obs, front, feasibility)
+    )
     if candidates is not None:
         scored = scorer.score(*_expand_pool(candidates[0], candidates[1], levels), rng)
     else:

@@ -23,6 +23,12 @@ cost by the probability that its mixture is feasible at the target (the constrai
 factor is BoTorch's probability of feasibility, a test checks it against ``LogConstrainedExpectedImprovement``);
 the recommendation is the posterior-mean optimum among mixtures feasible with the required probability.
 
+Trade-offs (``problem.trade_offs``): one GP per trade-off metric, over every level like the constraints'. Suggestions
+then buy the runs that most improve the hypervolume of the target-level front of (objective, trade-offs) per unit
+cost, times the probability of feasibility (:class:`mixing.bo.engine.FrontAcquisition`); the recommendation is
+unchanged, the best feasible objective. While the proxies are distrusted, suggestions stay single-objective (the
+target-only fit has no trade-off GPs).
+
 Warm start: the GP hyperparameters of the previous fit arrive in ``ctx.hints["bo_state"]`` and the new ones
 leave in ``details["bo_state"]`` of every proposal and recommendation (a small JSON-able dict; the target-only
 fit's, when there is one, under its key ``"target_only"``).
@@ -75,6 +81,8 @@ MIN_LEVEL_VALUE = 5.0
 TARGET_ONLY = "target_only"
 #: Key of the outcome-constraint GPs' hyperparameters (a list, in constraint order) inside ``bo_state``.
 OUTCOMES = "outcomes"
+#: Key of the trade-off metrics' GP hyperparameters (by metric column, as a string) inside ``bo_state``.
+TRADE_OFFS = "trade_offs"
 #: Target-fidelity runs bought before the proxies are relied on (see :meth:`BayesOptMethod.target_design`):
 #: as many as the trust needs to be measured at all.
 TARGET_DESIGN = engine.MIN_TRUST_RUNS
@@ -236,9 +244,17 @@ class BayesOptMethod:
             problem = surrogate.problem
             levels = engine.fidelity_levels(problem, obs, at)
             cost_model = fit_cost_model(obs.fidelities, obs.costs)
+            front = None
+            if ctx.problem.trade_offs and fitted.target is None:
+                fits = self.metric_fits(ctx, fitted, [t.metric for t in ctx.problem.trade_offs])
+                front = engine.FrontAcquisition([fits[t.metric] for t in ctx.problem.trade_offs],
+                                                tuple(t.minimize for t in ctx.problem.trade_offs),
+                                                ctx.problem.feasibility_probability)
+                fitted.state[TRADE_OFFS] = {str(j): f.gp.state for j, f in fits.items()
+                                            if j not in ctx.problem.constrained_metrics}
             picks = engine.suggest(
                 surrogate, obs, count - len(design), levels, cost_model, ctx.rng, self.settings, pool,
-                fitted.outcomes.probability if fitted.outcomes.active else None,
+                fitted.outcomes.probability if fitted.outcomes.active else None, front,
             )
         common = {
             **self._details(surrogate, fitted),
@@ -256,7 +272,7 @@ class BayesOptMethod:
                 predicted=self._prediction(problem, p.mean, p.sd),
                 details={
                     **common,
-                    "information_nats": p.information,
+                    "expected_hypervolume_improvement" if front else "information_nats": p.information,
                     "utility": p.utility,
                     "predicted_cost": p.cost,
                 },
@@ -346,16 +362,24 @@ class BayesOptMethod:
     def front_model(self, ctx: SearchContext) -> BOFront:
         """The GPs a trade-off front needs (:func:`mixing.pareto.predicted_front`): the objective's, the
         constrained metrics', and one more per metric axis of the front, all over every fidelity."""
-        problem, obs = self.view(ctx)
+        problem = self.view(ctx)[0]
         with cpu_threads(ctx.compute.threads):
             fitted = self.fit(ctx, with_target_only=False)
-            fits = {c.metric: f for c, f in zip(problem.outcome_constraints, fitted.outcome_fits, strict=True)}
-            device = bo_device(ctx.compute.device)
-            for axis in front_axes(problem):
-                if axis.metric is not None and axis.metric not in fits:
-                    fits[axis.metric] = engine.fit_surrogate(problem, obs, device, ctx.rng, None, self.settings,
-                                                             values=obs.metrics[:, axis.metric])
+            fits = self.metric_fits(ctx, fitted, [a.metric for a in front_axes(problem) if a.metric is not None])
         return BOFront(fitted.surrogate, fits, problem.fidelity.target, ctx.compute.threads)
+
+    def metric_fits(self, ctx: SearchContext, fitted: FittedBO, columns: list[int]) -> dict[int, Surrogate]:
+        """A GP over every fidelity per metric column: the outcome constraint's where the metric has one,
+        else a new fit (warm-started from ``bo_state``'s :data:`TRADE_OFFS`), keyed by column."""
+        problem, obs = self.view(ctx)
+        fits = {c.metric: f for c, f in zip(problem.outcome_constraints, fitted.outcome_fits, strict=True)}
+        states = (ctx.hints.get("bo_state") or {}).get(TRADE_OFFS) or {}
+        device = bo_device(ctx.compute.device)
+        for j in columns:
+            if j not in fits:
+                fits[j] = engine.fit_surrogate(problem, obs, device, ctx.rng, states.get(str(j)), self.settings,
+                                               values=obs.metrics[:, j])
+        return fits
 
     def model_fidelity(self, ctx: SearchContext, fidelity: FloatArray) -> FloatArray:
         """A fidelity as the model's inputs see it (all axes here; none for the single-fidelity view)."""
