@@ -105,7 +105,7 @@ def fit_gp(
     key = f"{signature}|{n_domains}|{n_axes}|v{STATE_VERSION}"
     t0 = time.perf_counter()
     model = _model(x_t[fit_rows], y_t[fit_rows], n_domains, n_axes)
-    warm = bool(state) and state.get("key") == key and _load_params(model, state.get("params") or {})
+    warm = state is not None and state.get("key") == key and _load_params(model, state.get("params") or {})
     result = _optimise(model, settings.maxiter_warm) if warm else float("nan")
     if not np.isfinite(result):
         warm = False

@@ -229,6 +229,7 @@ class BayesOptMethod:
             fitted = self.fit(ctx)
             design = self.target_design(ctx, fitted, fixed, count, candidates)
             ctx = _with_pending(ctx, design)
+            at: FloatArray | None
             if fitted.target is not None:  # the proxies mislead: search at the target, on its runs alone
                 surrogate, obs = fitted.target
                 pool = None if candidates is None else target_pool(ctx.problem, candidates)
