@@ -154,29 +154,31 @@ def build_pool(rho: float, cost_ratio: float, pool_seed: int = 0) -> FamilyPool:
 
 
 @functools.cache
-def load_csv_pool(path: Path, domains: tuple[str, ...]) -> FamilyPool:
+def load_csv_pool(path: Path, domains: tuple[str, ...], fidelity: str = "params") -> FamilyPool:
     """A real two-level pool from a CSV of finished runs, one row per run.
 
-    Columns: one per domain in ``domains`` (weights, normalised here), ``params`` (the fidelity; the larger of
-    its two values is the target), ``cost`` (any unit; rescaled so the cheap level's median run costs 1, as in
-    the RegMix family) and ``objective`` (lower is better). ``python -m examples.tiny_lm.pool`` writes one.
+    Columns: one per domain in ``domains`` (weights, normalised here), ``fidelity`` (the level's value on the
+    fidelity axis methods see; the larger of its two values is the target), ``cost`` (any unit; rescaled so the
+    cheap level's median run costs 1, as in the RegMix family) and ``objective`` (lower is better).
+    ``python -m examples.tiny_lm.pool`` writes one. ``fidelity="cost"`` gives the methods an axis to which cost
+    is proportional, so a cost model extrapolating from the cheap level alone forecasts the target's cost right.
     """
     import pandas as pd
 
     table = pd.read_csv(path)
-    missing = [c for c in (*domains, "params", "cost", "objective") if c not in table.columns]
+    missing = [c for c in (*domains, fidelity, "cost", "objective") if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: no column {missing[0]!r}")
-    level = table["params"].to_numpy(dtype=np.float64)
+    level = table[fidelity].to_numpy(dtype=np.float64)
     if len(np.unique(level)) != 2:
-        raise ValueError(f"{path}: 'params' must take exactly two values (the cheap level and the target)")
+        raise ValueError(f"{path}: {fidelity!r} must take exactly two values (the cheap level and the target)")
     w = table[list(domains)].to_numpy(dtype=np.float64)
     w = w / w.sum(axis=1, keepdims=True)
     cost = table["cost"].to_numpy(dtype=np.float64)
     cost = cost / np.median(cost[level == level.min()])
     problem = _problem(domains, float(level.min()), float(level.max()), None)
     return two_level_pool(w, level, table["objective"].to_numpy(dtype=np.float64), cost, problem, None, None,
-                          str(path))
+                          f"{path} (fidelity: {fidelity})")
 
 
 def _problem(domains: tuple[str, ...], low: float, high: float, prior: np.ndarray | None) -> Problem:
@@ -369,15 +371,18 @@ RUNNERS: dict[str, Callable[[Replay], list[Replay] | None]] = {
 @dataclass(frozen=True)
 class PoolSpec:
     """How a worker process rebuilds a pool (cached there): a RegMix pool at ``rho`` and ``cost_ratio``, or
-    the real pool in ``csv`` over ``domains``."""
+    the real pool in ``csv`` over ``domains`` with ``fidelity`` as its fidelity column."""
 
     rho: float = math.nan
     cost_ratio: float = math.nan
     csv: Path | None = None
     domains: tuple[str, ...] = ()
+    fidelity: str = "params"
 
     def build(self) -> FamilyPool:
-        return load_csv_pool(self.csv, self.domains) if self.csv else build_pool(self.rho, self.cost_ratio)
+        if self.csv:
+            return load_csv_pool(self.csv, self.domains, self.fidelity)
+        return build_pool(self.rho, self.cost_ratio)
 
 
 def one(job: tuple[PoolSpec, str, int, float]) -> list[dict]:
@@ -459,6 +464,7 @@ def main() -> None:
                     help="replay this real two-level pool (see load_csv_pool) instead of the RegMix family")
     ap.add_argument("--pool-domains", default="code,man,legal,changelog",
                     help="the mixture columns of --pool-csv")
+    ap.add_argument("--pool-fidelity", default="params", help="the fidelity column of --pool-csv")
     ap.add_argument("--combine", type=Path, nargs="+", default=None,
                     help="summarise these result files into --out instead of running (a method in a later file "
                          "replaces it in the earlier ones)")
@@ -473,7 +479,8 @@ def main() -> None:
         return
     methods = [m for m in args.methods.split(",") if not m.startswith("optuna") or _has_optuna()]
     if args.pool_csv:
-        specs = [PoolSpec(csv=args.pool_csv, domains=tuple(args.pool_domains.split(",")))]
+        specs = [PoolSpec(csv=args.pool_csv, domains=tuple(args.pool_domains.split(",")),
+                          fidelity=args.pool_fidelity)]
     else:
         specs = [PoolSpec(float(x), args.cost_ratio) for x in args.rhos.split(",")]
     pools = {}

@@ -62,6 +62,8 @@ def test_a_csv_pool_loads_as_a_family_pool_and_replays(tmp_path: Path) -> None:
     assert fp.spearman == pytest.approx(spearmanr(cheap, target)[0])
     assert fp.requested == fp.spearman and fp.theta is None
     assert fp.describe()["target_mixtures"] == 6
+    by_cost = load_csv_pool(path, DOMAINS, fidelity="cost")
+    assert (by_cost.low, by_cost.high) == (2.0, 30.0) and by_cost.spearman == fp.spearman
 
     replay = Replay(fp, "random", seed=0, budget=60.0)
     run_random(replay)
