@@ -119,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args.out.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = args.out / "pool.csv", args.out / "pool.json"
     meta: dict[str, Any] = json.loads(json_path.read_text()) if json_path.exists() else {}
+    if set(meta.get("calibration", {}).get("seconds_per_step", sizes)) != set(sizes):
+        raise SystemExit(f"{json_path} was calibrated for other sizes: use another --out")
     if "calibration" not in meta:
         configs = {s: plan.config(s, 0) for s in sizes}
         meta["calibration"] = {"seconds_per_step": seconds_per_step(corpus, configs, {n: 1 / len(names)
@@ -138,6 +140,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     json_path.write_text(json.dumps(meta, indent=1))
 
     rows = read_rows(csv_path)
+    stale = [r for r in rows if int(r["index"]) >= len(mixtures) or r["size"] not in sizes
+             or any(abs(float(r[n]) - mixtures[int(r["index"])][1][n]) > 1e-9 for n in names)]
+    if stale:
+        raise SystemExit(f"{csv_path} has runs of other mixtures or sizes (row {stale[0]['index']}, "
+                         f"{stale[0]['size']}): resume with the arguments that made it, or use another --out")
     done = {(int(r["index"]), r["size"]) for r in rows}
     jobs = [(i, cheap) for i in range(args.mixtures)] + [(i, target) for i in high]
     todo = [j for j in jobs if j not in done]
