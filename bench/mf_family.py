@@ -32,6 +32,11 @@ Methods (all in this process, through the same :mod:`mixing.methods` objects the
 
 Run: ``python bench/mf_family.py --seeds 10`` (writes ``bench/results/mf_family.json`` and
 ``bench/results/mf_family.png``); ``--plot-only`` redraws the plot from the JSON.
+
+A real pool replays the same way: ``--pool-csv PATH`` (with ``--pool-domains``) replaces the RegMix family by
+one table of finished runs, such as ``python -m examples.tiny_lm.pool``'s real tiny-LM runs at two sizes
+(:func:`load_csv_pool`); its correlation is the one measured between its levels, its cost ratio the one its
+``cost`` column gives.
 """
 
 from __future__ import annotations
@@ -79,13 +84,44 @@ SCORED_ALONGSIDE = ("mf-mes-best-observed",)
 
 @dataclass(frozen=True)
 class FamilyPool:
-    """One pool of the family: the replay table, the problem it poses and what was measured about it."""
+    """One pool of the family: the replay table, the problem it poses and what was measured about it.
+
+    ``low`` and ``high`` are the cheap and the target level's fidelity values; ``requested`` is the correlation
+    asked for (for a real pool, the one measured); ``theta`` is the blend angle of a RegMix pool (None for a
+    real one).
+    """
 
     problem: Problem
     pool: ReplayPool
     requested: float
     spearman: float
-    theta: float
+    theta: float | None
+    low: float
+    high: float
+    cost_ratio: float
+    source: str
+
+    def describe(self) -> dict:
+        """What the result JSON stores about the pool."""
+        return {"requested": self.requested, "spearman": self.spearman, "theta": self.theta,
+                "source": self.source, "cost_ratio": self.cost_ratio,
+                "target_mixtures": int((self.pool.fidelities[:, 0] == self.high).sum())}
+
+
+def two_level_pool(mixtures: np.ndarray, level: np.ndarray, objective: np.ndarray, cost: np.ndarray,
+                   problem: Problem, requested: float | None, theta: float | None, source: str) -> FamilyPool:
+    """A :class:`FamilyPool` from its rows: mixtures ``(n, d)``, fidelity ``level (n,)`` (the largest value is the
+    target), objective and cost ``(n,)``; the Spearman correlation is measured on the mixtures at both levels."""
+    low, high = float(level.min()), float(level.max())
+    is_high = level == high
+    cheap_by_mixture = {tuple(m): y for m, y, h in zip(mixtures, objective, is_high, strict=True) if not h}
+    shared = [(cheap_by_mixture[tuple(m)], y) for m, y, h in zip(mixtures, objective, is_high, strict=True)
+              if h and tuple(m) in cheap_by_mixture]
+    measured = float(spearmanr(*zip(*shared, strict=True))[0])
+    pool = ReplayPool(mixtures, level[:, None].astype(np.float64), objective, cost)
+    ratio = float(np.median(cost[is_high]) / np.median(cost[~is_high]))
+    return FamilyPool(problem, pool, measured if requested is None else requested, measured, theta, low, high,
+                      ratio, source)
 
 
 @functools.cache
@@ -109,25 +145,52 @@ def build_pool(rho: float, cost_ratio: float, pool_seed: int = 0) -> FamilyPool:
     thetas = np.linspace(0.0, math.pi, 1801)
     rhos = np.array([spearmanr(cheap(t)[at_target], target[at_target])[0] for t in thetas])
     theta = float(thetas[int(np.argmin(np.abs(rhos - rho)))])
-    y_low = cheap(theta)
     n_t = len(at_target)
-    pool = ReplayPool(
-        np.concatenate([w, w[at_target]]),
-        np.concatenate([np.full((len(w), 1), LOW), np.full((n_t, 1), HIGH)]),
-        np.concatenate([y_low, target[at_target]]),
-        np.concatenate([np.ones(len(w)), np.full(n_t, cost_ratio)]),
-    )
-    space = FidelitySpace(("params",), np.array([LOW]), np.array([HIGH]), np.array([HIGH]))
-    problem = Problem(
+    problem = _problem(domains, LOW, HIGH, np.array([PILE_TOKEN_SHARE[d] for d in domains]))
+    return two_level_pool(np.concatenate([w, w[at_target]]), np.concatenate([np.full(len(w), LOW),
+                                                                            np.full(n_t, HIGH)]),
+                          np.concatenate([cheap(theta), target[at_target]]),
+                          np.concatenate([np.ones(len(w)), np.full(n_t, cost_ratio)]), problem, rho, theta, "regmix")
+
+
+@functools.cache
+def load_csv_pool(path: Path, domains: tuple[str, ...], fidelity: str = "params") -> FamilyPool:
+    """A real two-level pool from a CSV of finished runs, one row per run.
+
+    Columns: one per domain in ``domains`` (weights, normalised here), ``fidelity`` (the level's value on the
+    fidelity axis methods see; the larger of its two values is the target), ``cost`` (any unit; rescaled so the
+    cheap level's median run costs 1, as in the RegMix family) and ``objective`` (lower is better).
+    ``python -m examples.tiny_lm.pool`` writes one. ``fidelity="cost"`` gives the methods an axis to which cost
+    is proportional, so a cost model extrapolating from the cheap level alone forecasts the target's cost right.
+    """
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    missing = [c for c in (*domains, fidelity, "cost", "objective") if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: no column {missing[0]!r}")
+    level = table[fidelity].to_numpy(dtype=np.float64)
+    if len(np.unique(level)) != 2:
+        raise ValueError(f"{path}: {fidelity!r} must take exactly two values (the cheap level and the target)")
+    w = table[list(domains)].to_numpy(dtype=np.float64)
+    w = w / w.sum(axis=1, keepdims=True)
+    cost = table["cost"].to_numpy(dtype=np.float64)
+    cost = cost / np.median(cost[level == level.min()])
+    problem = _problem(domains, float(level.min()), float(level.max()), None)
+    return two_level_pool(w, level, table["objective"].to_numpy(dtype=np.float64), cost, problem, None, None,
+                          f"{path} (fidelity: {fidelity})")
+
+
+def _problem(domains: tuple[str, ...], low: float, high: float, prior: np.ndarray | None) -> Problem:
+    """One objective to minimise over the unconstrained simplex, one fidelity axis from ``low`` to ``high``."""
+    return Problem(
         domains,
         SimplexConstraints.unconstrained(len(domains)),
         ("objective",),
         np.array([1.0]),
-        prior=np.array([PILE_TOKEN_SHARE[d] for d in domains]),
-        fidelity=space,
+        prior=prior,
+        fidelity=FidelitySpace(("params",), np.array([low]), np.array([high]), np.array([high])),
     )
-    measured = float(spearmanr(y_low[at_target], target[at_target])[0])
-    return FamilyPool(problem, pool, rho, measured, theta)
 
 
 @dataclass
@@ -155,7 +218,7 @@ class Replay:
     def __init__(self, fp: FamilyPool, method: str, seed: int, budget: float) -> None:
         self.fp, self.budget = fp, budget
         pool = fp.pool
-        self.is_high = pool.fidelities[:, 0] == HIGH
+        self.is_high = pool.fidelities[:, 0] == fp.high
         self.high_rows = np.flatnonzero(self.is_high)
         self.target_mixtures = pool.mixtures[self.high_rows]
         truth = pool.objective[self.high_rows]
@@ -228,7 +291,7 @@ def _candidates(r: Replay, rows: np.ndarray) -> Candidates:
 
 def run_bo(r: Replay, single: bool) -> None:
     method = SingleFidelityBayesOptMethod() if single else BayesOptMethod()
-    level = HIGH if single else LOW
+    level = r.fp.high if single else r.fp.low
     n0 = SF_DESIGN if single else BO_DESIGN
     rows = r.high_rows if single else np.arange(len(r.fp.pool.objective))
     level_rows = np.flatnonzero(r.fp.pool.fidelities[:, 0] == level)
@@ -266,7 +329,7 @@ def run_regmix(r: Replay) -> None:
         if len(free) == 0:
             break
         ctx = r.context({})
-        props = DesignMethod().suggest(ctx, BATCH, np.array([LOW]), _candidates(r, free))
+        props = DesignMethod().suggest(ctx, BATCH, np.array([r.fp.low]), _candidates(r, free))
         r.take_proposals(props)
         if len(r.rows) >= 8:
             p = r.fp.pool
@@ -305,10 +368,26 @@ RUNNERS: dict[str, Callable[[Replay], list[Replay] | None]] = {
 }
 
 
-def one(job: tuple[float, float, str, int, float]) -> list[dict]:
-    rho, ratio, method, seed, budget = job
-    fp = build_pool(rho, ratio)
-    r = Replay(fp, method, seed, budget)
+@dataclass(frozen=True)
+class PoolSpec:
+    """How a worker process rebuilds a pool (cached there): a RegMix pool at ``rho`` and ``cost_ratio``, or
+    the real pool in ``csv`` over ``domains`` with ``fidelity`` as its fidelity column."""
+
+    rho: float = math.nan
+    cost_ratio: float = math.nan
+    csv: Path | None = None
+    domains: tuple[str, ...] = ()
+    fidelity: str = "params"
+
+    def build(self) -> FamilyPool:
+        if self.csv:
+            return load_csv_pool(self.csv, self.domains, self.fidelity)
+        return build_pool(self.rho, self.cost_ratio)
+
+
+def one(job: tuple[PoolSpec, str, int, float]) -> list[dict]:
+    spec, method, seed, budget = job
+    r = Replay(spec.build(), method, seed, budget)
     t0 = time.perf_counter()
     others = RUNNERS[method](r) or []
     return [asdict(x.finish(t0)) for x in (r, *others)]
@@ -361,7 +440,8 @@ def plot(result: dict, path: Path) -> None:
                 ax.plot(np.array(xs)[order], np.array(ys)[order], marker="o", label=method)
         ax.axhline(budget * 1.25, color="k", ls=":", lw=1, label="never (> budget)")
         ax.set_yscale("log")
-        ax.set_xlabel("Spearman correlation, cheap level vs target (64 target mixtures)")
+        ax.set_xlabel(f"Spearman correlation, cheap level vs target ({result.get('target_mixtures', 64)} target "
+                      "mixtures)")
         ax.set_ylabel(f"median {title} (cheap run = 1, target run = {result['cost_ratio']:g})")
         ax.set_title(f"{title}: median over {result['seeds']} seeds, budget {budget:g}")
         ax.legend(fontsize=8)
@@ -380,6 +460,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=OUT / "mf_family.json")
     ap.add_argument("--plot-only", action="store_true")
+    ap.add_argument("--pool-csv", type=Path, default=None,
+                    help="replay this real two-level pool (see load_csv_pool) instead of the RegMix family")
+    ap.add_argument("--pool-domains", default="code,man,legal,changelog",
+                    help="the mixture columns of --pool-csv")
+    ap.add_argument("--pool-fidelity", default="params", help="the fidelity column of --pool-csv")
     ap.add_argument("--combine", type=Path, nargs="+", default=None,
                     help="summarise these result files into --out instead of running (a method in a later file "
                          "replaces it in the earlier ones)")
@@ -392,14 +477,20 @@ def main() -> None:
     if args.combine:
         write(combine([json.loads(f.read_text()) for f in args.combine]), args.out)
         return
-    rhos = [float(x) for x in args.rhos.split(",")]
     methods = [m for m in args.methods.split(",") if not m.startswith("optuna") or _has_optuna()]
+    if args.pool_csv:
+        specs = [PoolSpec(csv=args.pool_csv, domains=tuple(args.pool_domains.split(",")),
+                          fidelity=args.pool_fidelity)]
+    else:
+        specs = [PoolSpec(float(x), args.cost_ratio) for x in args.rhos.split(",")]
     pools = {}
-    for rho in rhos:
-        fp = build_pool(rho, args.cost_ratio)
-        pools[rho] = {"requested": rho, "spearman": fp.spearman, "theta": fp.theta}
-        print(f"pool rho~{rho}: measured Spearman {fp.spearman:.3f} (theta {fp.theta:.3f})", flush=True)
-    jobs = [(rho, args.cost_ratio, m, s, args.budget) for rho in rhos for m in methods
+    for spec in specs:
+        fp = spec.build()
+        pools[fp.requested] = fp.describe()
+        print(f"pool {fp.source} rho~{fp.requested:.3f}: measured Spearman {fp.spearman:.3f} over "
+              f"{pools[fp.requested]['target_mixtures']} target mixtures, cost ratio {fp.cost_ratio:.2f}, "
+              f"theta {fp.theta}", flush=True)
+    jobs = [(spec, m, s, args.budget) for spec in specs for m in methods
             for s in range(args.first_seed, args.first_seed + args.seeds)]
     traces = []
     with ProcessPoolExecutor(args.workers) as ex:
@@ -409,8 +500,9 @@ def main() -> None:
                   f"stays from {t['cost_to_stay_within']:g}, runs {t['runs_low']}+{t['runs_high']}, "
                   f"{t['wall_s']:.0f}s", flush=True)
     summary = summarise(traces, pools)
-    result = {"budget": args.budget, "cost_ratio": args.cost_ratio, "seeds": args.seeds, "batch": BATCH,
-              "summary": summary, "traces": traces}
+    first = next(iter(pools.values()))
+    result = {"budget": args.budget, "cost_ratio": first["cost_ratio"], "seeds": args.seeds, "batch": BATCH,
+              "target_mixtures": first["target_mixtures"], "summary": summary, "traces": traces}
     write(result, args.out)
 
 
@@ -423,7 +515,8 @@ def combine(results: list[dict]) -> dict:
     pools = {float(k): e["pool"] for result in results for k, e in result["summary"].items()}
     first = results[0]
     return {"budget": first["budget"], "cost_ratio": first["cost_ratio"], "seeds": first["seeds"], "batch": BATCH,
-            "summary": summarise(traces, pools), "traces": traces}
+            "target_mixtures": first.get("target_mixtures", 64), "summary": summarise(traces, pools),
+            "traces": traces}
 
 
 def _from_json(trace: dict) -> dict:

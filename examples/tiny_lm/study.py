@@ -156,6 +156,32 @@ def comparisons(finals: dict[str, list[float]], reference: Sequence[str]) -> dic
     return out
 
 
+def seconds_per_step(
+    corpus: DeviceCorpus,
+    configs: dict[str, TrainConfig],
+    mixture: Mixture,
+    steps: int = 10,
+    repeats: int = 5,
+    log: Log = _print,
+) -> dict[str, float]:
+    """Seconds per optimiser step of each size (``configs`` by size name) on ``corpus``'s device: the fastest
+    of ``repeats`` timings of ``steps`` steps (after two warm-up steps), since other work on a shared machine
+    only slows a timing down. A run's nominal cost is its steps times this, comparable while the load changes.
+    """
+    per = {}
+    for size, cfg in configs.items():
+        trainer = Trainer(corpus, cfg, total_steps=2 + steps * repeats)
+        trainer.train(2, mixture)
+        timings = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            trainer.train(steps, mixture)
+            timings.append((time.perf_counter() - t0) / steps)
+        per[size] = min(timings)
+        log(f"  {size}: {per[size] * 1000:.1f} ms per step (timings {[round(t * 1000) for t in timings]})")
+    return per
+
+
 class Study:
     """Runs the phases, keeping everything in ``self.data`` and saving it after each phase."""
 
@@ -237,22 +263,10 @@ class Study:
         }
         self.data["setup"] = info
 
-    def calibration(self, steps: int = 10, repeats: int = 5) -> None:
-        """Seconds per optimiser step of each size, on the study's device: the fastest of ``repeats`` timings
-        of ``steps`` steps (after two warm-up steps), since other work on a shared machine only slows a
-        timing down."""
+    def calibration(self) -> None:
         uniform = {n: 1 / len(self.names) for n in self.names}
-        per = {}
-        for size in self.plan.sizes:
-            trainer = Trainer(self.corpus, self.plan.config(size, 0), total_steps=2 + steps * repeats)
-            trainer.train(2, uniform)
-            timings = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                trainer.train(steps, uniform)
-                timings.append((time.perf_counter() - t0) / steps)
-            per[size] = min(timings)
-            self.log(f"  {size}: {per[size] * 1000:.1f} ms per step (timings {[round(t * 1000) for t in timings]})")
+        configs = {size: self.plan.config(size, 0) for size in self.plan.sizes}
+        per = seconds_per_step(self.corpus, configs, uniform, log=self.log)
         self.save("calibration", {"seconds_per_step": per, "load": load_average()})
 
     def noise(self) -> None:
