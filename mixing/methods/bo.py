@@ -7,9 +7,8 @@ to target-fidelity runs, the baseline that multi-fidelity must beat on cost.
 Trust in the proxies. Before relying on cheap runs, ``bo`` buys a few target-fidelity runs of its own
 (:meth:`BayesOptMethod.target_design`): the mixtures its model predicts best there, and mixtures spread out
 among the target level's. With those, it measures how well each cheaper level ranks the mixtures run at
-the target (:func:`mixing.bo.engine.level_trust`), and weighs it against the level's cost ratio (target cost
-over its cost, :func:`level_value`). If no cheaper level reaches :data:`MIN_LEVEL_VALUE`, the proxies are
-not worth their cost: suggestions *and* the recommendation come from a GP on the target runs alone (the
+the target (:func:`mixing.bo.engine.level_trust`). If every cheaper level falls below :data:`TRUST_MIN`,
+the proxies mislead: suggestions *and* the recommendation come from a GP on the target runs alone (the
 recommendation with the usual guard), so ``bo`` behaves like single-fidelity BO on every target run it has
 bought and buys no more cheap runs while the measured trust stays low. What changes is which levels are
 proposed, not the acquisition's credit for a cheap run: capping that credit by the measured trust made
@@ -63,18 +62,12 @@ from mixing.problem import (
 from mixing.simplex import FloatArray
 from mixing.transfer import TransferPrior
 
-#: A cheaper level is relied on while ``max(trust, 0)**2 * cost_ratio`` reaches this (:func:`level_value`).
-#: A run there explains about ``trust**2`` of what a target run would (the squared correlation) at
-#: ``1 / cost_ratio`` of its cost, so 1 is break-even; the margin of 5 is for a trust measured on 5 runs,
-#: and for proxies misleading most near the optimum. At a cost ratio of 20 it is a trust of 0.5, the fixed
-#: threshold this replaced (chosen, not tuned, on the issue-16 family at that ratio); at 5 no trust is
-#: enough -- there the fixed threshold kept buying cheap runs and lost to single-fidelity BO on every pool
-#: of the family (``bench/RESULTS.md``); at 60 (the public RegMix pool) a trust of 0.29 is.
-#: Measured only on target runs that ``bo`` chose by the proxies, the trust did not separate agreeing from
-#: misleading proxies (-0.3 to 0.45 on a RegMix pool whose cheap level has rank correlation 0.95 with the
-#: target): near the proxies' optimum every ranking is flat. The spread-out runs of
+#: Measured trust (Spearman) below which a cheaper level is taken to mislead (see the module docstring).
+#: Not tuned. Measured only on target runs that ``bo`` chose by the proxies, the trust did not separate
+#: agreeing from misleading proxies (-0.3 to 0.45 on a RegMix pool whose cheap level has rank correlation
+#: 0.95 with the target): near the proxies' optimum every ranking is flat. The spread-out runs of
 #: :meth:`BayesOptMethod.target_design` are what give the measurement range.
-MIN_LEVEL_VALUE = 5.0
+TRUST_MIN = 0.5
 #: Key of the target-only fit's hyperparameters inside ``bo_state``.
 TARGET_ONLY = "target_only"
 #: Key of the outcome-constraint GPs' hyperparameters (a list, in constraint order) inside ``bo_state``.
@@ -104,14 +97,11 @@ class FittedBO:
     outcomes: ResolvedConstraints
     #: The warm start's prior mean (used only where it helped by leave-one-out), None without transfers.
     transfer: TransferPrior | None = None
-    #: Target cost over each measured cheaper level's cost (by the cost model), keyed like ``trust``.
-    cost_ratio: dict[bytes, float] = dataclasses.field(default_factory=dict)
 
     @property
     def distrusted(self) -> bool:
-        """Every cheaper level measured, and none worth its cost (:data:`MIN_LEVEL_VALUE`)."""
-        return bool(self.trust) and all(
-            level_value(t, self.cost_ratio[k]) < MIN_LEVEL_VALUE for k, t in self.trust.items())
+        """Every cheaper level measured, and every one below :data:`TRUST_MIN`."""
+        return bool(self.trust) and max(self.trust.values()) < TRUST_MIN
 
     def for_target(self) -> tuple[Surrogate, Observations]:
         """The model that recommends: the target-only one if the proxies mislead."""
@@ -201,8 +191,7 @@ class BayesOptMethod:
         kept = {k: state[k] for k in (TARGET_ONLY,) if k in state}
         if fits:
             kept[OUTCOMES] = [f.gp.state for f in fits]
-        fitted = FittedBO(surrogate, obs, trust, None, {**surrogate.gp.state, **kept}, fits, outcomes, prior,
-                          cost_ratios(problem, obs, trust))
+        fitted = FittedBO(surrogate, obs, trust, None, {**surrogate.gp.state, **kept}, fits, outcomes, prior)
         if not with_target_only or not fitted.distrusted:
             return fitted
         t_problem, t_obs = target_view(problem, obs)
@@ -401,8 +390,7 @@ class BayesOptMethod:
             "fit": surrogate.gp.info,
             # measured trust per cheaper level, keyed by its fidelity values
             "level_trust": [
-                {"fidelity": np.frombuffer(k, dtype=np.float64).reshape(fidelity.n_axes).tolist(), "spearman": v,
-                 "cost_ratio": fitted.cost_ratio[k]}
+                {"fidelity": np.frombuffer(k, dtype=np.float64).reshape(fidelity.n_axes).tolist(), "spearman": v}
                 for k, v in fitted.trust.items()
             ],
             "proxies_distrusted": fitted.distrusted,
@@ -432,22 +420,6 @@ class SingleFidelityBayesOptMethod(BayesOptMethod):
 
     def proposed_fidelity(self, ctx: SearchContext, fidelity: FloatArray) -> FloatArray:
         return ctx.problem.fidelity.target.copy()
-
-
-def level_value(trust: float, cost_ratio: float) -> float:
-    """What a cheaper level's runs are worth per unit cost, in target runs: ``max(trust, 0)**2 * cost_ratio``."""
-    return max(trust, 0.0) ** 2 * cost_ratio
-
-
-def cost_ratios(problem: Problem, obs: Observations, trust: dict[bytes, float]) -> dict[bytes, float]:
-    """Target cost over the cost of each level in ``trust`` (keys: raw fidelities' bytes), by the cost model
-    fitted on the runs' reported costs."""
-    if not trust:
-        return {}
-    cost = fit_cost_model(obs.fidelities, obs.costs)
-    levels = np.stack([np.frombuffer(k, dtype=np.float64) for k in trust])
-    ratio = cost(problem.fidelity.target[None])[0] / cost(levels)
-    return {k: float(r) for k, r in zip(trust, ratio, strict=True)}
 
 
 def target_view(problem: Problem, obs: Observations) -> tuple[Problem, Observations]:

@@ -163,20 +163,3 @@ def test_bo_calls_run_with_the_callers_threads(monkeypatch: pytest.MonkeyPatch) 
     obs = runs(np.random.default_rng(5).dirichlet(np.ones(4), 12), np.full(12, LOW), 1.0)
     BayesOptMethod(SMALL).suggest(context(obs, compute=Compute(Device.CPU, 2)), 1, np.array([LOW]))
     assert seen == [2]
-
-
-@pytest.mark.parametrize(("cost_ratio", "distrusted"), [(4.0, True), (20.0, False)])
-def test_agreeing_proxies_are_dropped_when_a_target_run_costs_too_few_of_them(cost_ratio: float,
-                                                                             distrusted: bool) -> None:
-    """Agreeing cheap runs (trust near 1) explain at most what a target run would; at 4 cheap runs per target
-    run that is below MIN_LEVEL_VALUE, so ``bo`` goes on with target runs only; at 20 it keeps both levels."""
-    pool_mix, pool_fid = nested_pool(4)
-    taken = [*range(24), 60, 61, 62, 63, 64, 65]
-    free = np.setdiff1d(np.arange(len(pool_mix)), taken)
-    obs = runs(pool_mix[taken], pool_fid[taken], 1.0)
-    obs = dataclasses.replace(obs, costs=np.where(obs.fidelities[:, 0] == LOW, 1.0, cost_ratio))
-    props = BayesOptMethod(SMALL).suggest(context(obs), 4, None, Candidates(pool_mix[free], pool_fid[free]))
-    [level] = props[0].details["level_trust"]
-    assert level["spearman"] > 0.8 and level["cost_ratio"] == pytest.approx(cost_ratio)
-    assert props[0].details["proxies_distrusted"] is distrusted
-    assert all(p.fidelity[0] == HIGH for p in props) or not distrusted
