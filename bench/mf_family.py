@@ -125,8 +125,10 @@ def two_level_pool(mixtures: np.ndarray, level: np.ndarray, objective: np.ndarra
 
 
 @functools.cache
-def build_pool(rho: float, cost_ratio: float, pool_seed: int = 0) -> FamilyPool:
-    """The pool whose cheap level has Spearman correlation closest to ``rho`` with the target."""
+def build_pool(rho: float, cost_ratio: float, pool_seed: int = 0, low_fidelity: float = LOW) -> FamilyPool:
+    """The pool whose cheap level has Spearman correlation closest to ``rho`` with the target; its cheap level
+    is at ``low_fidelity`` params (the target at :data:`HIGH`), which is all a cost model knows of the cost
+    ratio before it has seen a target run's cost."""
     low, high = load_split(DATA, "test_1m"), load_split(DATA, "test_60m")
     domains = tuple(low.mixtures.columns)
     w = low.mixtures.to_numpy(dtype=np.float64)
@@ -146,8 +148,8 @@ def build_pool(rho: float, cost_ratio: float, pool_seed: int = 0) -> FamilyPool:
     rhos = np.array([spearmanr(cheap(t)[at_target], target[at_target])[0] for t in thetas])
     theta = float(thetas[int(np.argmin(np.abs(rhos - rho)))])
     n_t = len(at_target)
-    problem = _problem(domains, LOW, HIGH, np.array([PILE_TOKEN_SHARE[d] for d in domains]))
-    return two_level_pool(np.concatenate([w, w[at_target]]), np.concatenate([np.full(len(w), LOW),
+    problem = _problem(domains, low_fidelity, HIGH, np.array([PILE_TOKEN_SHARE[d] for d in domains]))
+    return two_level_pool(np.concatenate([w, w[at_target]]), np.concatenate([np.full(len(w), low_fidelity),
                                                                             np.full(n_t, HIGH)]),
                           np.concatenate([cheap(theta), target[at_target]]),
                           np.concatenate([np.ones(len(w)), np.full(n_t, cost_ratio)]), problem, rho, theta, "regmix")
@@ -378,11 +380,12 @@ class PoolSpec:
     csv: Path | None = None
     domains: tuple[str, ...] = ()
     fidelity: str = "params"
+    low_fidelity: float = LOW
 
     def build(self) -> FamilyPool:
         if self.csv:
             return load_csv_pool(self.csv, self.domains, self.fidelity)
-        return build_pool(self.rho, self.cost_ratio)
+        return build_pool(self.rho, self.cost_ratio, low_fidelity=self.low_fidelity)
 
 
 def one(job: tuple[PoolSpec, str, int, float]) -> list[dict]:
@@ -465,6 +468,9 @@ def main() -> None:
     ap.add_argument("--pool-domains", default="code,man,legal,changelog",
                     help="the mixture columns of --pool-csv")
     ap.add_argument("--pool-fidelity", default="params", help="the fidelity column of --pool-csv")
+    ap.add_argument("--cheap-params", type=float, default=LOW,
+                    help="the RegMix pools' cheap level on the params axis (the target is at 6e7); HIGH / cost ratio "
+                         "makes the axis forecast the cost ratio before a target run is seen")
     ap.add_argument("--combine", type=Path, nargs="+", default=None,
                     help="summarise these result files into --out instead of running (a method in a later file "
                          "replaces it in the earlier ones)")
@@ -482,7 +488,7 @@ def main() -> None:
         specs = [PoolSpec(csv=args.pool_csv, domains=tuple(args.pool_domains.split(",")),
                           fidelity=args.pool_fidelity)]
     else:
-        specs = [PoolSpec(float(x), args.cost_ratio) for x in args.rhos.split(",")]
+        specs = [PoolSpec(float(x), args.cost_ratio, low_fidelity=args.cheap_params) for x in args.rhos.split(",")]
     pools = {}
     for spec in specs:
         fp = spec.build()
