@@ -483,7 +483,9 @@ def main() -> None:
     if args.combine:
         write(combine([json.loads(f.read_text()) for f in args.combine]), args.out)
         return
-    methods = [m for m in args.methods.split(",") if not m.startswith("optuna") or _has_optuna()]
+    methods = args.methods.split(",")
+    if any(m.startswith("optuna") for m in methods) and not _has_optuna():
+        ap.error("the Optuna peers need Optuna: `pip install -e .[bench]`, or leave optuna-* out of --methods")
     if args.pool_csv:
         specs = [PoolSpec(csv=args.pool_csv, domains=tuple(args.pool_domains.split(",")),
                           fidelity=args.pool_fidelity)]
