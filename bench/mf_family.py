@@ -42,6 +42,7 @@ one table of finished runs, such as ``python -m examples.tiny_lm.pool``'s real t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import math
@@ -381,11 +382,23 @@ class PoolSpec:
     domains: tuple[str, ...] = ()
     fidelity: str = "params"
     low_fidelity: float = LOW
+    #: Tell the methods what a run at each level costs (``Problem.declared_costs``), as a team that has timed
+    #: one of each would; otherwise they learn it from the runs they make.
+    declare_costs: bool = False
 
     def build(self) -> FamilyPool:
         if self.csv:
-            return load_csv_pool(self.csv, self.domains, self.fidelity)
-        return build_pool(self.rho, self.cost_ratio, low_fidelity=self.low_fidelity)
+            fp = load_csv_pool(self.csv, self.domains, self.fidelity)
+        else:
+            fp = build_pool(self.rho, self.cost_ratio, low_fidelity=self.low_fidelity)
+        return with_declared_costs(fp) if self.declare_costs else fp
+
+
+def with_declared_costs(fp: FamilyPool) -> FamilyPool:
+    """``fp`` whose problem declares each level's median run cost."""
+    levels = fp.pool.fidelities[:, 0]
+    declared = np.array([[v, float(np.median(fp.pool.cost[levels == v]))] for v in (fp.low, fp.high)])
+    return dataclasses.replace(fp, problem=dataclasses.replace(fp.problem, declared_costs=declared))
 
 
 def one(job: tuple[PoolSpec, str, int, float]) -> list[dict]:
@@ -468,6 +481,8 @@ def main() -> None:
     ap.add_argument("--pool-domains", default="code,man,legal,changelog",
                     help="the mixture columns of --pool-csv")
     ap.add_argument("--pool-fidelity", default="params", help="the fidelity column of --pool-csv")
+    ap.add_argument("--declare-costs", action="store_true",
+                    help="declare each level's run cost to the methods instead of letting them learn it")
     ap.add_argument("--cheap-params", type=float, default=LOW,
                     help="the RegMix pools' cheap level on the params axis (the target is at 6e7); HIGH / cost ratio "
                          "makes the axis forecast the cost ratio before a target run is seen")
@@ -488,9 +503,10 @@ def main() -> None:
         ap.error("the Optuna peers need Optuna: `pip install -e .[bench]`, or leave optuna-* out of --methods")
     if args.pool_csv:
         specs = [PoolSpec(csv=args.pool_csv, domains=tuple(args.pool_domains.split(",")),
-                          fidelity=args.pool_fidelity)]
+                          fidelity=args.pool_fidelity, declare_costs=args.declare_costs)]
     else:
-        specs = [PoolSpec(float(x), args.cost_ratio, low_fidelity=args.cheap_params) for x in args.rhos.split(",")]
+        specs = [PoolSpec(float(x), args.cost_ratio, low_fidelity=args.cheap_params, declare_costs=args.declare_costs)
+                 for x in args.rhos.split(",")]
     pools = {}
     for spec in specs:
         fp = spec.build()

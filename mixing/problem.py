@@ -126,6 +126,9 @@ class Problem:
     #: front's hypervolume with them (:class:`mixing.bo.engine.FrontAcquisition`); recommendations still
     #: optimise the objective alone.
     trade_offs: tuple[TradeOff, ...] = ()
+    #: Known costs ``(k, n_axes + 1)``: fidelity values then the cost of a run there (cost models use them
+    #: for levels no run has reported a cost at yet); None when the caller knows none.
+    declared_costs: FloatArray | None = None
 
     def __post_init__(self) -> None:
         w = np.asarray(self.metric_weights, dtype=np.float64).reshape(-1)

@@ -179,7 +179,20 @@ class BudgetSpec(Strict):
         default=None, description="with tokens_available, caps each weight at tokens*epochs/target_tokens")
 
 
+class LevelCost(Strict):
+    """What one run costs at one fidelity level, in the unit runs report their ``cost`` in (names are checked
+    against the experiment's axes in :mod:`service.validation`)."""
+
+    fidelity: dict[Name, FidelityValue] = Field(min_length=1, max_length=64,
+                                                description="a value for every fidelity axis")
+    cost: Annotated[float, Field(gt=0, allow_inf_nan=False), within(0, MAX_SCALE)]
+
+
 class SearchSpec(Strict):
+    level_costs: list[LevelCost] = Field(
+        default_factory=list, max_length=64,
+        description="known cost of a run at some fidelity levels (e.g. the target's). Until runs at a level "
+                    "report their cost, BO forecasts it from these instead of extrapolating along the axes")
     initial_runs: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
         default=None, description="space-filling designs before models take over (default max(10, 2*domains))")
     default_method: str = Field(default="auto", description="method of suggestion requests that name none")

@@ -103,6 +103,7 @@ def problem_from_spec(spec: ExperimentSpec, baseline_runs: Mapping[str, Sequence
         feasibility_probability=spec.objective.feasibility_probability,
         trade_offs=tuple(TradeOff(metric=names.index(t.metric), minimize=t.goal == "minimize")
                          for t in spec.objective.tradeoffs),
+        declared_costs=declared_costs(spec),
     )
 
 
@@ -118,6 +119,34 @@ def check_outcome_constraints(spec: ExperimentSpec) -> None:
         if c.relative_to == PRIOR_BASELINE and prior_mixture(spec) is None:
             raise InvalidInput(f'relative_to "{PRIOR_BASELINE}" needs a prior on the domains',
                                field=f"objective.constraints[{i}].relative_to")
+
+
+def check_level_costs(spec: ExperimentSpec) -> None:
+    """Each declared level cost names every fidelity axis and nothing else, within its range, once (422s
+    naming ``search.level_costs[i].fidelity``)."""
+    seen: set[tuple[float, ...]] = set()
+    axes = {a.name: a for a in spec.fidelities}
+    for i, level in enumerate(spec.search.level_costs):
+        field = f"search.level_costs[{i}].fidelity"
+        if set(level.fidelity) != set(axes):
+            raise InvalidInput(f"a level cost needs a value for each fidelity axis {sorted(axes)} and no other, "
+                               f"got {sorted(level.fidelity)}", field=field)
+        for name, value in level.fidelity.items():
+            if not axes[name].min <= value <= axes[name].max:
+                raise InvalidInput(f"{value:g} lies outside the axis range [{axes[name].min:g}, "
+                                   f"{axes[name].max:g}]", field=f"{field}.{name}")
+        key = tuple(level.fidelity[a] for a in axes)
+        if key in seen:
+            raise InvalidInput("this level's cost is already declared", field=field)
+        seen.add(key)
+
+
+def declared_costs(spec: ExperimentSpec) -> np.ndarray | None:
+    """``(k, n_axes + 1)``: each declared level's fidelity values in axis order, then its cost (a level not
+    naming exactly the axes, which only an unchecked imported spec can hold, is left out)."""
+    rows = [[lc.fidelity[a] for a in spec.axis_names] + [lc.cost] for lc in spec.search.level_costs
+            if set(lc.fidelity) == set(spec.axis_names)]
+    return np.array(rows, dtype=np.float64) if rows else None
 
 
 def default_fidelity(spec: ExperimentSpec) -> list[float]:

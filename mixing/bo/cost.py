@@ -44,12 +44,21 @@ class CostModel:
         return np.maximum(raw, self.floor)
 
 
-def fit_cost_model(fidelities: FloatArray, costs: FloatArray) -> CostModel:
-    """Fit :class:`CostModel` to raw fidelities ``(n, m)`` and costs ``(n,)`` (NaN or <= 0 = unknown)."""
+def fit_cost_model(fidelities: FloatArray, costs: FloatArray, declared: FloatArray | None = None) -> CostModel:
+    """Fit :class:`CostModel` to raw fidelities ``(n, m)`` and costs ``(n,)`` (NaN or <= 0 = unknown).
+
+    ``declared`` ``(k, m + 1)``: rows of (fidelity values, cost) the caller knows; each stands in for a
+    reported cost at a level no run has reported one for yet, so the forecast of an unseen level's cost is
+    the caller's, not an extrapolation along the axes.
+    """
     f = np.atleast_2d(np.asarray(fidelities, dtype=np.float64))
     c = np.asarray(costs, dtype=np.float64).reshape(-1)
     known = np.isfinite(c) & (c > 0) & np.all(np.isfinite(f), axis=1)
     f, c = f[known], c[known]
+    if declared is not None and len(declared) and declared.shape[1] == f.shape[1] + 1:
+        seen = {row.tobytes() for row in f}
+        extra = np.array([row for row in declared if row[:-1].tobytes() not in seen]).reshape(-1, f.shape[1] + 1)
+        f, c = np.concatenate([f, extra[:, :-1]]), np.concatenate([c, extra[:, -1]])
     if len(c) == 0:
         return CostModel(np.zeros(0), 1.0, 1e-12, "default: proportional to the product of the fidelity axes")
     floor = _FLOOR * float(c.min())

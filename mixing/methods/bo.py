@@ -223,7 +223,7 @@ class BayesOptMethod:
                 at = fixed
             problem = surrogate.problem
             levels = engine.fidelity_levels(problem, obs, at)
-            cost_model = fit_cost_model(obs.fidelities, obs.costs)
+            cost_model = fit_cost_model(obs.fidelities, obs.costs, problem.declared_costs)
             front = None
             if ctx.problem.trade_offs and fitted.target is None:
                 fits = self.metric_fits(ctx, fitted, [t.metric for t in ctx.problem.trade_offs])
@@ -283,7 +283,7 @@ class BayesOptMethod:
         target = problem.fidelity.target
         have = int(obs.at_fidelity(target).sum() + _at(obs.pending_fidelities, target).sum())
         want = min(count, TARGET_DESIGN - have)
-        cost = fit_cost_model(obs.fidelities, obs.costs)
+        cost = fit_cost_model(obs.fidelities, obs.costs, problem.declared_costs)
         cheap = ~obs.at_fidelity(target)
         if want <= 0 or cost(obs.fidelities[cheap]).sum() < cost(target[None])[0]:
             return []

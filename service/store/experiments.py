@@ -77,6 +77,7 @@ class Experiments(Repository):
         v.constraints_from_spec(parsed)
         v.check_continual(parsed)
         v.check_outcome_constraints(parsed)
+        v.check_level_costs(parsed)
         exp = Experiment(id=new_id("exp"), project=project, name=body.name, spec=spec,
                          metadata_=dict(body.metadata), state=ExperimentState.active.value, data_version=0,
                          hints={})

@@ -24,6 +24,18 @@ def test_affine_cost_is_learned_and_unknown_costs_are_ignored() -> None:
     assert np.allclose(model(np.array([[3e7, 2e9]])), 5.0 + 60.0 + 2.0, rtol=1e-6)
 
 
+def test_a_declared_cost_stands_in_for_a_level_no_run_has_reported() -> None:
+    """Cheap runs alone extrapolate a 60M run to 60 of them; a declared (6e7, 5) says 5, until 60M runs
+    report their own cost, which then wins over the declaration."""
+    cheap = np.array([[1e6]] * 4)
+    declared = np.array([[1e6, 1.0], [6e7, 5.0]])
+    assert fit_cost_model(cheap, np.ones(4))(np.array([[6e7]]))[0] == pytest.approx(60.0)
+    assert fit_cost_model(cheap, np.ones(4), declared)(np.array([[6e7]]))[0] == pytest.approx(5.0)
+    both = fit_cost_model(np.array([[1e6]] * 4 + [[6e7]]), np.array([1.0] * 4 + [20.0]), declared)
+    assert both(np.array([[6e7]]))[0] == pytest.approx(20.0)
+    assert fit_cost_model(np.zeros((3, 0)), np.ones(3), declared)(np.zeros((1, 0)))[0] == pytest.approx(1.0)
+
+
 def test_cost_falls_back_to_the_product_of_axes() -> None:
     one_level = fit_cost_model(np.array([[2e6, 1e9]] * 3), np.array([4.0, 4.2, 3.8]))
     assert np.isclose(one_level(np.array([[4e6, 2e9]]))[0], 16.0)
