@@ -10,7 +10,7 @@ one. Only cost *ratios* matter to a cost-weighted acquisition, so the unit is wh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import nnls
@@ -24,12 +24,16 @@ _FLOOR = 0.05
 
 @dataclass(frozen=True)
 class CostModel:
-    """``cost(f) = scale * prod(f)`` if ``coef`` is empty, else ``coef[0] + coef[1:] @ f``."""
+    """``cost(f) = scale * prod(f)`` if ``coef`` is empty, else ``coef[0] + coef[1:] @ f``; exactly
+    ``level_costs[i]`` at ``levels[i]`` ``(k, m)``, the levels whose cost is reported or declared (an
+    affine fit with non-negative coefficients cannot pass through, e.g., 1 at 1.25e5 and 16.3 at 6.4e5)."""
 
     coef: FloatArray
     scale: float
     floor: float
     source: str
+    levels: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+    level_costs: FloatArray = field(default_factory=lambda: np.zeros(0))
 
     def __call__(self, fidelities: FloatArray) -> FloatArray:
         f = np.atleast_2d(np.asarray(fidelities, dtype=np.float64))
@@ -41,6 +45,10 @@ class CostModel:
                 if f.shape[1]
                 else np.full(len(f), self.scale)
             )
+        if len(self.levels) and self.levels.shape[1] == f.shape[1]:
+            match = np.all(f[:, None, :] == self.levels[None, :, :], axis=2)
+            hit = match.any(axis=1)
+            raw = np.where(hit, self.level_costs[match.argmax(axis=1)], raw)
         return np.maximum(raw, self.floor)
 
 
@@ -73,4 +81,7 @@ def fit_cost_model(fidelities: FloatArray, costs: FloatArray, declared: FloatArr
     # Columns are rescaled so NNLS is not ill-conditioned by raw values like 6e7 parameters.
     col_scale = np.maximum(np.abs(design).max(axis=0), 1e-300)
     coef, _ = nnls(design / col_scale, c)
-    return CostModel(coef / col_scale, 1.0, floor, "affine in the fidelity axes, fitted to reported costs")
+    level_of = np.unique(f, axis=0, return_inverse=True)[1].reshape(-1)
+    medians = np.array([np.median(c[level_of == i]) for i in range(len(levels))])
+    return CostModel(coef / col_scale, 1.0, floor, "affine in the fidelity axes, fitted to reported costs; "
+                     "at a reported or declared level, its median cost", levels, medians)

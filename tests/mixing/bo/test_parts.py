@@ -34,6 +34,10 @@ def test_a_declared_cost_stands_in_for_a_level_no_run_has_reported() -> None:
     both = fit_cost_model(np.array([[1e6]] * 4 + [[6e7]]), np.array([1.0] * 4 + [20.0]), declared)
     assert both(np.array([[6e7]]))[0] == pytest.approx(20.0)
     assert fit_cost_model(np.zeros((3, 0)), np.ones(3), declared)(np.zeros((1, 0)))[0] == pytest.approx(1.0)
+    # A target that costs more than its axis says (16.3x for 5.1x the parameters: it also trains longer) is
+    # more than an affine fit with non-negative coefficients can reach; the declared level is kept exactly.
+    steep = fit_cost_model(np.array([[1.25e5]] * 8), np.ones(8), np.array([[6.4e5, 16.3]]))
+    assert steep(np.array([[1.25e5], [6.4e5]])) == pytest.approx([1.0, 16.3])
 
 
 def test_cost_falls_back_to_the_product_of_axes() -> None:
