@@ -122,20 +122,13 @@ def check_outcome_constraints(spec: ExperimentSpec) -> None:
 
 
 def check_level_costs(spec: ExperimentSpec) -> None:
-    """Each declared level cost names every fidelity axis and nothing else, within its range, once (422s
-    naming ``search.level_costs[i].fidelity``)."""
+    """Each declared level cost is a fidelity as a run report's is (every axis, nothing else, within its
+    range: :meth:`ReportRules.fidelity`), and names its level once (422s naming the field)."""
+    rules = ReportRules.of(spec)
     seen: set[tuple[float, ...]] = set()
-    axes = {a.name: a for a in spec.fidelities}
     for i, level in enumerate(spec.search.level_costs):
         field = f"search.level_costs[{i}].fidelity"
-        if set(level.fidelity) != set(axes):
-            raise InvalidInput(f"a level cost needs a value for each fidelity axis {sorted(axes)} and no other, "
-                               f"got {sorted(level.fidelity)}", field=field)
-        for name, value in level.fidelity.items():
-            if not axes[name].min <= value <= axes[name].max:
-                raise InvalidInput(f"{value:g} lies outside the axis range [{axes[name].min:g}, "
-                                   f"{axes[name].max:g}]", field=f"{field}.{name}")
-        key = tuple(level.fidelity[a] for a in axes)
+        key = tuple(rules.fidelity(level.fidelity, field))
         if key in seen:
             raise InvalidInput("this level's cost is already declared", field=field)
         seen.add(key)

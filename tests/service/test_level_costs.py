@@ -15,8 +15,8 @@ LEVELS = [{"fidelity": {"params": 1e6}, "cost": 1.0}, {"fidelity": {"params": 1e
 
 
 @pytest.mark.parametrize(("level_costs", "field"), [
-    ([{"fidelity": {"tokens": 1e6}, "cost": 1.0}], "search.level_costs[0].fidelity"),
-    ([{"fidelity": {"params": 1e6, "tokens": 1.0}, "cost": 1.0}], "search.level_costs[0].fidelity"),
+    ([{"fidelity": {"tokens": 1e6}, "cost": 1.0}], "search.level_costs[0].fidelity.tokens"),
+    ([{"fidelity": {"params": 1e6, "tokens": 1.0}, "cost": 1.0}], "search.level_costs[0].fidelity.tokens"),
     ([{"fidelity": {"params": 5e9}, "cost": 1.0}], "search.level_costs[0].fidelity.params"),
     ([{"fidelity": {"params": 1e6}, "cost": 0.0}], "search.level_costs[0].cost"),
     ([{"fidelity": {"params": 1e6}, "cost": "NaN"}], "search.level_costs[0].cost"),
