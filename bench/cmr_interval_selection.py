@@ -122,12 +122,10 @@ def one_design(ratios: tuple[float, ...], tokens: tuple[float, ...], noise: floa
             law = CMRLaw().fit(x, t, y)
         except MixingError:
             continue
-        boot = bootstrap(law, x, t, y, n_bootstrap, seed)
-        for m, (lo, hi) in intervals(boot).items():
-            lo, hi = np.clip(lo[0], 0.0, 1.0), np.clip(hi[0], 0.0, 1.0)
-            hits[m].append(lo <= truth_r <= hi)
-            widths[m].append(hi - lo)
-        for m, (lo, hi) in intervals(boot).items():
+        for m, (lo, hi) in intervals(bootstrap(law, x, t, y, n_bootstrap, seed)).items():
+            r_lo, r_hi = np.clip(lo[0], 0.0, 1.0), np.clip(hi[0], 0.0, 1.0)
+            hits[m].append(r_lo <= truth_r <= r_hi)
+            widths[m].append(r_hi - r_lo)
             hits_domain[m].append(lo[2] <= truth_d <= hi[2])
     return {
         "n_runs": len(ratios) * len(tokens), "noise": noise, "draws": len(hits["percentile"]),

@@ -102,10 +102,10 @@ def critical_mixture_ratio(ratios: ArrayLike, tokens: ArrayLike, losses: ArrayLi
     x, t, y = design(ratios, tokens, losses)
     fitted = (law or CMRLaw()).fit(x, t, y)
     point = fitted.critical_ratio(base_general_loss, tolerance, target_tokens, kind)
-    limit = general_limit(base_general_loss, tolerance, kind)
-    centre = answer_at(fitted, limit, target_tokens)
+    centre = np.array([point.ratio, point.general_loss, point.domain_loss])
     dof = len(y) - N_PARAMS
-    arm = float(stats.t.ppf(0.5 + level / 2.0, dof)) * delta_se(fitted, x, t, y, limit, target_tokens)
+    arm = float(stats.t.ppf(0.5 + level / 2.0, dof)) * delta_se(
+        fitted, x, t, y, general_limit(base_general_loss, tolerance, kind), target_tokens)
     lo, hi = centre - arm, centre + arm
     return CMRAnswer(point=point, ratio_interval=Interval(max(float(lo[0]), 0.0), min(float(hi[0]), 1.0)),
                      general_interval=Interval(float(lo[1]), float(hi[1])),
