@@ -62,6 +62,11 @@ class ReplayTable:
             raise TableError(f"no rows at the target fidelity {target:g}")
         return float(values.min() if goal == "min" else values.max()), float(np.ptp(values))
 
+    def level_costs(self) -> list[tuple[float, float]]:
+        """(fidelity, median cost of a run there) per fidelity level: what a team that has timed its runs
+        would declare as the experiment's ``search.level_costs``."""
+        return [(float(v), float(np.median(self.cost[self.fidelity == v]))) for v in np.unique(self.fidelity)]
+
     def target_values(self, target: float) -> dict[bytes, float]:
         """True objective at the target fidelity, keyed by the rounded mixture."""
         rows = np.flatnonzero(np.isclose(self.fidelity, target))
@@ -92,7 +97,10 @@ def _key(mixture: np.ndarray) -> bytes:
 
 def run_replay(client: MixoptClient, table: ReplayTable, method: str, seed: int, target: float, budget: float,
                goal: str, batch: int, tolerance: float = 0.01,
-               progress: Callable[[str], None] | None = None) -> Trajectory:
+               progress: Callable[[str], None] | None = None, declare_costs: bool = False) -> Trajectory:
+    """One method's trajectory over one seed. ``declare_costs``: the experiment declares each level's median
+    run cost (:meth:`ReplayTable.level_costs`), so BO need not forecast a level's cost from the fidelity axis
+    before it has run there."""
     truth = table.target_values(target)
     sign = 1.0 if goal == "min" else -1.0
     best, span = table.target_extent(target, goal)
@@ -107,6 +115,8 @@ def run_replay(client: MixoptClient, table: ReplayTable, method: str, seed: int,
                       "goal": "minimize" if goal == "min" else "maximize"},
         "fidelities": [{"name": table.fidelity_name, "min": float(table.fidelity.min()),
                         "max": float(table.fidelity.max()), "target": float(target)}],
+        "search": {"level_costs": [{"fidelity": {table.fidelity_name: level}, "cost": cost}
+                                   for level, cost in (table.level_costs() if declare_costs else [])]},
     })
     candidates = [{"mixture": dict(zip(table.domains, table.mixtures[i].tolist(), strict=True)),
                    "fidelity": {table.fidelity_name: float(table.fidelity[i])}} for i in pool_rows]

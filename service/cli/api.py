@@ -105,6 +105,9 @@ def show_experiment(experiment_id: str, url: str, as_json: bool) -> None:
     click.echo(f"objective: {objective['goal']} {objective['aggregate']} of {', '.join(objective['metrics'])}")
     for axis in exp["fidelities"]:
         click.echo(f"fidelity {axis['name']}: {axis['min']:g} .. {axis['max']:g}, target {axis['target']:g}")
+    for level in exp["search"]["level_costs"]:
+        at = ", ".join(f"{name}={value:g}" for name, value in level["fidelity"].items())
+        click.echo(f"declared cost of a run at {at}: {level['cost']:g}")
     click.echo("domains: " + ", ".join(
         d["name"] + ("" if d["prior"] is None else f" (prior {d['prior']:g})") for d in exp["domains"]))
     click.echo("runs: " + (", ".join(f"{n} {state}" for state, n in exp["run_counts"].items() if n) or "none yet"))

@@ -30,6 +30,10 @@ from service.settings import Settings
 @click.option("--seeds", type=int, default=5, show_default=True)
 @click.option("--methods", default="bo,regmix,random,single-fidelity-bo", show_default=True)
 @click.option("--batch", type=int, default=4, show_default=True, help="suggestions per round")
+@click.option("--declare-costs", is_flag=True,
+              help="declare each fidelity level's median run cost in the experiments (search.level_costs), as a "
+                   "team that has timed its runs would; otherwise BO forecasts a level's cost from the fidelity "
+                   "axis until it has run there")
 @click.option("--url", default=None, help="service to drive (default: an embedded one on a temporary SQLite)")
 @click.option("--json", "as_json", is_flag=True,
               help="print the full result as JSON (a cost to 1% never reached is null)")
@@ -37,7 +41,7 @@ from service.settings import Settings
               help="also write the JSON here")
 def replay(runs_csv: Path, mixture_prefix: str, fidelity_column: str, cost_column: str | None,
            objective_column: str, goal: str, target_fidelity: float, budget: float, seeds: int, methods: str,
-           batch: int, url: str | None, as_json: bool, out: Path | None) -> None:
+           batch: int, declare_costs: bool, url: str | None, as_json: bool, out: Path | None) -> None:
     """Replay search methods against a table of real runs, over the real HTTP API.
 
     Reports per method the median cost to recommend a mixture within 1% (of the objective's range) of the
@@ -60,9 +64,13 @@ def replay(runs_csv: Path, mixture_prefix: str, fidelity_column: str, cost_colum
         for method in [m.strip() for m in methods.split(",") if m.strip()]:
             for seed in range(seeds):
                 trajectories.append(run_replay(client, table, method, seed, target_fidelity, budget, goal, batch,
-                                               progress=lambda msg: click.echo(msg, err=True)))
+                                               progress=lambda msg: click.echo(msg, err=True),
+                                               declare_costs=declare_costs))
     result = {"objective": objective_column, "goal": goal, "target_fidelity": target_fidelity, "seeds": seeds,
-              "objective_best": best, "objective_range": span, **summarise(trajectories, budget)}
+              "objective_best": best, "objective_range": span,
+              "declared_level_costs": [{"fidelity": level, "cost": cost} for level, cost in table.level_costs()]
+              if declare_costs else [],
+              **summarise(trajectories, budget)}
     text = json.dumps(to_jsonable(result), indent=2, allow_nan=False)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -266,8 +266,10 @@ def test_new_runs_appear_without_reload(tab: Tab, live: Live) -> None:
 
 
 def test_new_experiment_shows_empty_state_until_runs_arrive(tab: Tab, live: Live) -> None:
-    exp = scratch_experiment(live.client, "brand-new", 0)
+    exp = live.client.create_experiment({**experiment_spec("brand-new", REGMIX_DATA), "search": {
+        "level_costs": [{"fidelity": {"params": 1e9}, "cost": 250.0}]}})
     tab.goto(f"/dashboard/experiments/{exp['id']}", "[data-testid=empty-state]")
+    assert tab.page.inner_text("[data-testid=level-costs]") == "declared: params 1B costs 250 · "
     # The banner is drawn from the experiment alone; each card fills in once its own data has loaded.
     for section in ("recommendation", "progress", "runs", "pending"):
         tab.page.wait_for_selector(f"[data-testid={section}] [data-testid=empty]", timeout=POLL_WAIT_MS)

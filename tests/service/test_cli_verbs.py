@@ -23,7 +23,8 @@ def mixopt(live: str, *args: str, stdin: str | None = None) -> Result:
 
 def test_an_experiment_made_listed_and_shown_from_the_command_line(live: str, tmp_path: Path) -> None:
     spec_file = tmp_path / "spec.json"
-    spec_file.write_text(json.dumps(spec("from-cli")))
+    spec_file.write_text(json.dumps({**spec("from-cli"), "search": {
+        "level_costs": [{"fidelity": {"params": 6e7}, "cost": 48.5}]}}))
     exp_id = mixopt(live, "experiments", "create", "--from", str(spec_file)).stdout.strip()
     copy = json.loads(mixopt(live, "experiments", "create", "--from", "-", "--name", "copy", "--json",
                              stdin=json.dumps(spec("ignored"))).stdout)
@@ -37,6 +38,7 @@ def test_an_experiment_made_listed_and_shown_from_the_command_line(live: str, tm
     assert [e["id"] for e in only] == [exp_id]
     shown = mixopt(live, "experiments", "show", exp_id).stdout
     assert f"from-cli ({exp_id})" in shown and "web (prior 0.5)" in shown and "runs: none yet" in shown
+    assert "declared cost of a run at params=6e+07: 48.5" in shown
     assert json.loads(mixopt(live, "experiments", "show", exp_id, "--json").stdout)["id"] == exp_id
 
 

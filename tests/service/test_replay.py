@@ -121,3 +121,16 @@ def test_a_replay_is_repeatable_and_its_seeds_differ(tmp_path: Path) -> None:
     first, second = trajectories("a.json"), trajectories("b.json")
     assert first == second
     assert first[0]["costs"] != first[1]["costs"] or first[0]["values"] != first[1]["values"]
+
+
+def test_declared_costs_reach_bo_before_it_runs_at_the_target(tmp_path: Path) -> None:
+    """A target run costs 5 cheap ones, not the axis' 60. Declared, BO's second batch already holds a target
+    run; undeclared, it takes one for 60 cheap ones and makes that batch four cheap runs."""
+    path, frame = pool_csv(tmp_path)
+    frame.loc[frame.params == HIGH, "cost"] = 5.0
+    frame.to_csv(path, index=False)
+    data = run_cli(path, tmp_path / "replay.json", 10, 1, "bo", "--declare-costs")
+    assert data["declared_level_costs"] == [{"fidelity": LOW, "cost": 1.0}, {"fidelity": HIGH, "cost": 5.0}]
+    (trajectory,) = data["trajectories"]
+    first, second = trajectory["costs"][:2]
+    assert second - first > 4, "the second batch was four cheap runs"

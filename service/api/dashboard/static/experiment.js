@@ -57,6 +57,7 @@ const totalRuns = () => Object.values(exp.run_counts).reduce((a, b) => a + b, 0)
 // --------------------------------------------------------------------------------------------- header
 function renderHead() {
   const axes = exp.fidelities.map((a) => `${a.name} ${si(a.min)}–${si(a.max)}, target ${si(a.target)}`).join("; ");
+  const costs = exp.search.level_costs.map((lc) => `${fidelityLabel(lc.fidelity)} costs ${si(lc.cost)}`).join(", ");
   const compare = new URLSearchParams({ experiment: exp.id });
   for (const m of ["rec", "prior", "best"]) compare.append("m", m);
   replace(headSlot,
@@ -67,7 +68,9 @@ function renderHead() {
         `${exp.domains.length} domains · objective ${objectiveLabel(exp)} (${exp.objective.goal}) · `,
         (exp.objective.constraints || []).length
           ? `subject to ${exp.objective.constraints.map(constraintLabel).join(", ")} · ` : "",
-        axes ? `fidelity ${axes} · ` : "", `data version ${exp.data_version}`),
+        axes ? `fidelity ${axes} · ` : "",
+        costs ? h("span", { "data-testid": "level-costs" }, `declared: ${costs} · `) : null,
+        `data version ${exp.data_version}`),
       h("div", { "data-testid": "run-counts" }, totalRuns() ? stateCounts(exp.run_counts) : h("span", { class: "muted" }, "no runs"),
         exp.transferred_runs ? badge(`+${exp.transferred_runs} transferred`, "transferred") : null)),
     h("div", { class: "head-tools" },
