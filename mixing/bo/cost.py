@@ -35,6 +35,14 @@ class CostModel:
     levels: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
     level_costs: FloatArray = field(default_factory=lambda: np.zeros(0))
 
+    def known(self, fidelities: FloatArray) -> np.ndarray:
+        """``(n,)`` bool: whether each row of ``fidelities`` ``(n, m)`` is at a level whose cost was reported
+        or declared, not forecast."""
+        f = np.atleast_2d(np.asarray(fidelities, dtype=np.float64))
+        if not len(self.levels) or self.levels.shape[1] != f.shape[1]:
+            return np.zeros(len(f), dtype=bool)
+        return np.all(f[:, None, :] == self.levels[None, :, :], axis=2).any(axis=1)
+
     def __call__(self, fidelities: FloatArray) -> FloatArray:
         f = np.atleast_2d(np.asarray(fidelities, dtype=np.float64))
         if self.coef.size:
@@ -75,7 +83,8 @@ def fit_cost_model(fidelities: FloatArray, costs: FloatArray, declared: FloatArr
         size = np.prod(np.maximum(f, 0.0), axis=1) if f.shape[1] else np.ones(len(c))
         scale = float(np.median(c / np.maximum(size, 1e-300)))
         return CostModel(
-            np.zeros(0), scale, floor, "proportional to the product of the axes, scaled to reports"
+            np.zeros(0), scale, floor, "proportional to the product of the axes, scaled to reports",
+            levels, np.array([float(np.median(c))]) if len(levels) else np.zeros(0),
         )
     design = np.column_stack([np.ones(len(c)), f])
     # Columns are rescaled so NNLS is not ill-conditioned by raw values like 6e7 parameters.

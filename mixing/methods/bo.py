@@ -281,9 +281,15 @@ class BayesOptMethod:
         if fixed is not None or self.view(ctx)[0].fidelity.n_axes == 0:
             return []
         target = problem.fidelity.target
-        have = int(obs.at_fidelity(target).sum() + _at(obs.pending_fidelities, target).sum())
+        pending = _at(obs.pending_fidelities, target)
+        have = int(obs.at_fidelity(target).sum() + pending.sum())
         want = min(count, TARGET_DESIGN - have)
         cost = fit_cost_model(obs.fidelities, obs.costs, problem.declared_costs)
+        if not cost.known(target[None])[0]:
+            # The target's cost is a forecast along the axes, which can be off several-fold either way (a
+            # target run on more tokens, or timed on other hardware): buy one run to measure it, and let
+            # the next batch re-check the trigger at the measured cost.
+            want = min(want, 1 - int(pending.sum()))
         cheap = ~obs.at_fidelity(target)
         if want <= 0 or cost(obs.fidelities[cheap]).sum() < cost(target[None])[0]:
             return []
@@ -299,7 +305,6 @@ class BayesOptMethod:
             None if candidates is None else candidates.mixtures,
         )
         chosen = [Proposal(mixture=w, fidelity=target.copy(), method=self.name) for w in best]
-        pending = _at(obs.pending_fidelities, target)
         at_target = _with_pending(
             dataclasses.replace(
                 ctx,

@@ -132,6 +132,28 @@ def test_before_trusting_the_proxies_bo_buys_their_favourites_and_spread_out_run
     assert sum(bool(p.details.get("target_design")) for p in suggest(taken)) == TARGET_DESIGN - 5
 
 
+def test_while_the_target_cost_is_a_forecast_the_target_design_buys_one_run_to_measure_it() -> None:
+    """No target run has reported a cost and none is declared: the axes forecast 100 cheap runs, and 104
+    cheap ones trigger the target design. It buys one run (the predicted best), none while that one is
+    pending, and the rest once it has reported its cost; declared, the first batch holds four."""
+    mixtures = np.random.default_rng(5).dirichlet(np.ones(4), 104)
+    cheap = runs(mixtures, np.full(104, LOW), 1.0)
+    candidates = Candidates(mixtures[:20], np.full((20, 1), HIGH))
+    method = BayesOptMethod(SMALL)
+
+    def designed(obs: Observations, declared: np.ndarray | None = None) -> list:
+        prob = problem() if declared is None else dataclasses.replace(problem(), declared_costs=declared)
+        return [p for p in method.suggest(context(obs, prob), 4, None, candidates) if p.details.get("target_design")]
+
+    (probe,) = designed(cheap)
+    assert probe.fidelity[0] == HIGH
+    pending = dataclasses.replace(cheap, pending_mixtures=probe.mixture[None], pending_fidelities=np.array([[HIGH]]))
+    assert designed(pending) == []
+    measured = runs(np.vstack([mixtures, probe.mixture]), np.append(np.full(104, LOW), HIGH), 1.0)
+    assert len(designed(measured)) == TARGET_DESIGN - 1
+    assert len(designed(cheap, np.array([[HIGH, 100.0]]))) == 4
+
+
 def test_once_the_proxies_are_measured_to_mislead_bo_proposes_target_runs_only() -> None:
     """Anti-correlated cheap runs: with the trust measured, every suggestion is at the target and comes from
     the target-only model; with agreeing cheap runs the search still chooses among both levels."""
