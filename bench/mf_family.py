@@ -531,11 +531,13 @@ def main() -> None:
 
 
 def combine(results: list[dict]) -> dict:
-    """One result from several runs of the same family (same budget and cost ratio)."""
+    """One result from several runs of the same family (same budget and cost ratio); a method's traces on a
+    pool in a later run replace its traces on that pool in the earlier ones."""
     traces: list[dict] = []
     for result in results:
-        replaced = {t["method"] for t in result["traces"]}
-        traces = [t for t in traces if t["method"] not in replaced] + [_from_json(t) for t in result["traces"]]
+        replaced = {(t["method"], t["rho"]) for t in result["traces"]}
+        kept = [t for t in traces if (t["method"], t["rho"]) not in replaced]
+        traces = kept + [_from_json(t) for t in result["traces"]]
     pools = {float(k): e["pool"] for result in results for k, e in result["summary"].items()}
     first = results[0]
     return {"budget": first["budget"], "cost_ratio": first["cost_ratio"], "seeds": first["seeds"], "batch": BATCH,

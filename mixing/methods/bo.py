@@ -275,7 +275,8 @@ class BayesOptMethod:
         has a good measured mixture to compare with); if they mislead, this is where it shows most. The
         spread-out runs measure the trust (:func:`mixing.bo.engine.level_trust`) where the ranking has
         range -- near the proxies' optimum a misleading and an agreeing proxy rank mixtures about
-        equally -- and they are what single-fidelity BO's own design would have bought.
+        equally -- and they are what single-fidelity BO's own design would have bought. While the target's
+        cost is a forecast (:meth:`mixing.bo.cost.CostModel.known`), one run at a time.
         """
         problem, obs = ctx.problem, ctx.observations
         if fixed is not None or self.view(ctx)[0].fidelity.n_axes == 0:
@@ -286,9 +287,8 @@ class BayesOptMethod:
         want = min(count, TARGET_DESIGN - have)
         cost = fit_cost_model(obs.fidelities, obs.costs, problem.declared_costs)
         if not cost.known(target[None])[0]:
-            # The target's cost is a forecast along the axes, which can be off several-fold either way (a
-            # target run on more tokens, or timed on other hardware): buy one run to measure it, and let
-            # the next batch re-check the trigger at the measured cost.
+            # A forecast along the axes can be off several-fold either way (a target run on more tokens, or
+            # timed on other hardware): one run measures it, and the next batch re-checks the trigger.
             want = min(want, 1 - int(pending.sum()))
         cheap = ~obs.at_fidelity(target)
         if want <= 0 or cost(obs.fidelities[cheap]).sum() < cost(target[None])[0]:
