@@ -35,13 +35,16 @@ class CostModel:
     levels: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
     level_costs: FloatArray = field(default_factory=lambda: np.zeros(0))
 
+    def _level_match(self, f: FloatArray) -> np.ndarray:
+        """``(n, k)`` bool: row ``i`` of ``f`` ``(n, m)`` is at ``levels[j]``."""
+        if not len(self.levels) or self.levels.shape[1] != f.shape[1]:
+            return np.zeros((len(f), 0), dtype=bool)
+        return np.asarray(np.all(f[:, None, :] == self.levels[None, :, :], axis=2))
+
     def known(self, fidelities: FloatArray) -> np.ndarray:
         """``(n,)`` bool: whether each row of ``fidelities`` ``(n, m)`` is at a level whose cost was reported
         or declared, not forecast."""
-        f = np.atleast_2d(np.asarray(fidelities, dtype=np.float64))
-        if not len(self.levels) or self.levels.shape[1] != f.shape[1]:
-            return np.zeros(len(f), dtype=bool)
-        return np.all(f[:, None, :] == self.levels[None, :, :], axis=2).any(axis=1)
+        return np.asarray(self._level_match(np.atleast_2d(np.asarray(fidelities, dtype=np.float64))).any(axis=1))
 
     def __call__(self, fidelities: FloatArray) -> FloatArray:
         f = np.atleast_2d(np.asarray(fidelities, dtype=np.float64))
@@ -53,10 +56,9 @@ class CostModel:
                 if f.shape[1]
                 else np.full(len(f), self.scale)
             )
-        if len(self.levels) and self.levels.shape[1] == f.shape[1]:
-            match = np.all(f[:, None, :] == self.levels[None, :, :], axis=2)
-            hit = match.any(axis=1)
-            raw = np.where(hit, self.level_costs[match.argmax(axis=1)], raw)
+        match = self._level_match(f)
+        if match.shape[1]:
+            raw = np.where(match.any(axis=1), self.level_costs[match.argmax(axis=1)], raw)
         return np.maximum(raw, self.floor)
 
 
